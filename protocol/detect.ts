@@ -1,0 +1,83 @@
+/**
+ * `detect`: a batch of frames in, one result per frame out, in the same order.
+ *
+ * A frame that cannot be posed does not fail its batch: its result carries `error` and `persons: []`.
+ * Only a failure of the whole call (bad params, shutting down) is a JSON-RPC error.
+ */
+import { RequestType } from 'vscode-jsonrpc';
+import { PROTOCOL, type FrameEncoding, type FrameErrorCode } from './spec.js';
+
+export interface FramePayload {
+  /** The frame's index among the sampled frames of its video (echoed back). */
+  index: number;
+  encoding: FrameEncoding;
+  /** Pixel size of the upright frame. Required for rgb24; informative otherwise. */
+  width: number;
+  height: number;
+  /** base64 of the JPEG bytes (jpeg) or of width*height*3 RGB bytes, row-major (rgb24). */
+  data?: string;
+  /** Absolute path of a JPEG file in the server's private per-request directory (file). */
+  path?: string;
+}
+
+export interface DetectOptions {
+  /**
+   * Video mode: refine each frame with a second pass on a crop around the person found in the
+   * first pass (MoveNet's torso-based crop region). Default true for videos.
+   */
+  tracking?: boolean;
+  /** HMR2: include the 6890 SMPL vertices per person (large). Default false. */
+  vertices?: boolean;
+  /** ViTPose: flip test (average with the horizontally flipped crop). Default false. */
+  flipTest?: boolean;
+}
+
+export interface DetectParams {
+  /** The HTTP request (or job) this batch belongs to; used in the worker's log lines. */
+  requestId: string;
+  frames: FramePayload[];
+  options?: DetectOptions;
+}
+
+/** [x, y, score]: pixels of the upright displayed frame; score 0..1. */
+export type Keypoint = [number, number, number];
+
+export interface Person {
+  score: number;
+  /** [x, y, width, height] in pixels. */
+  bbox: [number, number, number, number];
+  /** In the order of ReadyParams.model.keypoints. */
+  keypoints: Keypoint[];
+  /** Models that give more (HMR2: joints3d, smpl, camera, vertices) add fields. */
+  [extra: string]: unknown;
+}
+
+export interface FrameError {
+  code: FrameErrorCode;
+  message: string;
+}
+
+export interface FrameResult {
+  index: number;
+  persons: Person[];
+  error?: FrameError;
+}
+
+export interface DetectTiming {
+  /** Turning payloads into image arrays. */
+  decodeMs: number;
+  /** Pre-processing, model, post-processing. */
+  inferMs: number;
+  /** Whole call inside the worker. */
+  totalMs: number;
+}
+
+export interface DetectResult {
+  frames: FrameResult[];
+  timing: DetectTiming;
+}
+
+export namespace DetectRequest {
+  export const method = PROTOCOL.methods.detect;
+  export const type = new RequestType<DetectParams, DetectResult, void>(method);
+}

@@ -1,0 +1,57 @@
+/**
+ * The protocol's names and codes, loaded from protocol.json: the one file that both the
+ * TypeScript side (this module) and the Python worker (posepool_worker/protocol.py) read.
+ */
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+export interface ModelSpec {
+  backend: string;
+  keypointSet: string;
+  needsDownload: boolean;
+  testDouble?: boolean;
+}
+
+export interface ProtocolSpec {
+  version: number;
+  methods: { detect: 'detect'; health: 'health'; shutdown: 'shutdown' };
+  notifications: { ready: 'worker/ready'; startupFailed: 'worker/startupFailed' };
+  rpcErrorCodes: Record<RpcErrorName, number>;
+  frameErrorCodes: Record<FrameErrorCode, string>;
+  startupFailureTypes: Record<string, string>;
+  frameEncodings: FrameEncoding[];
+  keypointSets: Record<string, { names: string[]; skeleton: [number, number][] }>;
+  models: Record<string, ModelSpec>;
+}
+
+export type RpcErrorName =
+  | 'PARSE_ERROR'
+  | 'INVALID_REQUEST'
+  | 'METHOD_NOT_FOUND'
+  | 'INVALID_PARAMS'
+  | 'INTERNAL_ERROR'
+  | 'SHUTTING_DOWN'
+  | 'BATCH_FAILED';
+
+/** Per-frame error codes: a frame that could not be posed carries one of these. */
+export type FrameErrorCode =
+  | 'FRAME_DECODE_FAILED'
+  | 'INFERENCE_FAILED'
+  | 'OUT_OF_MEMORY'
+  | 'WORKER_CRASHED'
+  | 'WORKER_TIMEOUT'
+  | 'POSE_SERVICE_UNAVAILABLE'
+  | 'CANCELLED';
+
+export type FrameEncoding = 'jpeg' | 'rgb24' | 'file';
+
+export const PROTOCOL: ProtocolSpec = require('./protocol.json');
+
+export const MODEL_NAMES = Object.keys(PROTOCOL.models).filter((name) => !name.startsWith('$'));
+
+export function keypointSetOf(model: string): { names: string[]; skeleton: [number, number][] } {
+  const spec = PROTOCOL.models[model];
+  if (!spec) throw new Error(`unknown model ${model}`);
+  return PROTOCOL.keypointSets[spec.keypointSet];
+}
