@@ -1,0 +1,218 @@
+/**
+ * Configuration from the environment (and an optional .env file), validated once at start-up.
+ * Bad values throw ConfigError naming the variable; main.ts prints that one line and exits.
+ */
+import { existsSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MODEL_NAMES, PROTOCOL } from '../protocol/index.js';
+import type { FrameEncoding } from '../protocol/index.js';
+
+/** The repository root (this file lives in server/ or dist/server/). */
+export const REPO_ROOT = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
+export const SERVICE_DIR = path.join(REPO_ROOT, 'pose-service');
+
+function findRepoRoot(start: string): string {
+  let dir = start;
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'pose-service'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) return path.resolve(start, '..');
+    dir = parent;
+  }
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Resolved worker count, and what was asked for. */
+  workers: number;
+  workersSetting: string;
+  threads: number;
+  model: string;
+  device: string;
+  batchSize: number;
+  python: string;
+  /** Where the interpreter choice came from: "POSE_PYTHON", the set-up's record, or a fallback. */
+  pythonSource: string;
+  modelsDir: string;
+  startupTimeoutMs: number;
+  batchTimeoutMs: number;
+  maxUploadBytes: number;
+  logLevel: string;
+  /** /health answers 200 from this many ready workers. */
+  minReady: number;
+  /** Upper bound a request's maxFrames may ask for. */
+  maxFramesLimit: number;
+  defaultFps: number;
+  defaultMaxFrames: number;
+  /** How frames travel to workers. */
+  transport: FrameEncoding;
+  /** Videos processed at once; more wait in a queue of maxQueuedVideos, beyond that BUSY. */
+  maxActiveVideos: number;
+  maxQueuedVideos: number;
+  /** Whole-request bound (504 TIMEOUT past it). */
+  requestTimeoutMs: number;
+  /** SIGTERM: how long in-flight requests may take to finish. */
+  shutdownGraceMs: number;
+  /** Optional bearer token for the upload route. */
+  apiToken: string | null;
+  /** Extra environment for worker processes (e.g. POSE_SYNTHETIC_FAULTS for the test double). */
+  workerEnv: Record<string, string>;
+}
+
+export interface ConfigContext {
+  cores?: number;
+  /** Reads the set-up's recorded interpreter choice (server/runtime/python-choice.ts). */
+  pythonChoice?: () => { python: string; cudaDeviceCount?: number } | null;
+}
+
+/** Loads `.env` from the working directory when present, without overriding the real environment. */
+export function loadDotEnv(file = path.resolve('.env')): void {
+  if (!existsSync(file)) return;
+  const loadEnvFile = (process as unknown as { loadEnvFile?: (p: string) => void }).loadEnvFile;
+  if (loadEnvFile) {
+    const before = { ...process.env };
+    loadEnvFile(file);
+    Object.assign(process.env, before);
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigContext = {}): Config {
+  const cores = ctx.cores ?? os.availableParallelism?.() ?? os.cpus().length;
+  const choice = ctx.pythonChoice?.() ?? null;
+
+  const model = str(env, 'POSE_MODEL', 'movenet-thunder');
+  const known = MODEL_NAMES;
+  if (!known.includes(model)) {
+    throw new ConfigError('POSE_MODEL', `unknown model "${model}"; choose one of ${known.join(', ')}`);
+  }
+
+  const device = str(env, 'POSE_DEVICE', 'auto');
+  if (!/^(auto|cpu|cuda(:\d+)?|mps)$/.test(device)) {
+    throw new ConfigError('POSE_DEVICE', `"${device}" is not auto, cpu, cuda or cuda:N`);
+  }
+
+  const gpus = device === 'cpu' ? 0 : (choice?.cudaDeviceCount ?? 0);
+  const workersSetting = str(env, 'POSE_WORKERS', 'auto');
+  const workers =
+    workersSetting === 'auto' ? autoWorkers(cores, gpus) : int(env, 'POSE_WORKERS', 0, { min: 1, max: 64 });
+
+  const threadsSetting = str(env, 'POSE_THREADS', 'auto');
+  const threads =
+    threadsSetting === 'auto' ? Math.max(1, Math.floor(cores / workers)) : int(env, 'POSE_THREADS', 0, { min: 1, max: 256 });
+
+  let python: string;
+  let pythonSource: string;
+  if (env.POSE_PYTHON) {
+    python = env.POSE_PYTHON;
+    pythonSource = 'POSE_PYTHON';
+    if (!isExecutableFile(python)) {
+      throw new ConfigError('POSE_PYTHON', `"${python}" does not exist or is not an executable file`);
+    }
+  } else if (choice?.python) {
+    python = choice.python;
+    pythonSource = 'set-up (pose-service/.python-choice.json)';
+    if (!isExecutableFile(python)) {
+      throw new ConfigError(
+        'POSE_PYTHON',
+        `the interpreter recorded by the set-up, "${python}", is gone; run \`npm run setup\` or set POSE_PYTHON`,
+      );
+    }
+  } else {
+    python = process.platform === 'win32' ? 'python' : 'python3';
+    pythonSource = 'PATH (no set-up record: run `npm run setup`)';
+  }
+
+  const transport = str(env, 'POSE_TRANSPORT', 'jpeg') as FrameEncoding;
+  if (!PROTOCOL.frameEncodings.includes(transport)) {
+    throw new ConfigError('POSE_TRANSPORT', `"${transport}" is not one of ${PROTOCOL.frameEncodings.join(', ')}`);
+  }
+
+  const maxFramesLimit = int(env, 'MAX_FRAMES_LIMIT', 3000, { min: 1, max: 1_000_000 });
+  const logLevel = str(env, 'LOG_LEVEL', 'info');
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `"${logLevel}" is not a pino level (fatal, error, warn, info, debug, trace, silent)`);
+  }
+
+  const workerEnv: Record<string, string> = {};
+  if (env.POSE_SYNTHETIC_FAULTS) workerEnv.POSE_SYNTHETIC_FAULTS = env.POSE_SYNTHETIC_FAULTS;
+  if (env.POSE_MOVENET_DIR) workerEnv.POSE_MOVENET_DIR = env.POSE_MOVENET_DIR;
+
+  return {
+    port: int(env, 'PORT', 3001, { min: 0, max: 65535 }),
+    host: str(env, 'HOST', '0.0.0.0'),
+    workers,
+    workersSetting,
+    threads,
+    model,
+    device,
+    batchSize: int(env, 'POSE_BATCH_SIZE', 8, { min: 1, max: 1024 }),
+    python,
+    pythonSource,
+    modelsDir: path.resolve(REPO_ROOT, str(env, 'POSE_MODELS_DIR', path.join('pose-service', '.models'))),
+    startupTimeoutMs: int(env, 'POSE_STARTUP_TIMEOUT_MS', 120_000, { min: 100 }),
+    batchTimeoutMs: int(env, 'POSE_BATCH_TIMEOUT_MS', 60_000, { min: 100 }),
+    maxUploadBytes: int(env, 'MAX_UPLOAD_MB', 500, { min: 1, max: 100_000 }) * 1024 * 1024,
+    logLevel,
+    minReady: int(env, 'POSE_MIN_READY', 1, { min: 1, max: 64 }),
+    maxFramesLimit,
+    defaultFps: 10,
+    defaultMaxFrames: Math.min(300, maxFramesLimit),
+    transport,
+    maxActiveVideos: int(env, 'MAX_ACTIVE_VIDEOS', Math.max(2, workers), { min: 1, max: 1000 }),
+    maxQueuedVideos: int(env, 'MAX_QUEUED_VIDEOS', 8, { min: 0, max: 10_000 }),
+    requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 600_000, { min: 1000 }),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 30_000, { min: 0 }),
+    apiToken: env.API_TOKEN ? env.API_TOKEN : null,
+    workerEnv,
+  };
+}
+
+/**
+ * POSE_WORKERS=auto: 2 per GPU (the old pool's setting); on CPU one worker per 2 cores, each
+ * with cores/workers threads (see the README's benchmark for why).
+ */
+export function autoWorkers(cores: number, gpus: number): number {
+  if (gpus > 0) return 2 * gpus;
+  return Math.max(1, Math.floor(cores / 2));
+}
+
+function str(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? fallback : v.trim();
+}
+
+function int(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  fallback: number,
+  bounds: { min?: number; max?: number } = {},
+): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `"${raw}" is not a whole number`);
+  const n = Number(raw.trim());
+  if (bounds.min !== undefined && n < bounds.min) throw new ConfigError(name, `must be at least ${bounds.min} (got ${n})`);
+  if (bounds.max !== undefined && n > bounds.max) throw new ConfigError(name, `must be at most ${bounds.max} (got ${n})`);
+  return n;
+}
+
+function isExecutableFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}

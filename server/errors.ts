@@ -1,0 +1,51 @@
+/**
+ * The HTTP API's error catalogue: every non-2xx answer carries one of these codes.
+ * One place for code → HTTP status → default message; the error handler in app.ts maps them,
+ * server/test/errors.test.ts checks that each is documented in the README.
+ */
+
+export const API_ERRORS = {
+  MISSING_VIDEO: { status: 400, message: 'the multipart field "video" (a file) is required' },
+  BAD_FIELD: { status: 400, message: 'a form field is invalid' },
+  BAD_REQUEST: { status: 400, message: 'the request is malformed' },
+  UNAUTHORIZED: { status: 401, message: 'a valid bearer token is required' },
+  NOT_FOUND: { status: 404, message: 'no such route' },
+  UPLOAD_TOO_LARGE: { status: 413, message: 'the upload exceeds MAX_UPLOAD_MB' },
+  NOT_A_VIDEO: { status: 415, message: 'the file is not a video' },
+  UNDECODABLE_VIDEO: { status: 422, message: 'the video could not be decoded' },
+  INTERNAL_ERROR: { status: 500, message: 'internal error' },
+  POSE_SERVICE_UNAVAILABLE: { status: 503, message: 'no pose worker is ready' },
+  BUSY: { status: 503, message: 'the server is busy: too many videos in progress' },
+  SHUTTING_DOWN: { status: 503, message: 'the server is shutting down' },
+  TIMEOUT: { status: 504, message: 'the video took too long to process' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ApiErrorCode = keyof typeof API_ERRORS;
+
+export class ApiError extends Error {
+  readonly code: ApiErrorCode;
+  readonly status: number;
+  /** Extra fields for the JSON body (e.g. lastErrors, field). Never stack traces or paths. */
+  readonly details: Record<string, unknown>;
+  /** Seconds, sent as Retry-After. */
+  readonly retryAfterS?: number;
+
+  constructor(
+    code: ApiErrorCode,
+    message?: string,
+    opts: { details?: Record<string, unknown>; retryAfterS?: number; cause?: unknown } = {},
+  ) {
+    super(message ?? API_ERRORS[code].message, { cause: opts.cause });
+    this.name = 'ApiError';
+    this.code = code;
+    this.status = API_ERRORS[code].status;
+    this.details = opts.details ?? {};
+    this.retryAfterS = opts.retryAfterS;
+  }
+
+  body(requestId: string): { error: Record<string, unknown> } {
+    return { error: { code: this.code, message: this.message, requestId, ...this.details } };
+  }
+}
+
+export const isApiError = (err: unknown): err is ApiError => err instanceof ApiError;

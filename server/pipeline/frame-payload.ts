@@ -1,0 +1,27 @@
+/**
+ * Turns decoded frames into `detect` payloads for the chosen transport:
+ * jpeg (bytes in the message, base64), rgb24 (raw pixels in the message, base64) or file (a JPEG
+ * written to the request's private temp directory; the worker reads it, the server deletes it).
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { FrameEncoding, FramePayload } from '../../protocol/index.js';
+import type { DecodedFrame } from '../media/frame-source.js';
+
+export async function toPayloads(frames: DecodedFrame[], transport: FrameEncoding, tempDir: string): Promise<FramePayload[]> {
+  return Promise.all(
+    frames.map(async (f): Promise<FramePayload> => {
+      const base = { index: f.index, width: f.width, height: f.height };
+      if (transport === 'file') {
+        const file = path.join(tempDir, `frame-${String(f.index).padStart(6, '0')}.jpg`);
+        await writeFile(file, f.data);
+        return { ...base, encoding: 'file', path: file };
+      }
+      return { ...base, encoding: transport, data: f.data.toString('base64') };
+    }),
+  );
+}
+
+export async function releasePayloads(payloads: FramePayload[]): Promise<void> {
+  await Promise.all(payloads.map((p) => (p.path ? rm(p.path, { force: true }) : undefined)));
+}

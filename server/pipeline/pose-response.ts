@@ -1,0 +1,70 @@
+/** The contract's 200 body, assembled from the pipeline's results. */
+import type { FrameResult } from '../../protocol/index.js';
+import type { VideoInfo } from '../media/probe.js';
+import type { PoseModelInfo } from './pose-pool.js';
+import type { PoseVideoResult, PoseVideoTiming } from './pose-video.js';
+
+export interface PoseResponse {
+  id: string;
+  role: string;
+  video: { width: number; height: number; durationMs: number; fps: number; rotation: number; codec: string };
+  model: { name: string; device: string; keypoints: string[]; skeleton: [number, number][] };
+  frames: (FrameResult & { timeMs: number })[];
+  summary: {
+    framesSampled: number;
+    framesWithPose: number;
+    framesFailed: number;
+    sampleFps: number;
+    elapsedMs: number;
+    timing: Omit<PoseVideoTiming, 'batches'> & { batches: number };
+    warning?: string;
+  };
+}
+
+export function buildPoseResponse(a: {
+  id: string;
+  role: string;
+  video: VideoInfo;
+  model: PoseModelInfo;
+  result: PoseVideoResult;
+  elapsedMs: number;
+}): PoseResponse {
+  const { video, model, result } = a;
+  const frames = result.frames.map((f) => ({
+    index: f.index,
+    timeMs: f.timeMs,
+    persons: f.persons,
+    ...(f.error ? { error: f.error } : {}),
+  }));
+  const round = (n: number) => Math.round(n * 10) / 10;
+  return {
+    id: a.id,
+    role: a.role,
+    video: {
+      width: video.width,
+      height: video.height,
+      durationMs: video.durationMs,
+      fps: video.fps,
+      rotation: video.rotation,
+      codec: video.codec,
+    },
+    model: { name: model.name, device: model.device, keypoints: model.keypoints, skeleton: model.skeleton },
+    frames,
+    summary: {
+      framesSampled: frames.length,
+      framesWithPose: frames.filter((f) => f.persons.length > 0).length,
+      framesFailed: frames.filter((f) => f.error).length,
+      sampleFps: result.sampleFps,
+      elapsedMs: Math.round(a.elapsedMs),
+      timing: {
+        totalMs: round(result.timing.totalMs),
+        decodeWaitMs: round(result.timing.decodeWaitMs),
+        inferenceMs: round(result.timing.inferenceMs),
+        workerDecodeMs: round(result.timing.workerDecodeMs),
+        transportMs: round(result.timing.transportMs),
+        batches: result.timing.batches,
+      },
+      ...(result.decodeWarning ? { warning: `decoding stopped early: ${result.decodeWarning}` } : {}),
+    },
+  };
+}

@@ -1,0 +1,182 @@
+/**
+ * One video through the pool: frames → batches → workers → results, in that one direction.
+ *
+ * ffmpeg decodes while batches are already being posed: at most `desired + 1` batches are in
+ * flight, and the frame generator is not pulled further until one returns, so memory holds a
+ * few batches whatever the video's length. Every sampled frame gets a result: a pose, or a
+ * per-frame error (the pool retries a crashed or timed-out batch once before it gives up).
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { DetectOptions, FrameEncoding, FrameResult } from '../../protocol/index.js';
+import { ApiError } from '../errors.js';
+import { extractFrames, type DecodedFrame } from '../media/frame-source.js';
+import type { VideoInfo } from '../media/probe.js';
+import { batches } from './batcher.js';
+import { releasePayloads, toPayloads } from './frame-payload.js';
+import { KeypointSmoother } from './one-euro.js';
+import { poolErrorCode, type PosePool } from './pose-pool.js';
+
+export interface PoseVideoInput {
+  requestId: string;
+  file: string;
+  video: VideoInfo;
+  /** Requested sampling rate; capped at the source's. */
+  fps: number;
+  maxFrames: number;
+  tracking: boolean;
+  smoothing: boolean;
+  signal: AbortSignal;
+  log: FastifyBaseLogger;
+  /** Called after each batch with frames done so far (progress for jobs / CLI). */
+  onProgress?: (done: number, expected: number) => void;
+}
+
+export interface PoseVideoDeps {
+  pool: PosePool;
+  ffmpeg: string;
+  batchSize: number;
+  transport: FrameEncoding;
+  /** The request's private directory (file transport). */
+  tempDir: string;
+}
+
+export interface TimedFrameResult extends FrameResult {
+  timeMs: number;
+}
+
+export interface PoseVideoTiming {
+  /** Wall time of the whole pipeline. */
+  totalMs: number;
+  /** Time the pipeline waited on ffmpeg for the next frame (decode not hidden by inference). */
+  decodeWaitMs: number;
+  /** Sum over batches of the workers' model time (pre/post-processing included). */
+  inferenceMs: number;
+  /** Sum over batches of the workers' payload decoding. */
+  workerDecodeMs: number;
+  /** Sum over batches of round trip minus the worker's own time: serialisation, pipes, queueing. */
+  transportMs: number;
+  batches: number;
+}
+
+export interface PoseVideoResult {
+  frames: TimedFrameResult[];
+  sampleFps: number;
+  /** Set when ffmpeg stopped early after some frames (a damaged tail). */
+  decodeWarning?: string;
+  timing: PoseVideoTiming;
+}
+
+export function sampleRate(requested: number, source: number): number {
+  return source > 0 ? Math.min(requested, source) : requested;
+}
+
+export function expectedFrames(video: VideoInfo, fps: number, maxFrames: number): number {
+  const fromDuration = video.durationMs > 0 ? Math.max(1, Math.round((video.durationMs / 1000) * fps)) : maxFrames;
+  return Math.min(maxFrames, fromDuration);
+}
+
+export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Promise<PoseVideoResult> {
+  const { video, log, signal } = input;
+  const started = performance.now();
+  const fps = sampleRate(input.fps, video.fps);
+  const expected = expectedFrames(video, fps, input.maxFrames);
+  const options: DetectOptions = { tracking: input.tracking };
+  const frames: TimedFrameResult[] = [];
+  const timing: PoseVideoTiming = { totalMs: 0, decodeWaitMs: 0, inferenceMs: 0, workerDecodeMs: 0, transportMs: 0, batches: 0 };
+  const decodeOutcome: { error?: string } = {};
+  let done = 0;
+
+  log.info({ expected, fps, batchSize: deps.batchSize }, `Submitting ${expected} frames to the pose pool`);
+
+  const source = extractFrames(
+    {
+      ffmpeg: deps.ffmpeg,
+      file: input.file,
+      fps,
+      maxFrames: input.maxFrames,
+      width: video.width,
+      height: video.height,
+      pixels: deps.transport === 'rgb24' ? 'rgb24' : 'jpeg',
+      signal,
+    },
+    decodeOutcome,
+  );
+
+  const maxInFlight = Math.max(2, deps.pool.desired + 1);
+  const inFlight = new Set<Promise<void>>();
+  let fatal: unknown = null;
+
+  const runBatch = async (batch: DecodedFrame[]): Promise<void> => {
+    const payloads = await toPayloads(batch, deps.transport, deps.tempDir);
+    const t0 = performance.now();
+    try {
+      const result = await deps.pool.detect({ requestId: input.requestId, frames: payloads, options }, { signal });
+      const roundTrip = performance.now() - t0;
+      timing.inferenceMs += result.timing.inferMs;
+      timing.workerDecodeMs += result.timing.decodeMs;
+      timing.transportMs += Math.max(0, roundTrip - result.timing.totalMs);
+      timing.batches += 1;
+      const byIndex = new Map(result.frames.map((f) => [f.index, f]));
+      for (const f of batch) {
+        const r = byIndex.get(f.index);
+        frames[f.index] = r
+          ? { ...r, timeMs: f.timeMs }
+          : { index: f.index, timeMs: f.timeMs, persons: [], error: { code: 'INFERENCE_FAILED', message: 'the worker returned no result for this frame' } };
+      }
+    } catch (err) {
+      const code = poolErrorCode(err);
+      if (code === 'CANCELLED' || signal.aborted) {
+        fatal ??= err;
+        return;
+      }
+      if (code === 'POOL_UNAVAILABLE' || code === 'POOL_BUSY' || code === 'POOL_CLOSED') {
+        const frameCode = 'POSE_SERVICE_UNAVAILABLE';
+        for (const f of batch) {
+          frames[f.index] = { index: f.index, timeMs: f.timeMs, persons: [], error: { code: frameCode, message: (err as Error).message } };
+        }
+        if (code === 'POOL_CLOSED') fatal ??= err;
+        return;
+      }
+      fatal ??= err;
+    } finally {
+      await releasePayloads(payloads);
+      done += batch.length;
+      input.onProgress?.(done, Math.max(expected, done));
+    }
+  };
+
+  try {
+    const iterator = batches(source, deps.batchSize)[Symbol.asyncIterator]();
+    for (;;) {
+      while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+      if (fatal || signal.aborted) break;
+      const t = performance.now();
+      const next = await iterator.next();
+      timing.decodeWaitMs += performance.now() - t;
+      if (next.done) break;
+      const p = runBatch(next.value).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    if (fatal || signal.aborted) await iterator.return?.(undefined);
+  } finally {
+    await Promise.allSettled(inFlight);
+  }
+
+  if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new ApiError('TIMEOUT');
+  if (fatal) throw fatal;
+
+  // Every sampled frame has a slot: fill holes (should not happen) rather than drop frames silently.
+  for (let i = 0; i < frames.length; i++) {
+    frames[i] ??= { index: i, timeMs: Math.round((i * 1000) / fps), persons: [], error: { code: 'INFERENCE_FAILED', message: 'no result was recorded for this frame' } };
+  }
+
+  if (input.smoothing) {
+    const smoother = new KeypointSmoother(video.width, video.height);
+    for (const f of frames) f.persons = smoother.apply(f.persons, f.timeMs);
+  }
+
+  timing.totalMs = performance.now() - started;
+  const posed = frames.filter((f) => !f.error).length;
+  log.info({ frames: frames.length, failed: frames.length - posed, ms: Math.round(timing.totalMs) }, `processed ${posed}/${frames.length} frames`);
+  return { frames, sampleFps: fps, decodeWarning: decodeOutcome.error, timing };
+}

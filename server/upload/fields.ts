@@ -1,0 +1,55 @@
+/** The upload's text fields, validated against the contract. */
+import { ApiError } from '../errors.js';
+
+export interface PoseRequestFields {
+  role: string;
+  fps: number;
+  maxFrames: number;
+  tracking: boolean;
+  smoothing: boolean;
+}
+
+const KNOWN = new Set(['role', 'fps', 'maxFrames', 'tracking', 'smoothing']);
+const ROLE = /^[a-z][a-z0-9_-]{0,31}$/;
+const MAX_FPS = 240;
+
+export function parseFields(
+  fields: Record<string, string>,
+  limits: { defaultFps: number; defaultMaxFrames: number; maxFramesLimit: number },
+): PoseRequestFields {
+  for (const name of Object.keys(fields)) {
+    if (!KNOWN.has(name)) bad(name, `unknown field "${name.slice(0, 40)}"; known: ${[...KNOWN].join(', ')}`);
+  }
+  const role = fields.role ?? 'rider';
+  if (!ROLE.test(role)) bad('role', 'role must match ^[a-z][a-z0-9_-]{0,31}$');
+
+  let fps = limits.defaultFps;
+  if (fields.fps !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(fields.fps.trim())) bad('fps', 'fps must be a positive number');
+    fps = Number(fields.fps);
+    if (!(fps > 0 && fps <= MAX_FPS)) bad('fps', `fps must be above 0 and at most ${MAX_FPS}`);
+  }
+
+  let maxFrames = limits.defaultMaxFrames;
+  if (fields.maxFrames !== undefined) {
+    if (!/^\d+$/.test(fields.maxFrames.trim())) bad('maxFrames', 'maxFrames must be a whole number');
+    maxFrames = Number(fields.maxFrames);
+    if (maxFrames < 1 || maxFrames > limits.maxFramesLimit) {
+      bad('maxFrames', `maxFrames must be between 1 and ${limits.maxFramesLimit} (MAX_FRAMES_LIMIT)`);
+    }
+  }
+
+  return { role, fps, maxFrames, tracking: bool(fields, 'tracking'), smoothing: bool(fields, 'smoothing') };
+}
+
+function bool(fields: Record<string, string>, name: string): boolean {
+  const v = fields[name];
+  if (v === undefined) return true;
+  if (/^(true|1|yes|on)$/i.test(v)) return true;
+  if (/^(false|0|no|off)$/i.test(v)) return false;
+  return bad(name, `${name} must be true or false`);
+}
+
+function bad(field: string, message: string): never {
+  throw new ApiError('BAD_FIELD', message, { details: { field } });
+}

@@ -1,0 +1,95 @@
+/**
+ * Reads the multipart body: the one `video` file is streamed to disk in the request's private
+ * directory under a fixed name (the client's file name is never used as a path), and the text
+ * fields are collected. @fastify/multipart enforces MAX_UPLOAD_MB on the stream, so an oversized
+ * upload is cut off while it arrives, never buffered whole.
+ */
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { FastifyRequest } from 'fastify';
+import { ApiError } from '../errors.js';
+
+export interface ReceivedUpload {
+  file: string;
+  bytes: number;
+  /** The client's file name, for logs only (sanitised). */
+  clientName: string;
+  fields: Record<string, string>;
+}
+
+export async function receiveUpload(request: FastifyRequest, dir: string, maxBytes: number): Promise<ReceivedUpload> {
+  if (!request.isMultipart()) {
+    throw new ApiError('MISSING_VIDEO', 'the body must be multipart/form-data with a "video" file field');
+  }
+  const fields: Record<string, string> = {};
+  let received: ReceivedUpload | null = null;
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'video') {
+          part.file.resume();
+          throw new ApiError('BAD_FIELD', `unexpected file field "${safe(part.fieldname)}"; the video goes in "video"`, {
+            details: { field: safe(part.fieldname) },
+          });
+        }
+        if (received) {
+          part.file.resume();
+          throw new ApiError('BAD_FIELD', 'send exactly one "video" file', { details: { field: 'video' } });
+        }
+        const file = path.join(dir, 'upload.bin');
+        let bytes = 0;
+        part.file.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        await pipeline(part.file, createWriteStream(file, { mode: 0o600 }));
+        if (part.file.truncated) throw tooLarge(maxBytes);
+        received = { file, bytes, clientName: safe(part.filename ?? ''), fields };
+      } else {
+        if (Object.prototype.hasOwnProperty.call(fields, part.fieldname)) {
+          throw new ApiError('BAD_FIELD', `field "${safe(part.fieldname)}" was sent twice`, { details: { field: safe(part.fieldname) } });
+        }
+        fields[part.fieldname] = String(part.value ?? '');
+      }
+    }
+  } catch (err) {
+    throw mapMultipartError(err, maxBytes);
+  }
+  if (!received) throw new ApiError('MISSING_VIDEO');
+  return received;
+}
+
+function tooLarge(maxBytes: number): ApiError {
+  return new ApiError('UPLOAD_TOO_LARGE', `the upload exceeds ${Math.round(maxBytes / 1024 / 1024)} MB (MAX_UPLOAD_MB)`, {
+    details: { limitBytes: maxBytes },
+  });
+}
+
+/** @fastify/multipart and busboy errors → the catalogue. */
+export function mapMultipartError(err: unknown, maxBytes: number): unknown {
+  if (err instanceof ApiError) return err;
+  const code = (err as { code?: string })?.code;
+  switch (code) {
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return tooLarge(maxBytes);
+    case 'FST_FILES_LIMIT':
+      return new ApiError('BAD_FIELD', 'send exactly one "video" file', { details: { field: 'video' } });
+    case 'FST_FIELDS_LIMIT':
+    case 'FST_PARTS_LIMIT':
+      return new ApiError('BAD_FIELD', 'too many form fields');
+    case 'FST_PROTO_VIOLATION':
+      return new ApiError('BAD_FIELD', 'a form field name is not allowed');
+    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
+      return new ApiError('MISSING_VIDEO', 'the body must be multipart/form-data with a "video" file field');
+    default: {
+      const message = (err as Error)?.message ?? '';
+      if (/Unexpected end of form|Multipart: Boundary not found|Malformed part header/i.test(message)) {
+        return new ApiError('BAD_REQUEST', 'the multipart body is malformed or was cut off');
+      }
+      return err;
+    }
+  }
+}
+
+/** For logs and messages: printable, short, no path separators. */
+function safe(s: string): string {
+  return s.replace(/[^\w.\- ]/g, '_').slice(0, 80);
+}
