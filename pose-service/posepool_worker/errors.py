@@ -10,8 +10,6 @@ Stdlib only (the bootstrap uses it before numpy/cv2/torch are importable).
 """
 from __future__ import annotations
 
-from . import protocol
-
 
 class StartupError(Exception):
     """A startup failure with a stable type (see protocol.json startupFailureTypes) and a one-line fix."""
@@ -28,6 +26,8 @@ class FrameError(Exception):
     """A per-frame failure: ``code`` from protocol.json frameErrorCodes, ``message`` for humans."""
 
     def __init__(self, code: str, message: str):
+        from . import protocol  # here, not at module level: the bootstrap imports this module before its guard
+
         if code not in protocol.FRAME_ERROR_CODES:
             raise ValueError(f"unknown frame error code {code!r}; known: {sorted(protocol.FRAME_ERROR_CODES)}")
         super().__init__(message)

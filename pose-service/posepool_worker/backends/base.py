@@ -49,6 +49,12 @@ class PoseBackend(ABC):
 
         images: HxWx3 uint8 RGB, C-contiguous, upright. Returns one entry per image, in order: a list of persons
         (possibly empty) or a FrameError for that frame alone. options: {"tracking": bool (default True),
-        "vertices": bool, "flipTest": bool}. An exception escaping detect() fails the whole batch (the core maps
-        MemoryError / CUDA OOM to per-frame OUT_OF_MEMORY, anything else to INFERENCE_FAILED).
+        "vertices": bool, "flipTest": bool} as the request gave them (defaults filled in), plus "indices" (the
+        frames' protocol indices, aligned with images) and "requestId" (for log lines). Numpy values in the
+        persons are fine (the core converts them; NaN/Infinity become null). An exception escaping detect()
+        fails the whole batch (the core maps MemoryError / CUDA OOM to per-frame OUT_OF_MEMORY, anything else
+        to INFERENCE_FAILED).
         """
+
+    def on_ready(self) -> None:
+        """Called once, right after the worker has sent worker/ready. Optional; the default does nothing."""
