@@ -68,6 +68,9 @@ export interface Config {
   shutdownGraceMs: number;
   /** Optional bearer token for the upload route. */
   apiToken: string | null;
+  /** Restart backoff: first delay, doubling up to the cap. */
+  backoffInitialMs: number;
+  backoffMaxMs: number;
   /** Extra environment for worker processes (e.g. POSE_SYNTHETIC_FAULTS for the test double). */
   workerEnv: Record<string, string>;
 }
@@ -176,6 +179,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 600_000, { min: 1000 }),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 30_000, { min: 0 }),
     apiToken: env.API_TOKEN ? env.API_TOKEN : null,
+    backoffInitialMs: int(env, 'POSE_BACKOFF_INITIAL_MS', 1000, { min: 10 }),
+    backoffMaxMs: int(env, 'POSE_BACKOFF_MAX_MS', 60_000, { min: 10 }),
     workerEnv,
   };
 }

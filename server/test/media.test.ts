@@ -1,0 +1,143 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { extractFrames } from '../media/frame-source.js';
+import { JpegSplitter } from '../media/jpeg-splitter.js';
+import { looksLikeVideoContainer, probeVideo } from '../media/probe.js';
+import { findTools } from './support/tools.js';
+
+const FIX = path.join(import.meta.dirname, 'fixtures');
+const IMG = path.join(import.meta.dirname, '..', '..', 'pose-service', 'tests', 'fixtures');
+const tools = findTools();
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'posepool-media-test-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function collect(gen: AsyncIterable<{ index: number; timeMs: number; data: Buffer }>) {
+  const out = [];
+  for await (const f of gen) out.push(f);
+  return out;
+}
+
+describe('probeVideo', () => {
+  it('reads size, fps, duration and codec of an H.264 clip', async () => {
+    const v = await probeVideo(tools.ffprobe, path.join(FIX, 'messi-pan.mp4'));
+    expect(v).toMatchObject({ width: 548, height: 342, fps: 30, rotation: 0, codec: 'h264' });
+    expect(v.durationMs).toBeGreaterThanOrEqual(1900);
+    expect(v.durationMs).toBeLessThanOrEqual(2100);
+  });
+
+  it('applies rotation metadata to the displayed size', async () => {
+    const v = await probeVideo(tools.ffprobe, path.join(FIX, 'messi-rot90.mp4'));
+    expect([90, 270]).toContain(v.rotation);
+    expect({ w: v.width, h: v.height }).toEqual({ w: 342, h: 548 });
+  });
+
+  it('calls a still image NOT_A_VIDEO', async () => {
+    await expect(probeVideo(tools.ffprobe, path.join(IMG, 'messi5.jpg'))).rejects.toMatchObject({ code: 'NOT_A_VIDEO', status: 415 });
+  });
+
+  it('calls an audio-only file NOT_A_VIDEO', async () => {
+    const wav = path.join(tmp, 'tone.wav');
+    execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=0.5', wav]);
+    await expect(probeVideo(tools.ffprobe, wav)).rejects.toMatchObject({ code: 'NOT_A_VIDEO', message: expect.stringMatching(/audio/) });
+  });
+
+  it('calls an empty file and random bytes NOT_A_VIDEO', async () => {
+    const empty = path.join(tmp, 'empty.mp4');
+    writeFileSync(empty, '');
+    await expect(probeVideo(tools.ffprobe, empty)).rejects.toMatchObject({ code: 'NOT_A_VIDEO' });
+    const junk = path.join(tmp, 'junk.mp4');
+    writeFileSync(junk, Buffer.from('this is not a video at all, just some text pretending'.repeat(20)));
+    await expect(probeVideo(tools.ffprobe, junk)).rejects.toMatchObject({ code: 'NOT_A_VIDEO' });
+  });
+
+  it('calls a truncated MP4 (no moov) UNDECODABLE_VIDEO, without paths in the message', async () => {
+    const full = readFileSync(path.join(FIX, 'messi-pan.mp4'));
+    const cut = path.join(tmp, 'cut.mp4');
+    // moov is at the end of ffmpeg's default MP4: keep the first half only.
+    writeFileSync(cut, full.subarray(0, Math.floor(full.length / 2)));
+    const err = await probeVideo(tools.ffprobe, cut).then(
+      () => null,
+      (e) => e,
+    );
+    expect(err).toMatchObject({ code: 'UNDECODABLE_VIDEO', status: 422 });
+    expect(err.message).not.toContain(tmp);
+  });
+
+  it('recognises container magic numbers', () => {
+    const mp4 = readFileSync(path.join(FIX, 'messi-pan.mp4')).subarray(0, 64);
+    expect(looksLikeVideoContainer(mp4)).toBe(true);
+    expect(looksLikeVideoContainer(Buffer.from('hello world, not a video'))).toBe(false);
+  });
+});
+
+describe('extractFrames', () => {
+  it('streams JPEG frames at the sampled rate with time stamps', async () => {
+    const frames = await collect(
+      extractFrames({ ffmpeg: tools.ffmpeg, file: path.join(FIX, 'messi-pan.mp4'), fps: 10, maxFrames: 300, width: 548, height: 342, pixels: 'jpeg' }),
+    );
+    expect(frames.length).toBeGreaterThanOrEqual(19);
+    expect(frames.length).toBeLessThanOrEqual(21);
+    expect(frames.map((f) => f.index)).toEqual(frames.map((_, i) => i));
+    expect(frames[1].timeMs).toBe(100);
+    for (const f of frames) {
+      expect(f.data[0]).toBe(0xff);
+      expect(f.data[1]).toBe(0xd8);
+      expect(f.data.at(-2)).toBe(0xff);
+      expect(f.data.at(-1)).toBe(0xd9);
+    }
+  });
+
+  it('stops at maxFrames', async () => {
+    const frames = await collect(
+      extractFrames({ ffmpeg: tools.ffmpeg, file: path.join(FIX, 'vtest-3s.mp4'), fps: 10, maxFrames: 7, width: 768, height: 576, pixels: 'jpeg' }),
+    );
+    expect(frames).toHaveLength(7);
+  });
+
+  it('gives upright raw frames for a rotated clip', async () => {
+    const frames = await collect(
+      extractFrames({ ffmpeg: tools.ffmpeg, file: path.join(FIX, 'messi-rot90.mp4'), fps: 5, maxFrames: 3, width: 342, height: 548, pixels: 'rgb24' }),
+    );
+    expect(frames).toHaveLength(3);
+    for (const f of frames) expect(f.data.length).toBe(342 * 548 * 3);
+  });
+
+  it('throws UNDECODABLE_VIDEO when ffmpeg decodes nothing', async () => {
+    const junk = path.join(tmp, 'junk2.mp4');
+    writeFileSync(junk, Buffer.alloc(4096, 7));
+    await expect(
+      collect(extractFrames({ ffmpeg: tools.ffmpeg, file: junk, fps: 10, maxFrames: 5, width: 10, height: 10, pixels: 'jpeg' })),
+    ).rejects.toMatchObject({ code: 'UNDECODABLE_VIDEO' });
+  });
+
+  it('stops ffmpeg when the consumer aborts', async () => {
+    const ac = new AbortController();
+    const got = [];
+    for await (const f of extractFrames({
+      ffmpeg: tools.ffmpeg, file: path.join(FIX, 'vtest-3s.mp4'), fps: 10, maxFrames: 30, width: 768, height: 576, pixels: 'jpeg', signal: ac.signal,
+    })) {
+      got.push(f);
+      if (got.length === 2) ac.abort();
+      if (got.length > 10) break;
+    }
+    expect(got.length).toBeLessThan(30);
+  });
+});
+
+describe('JpegSplitter', () => {
+  it('splits JPEGs across arbitrary chunk boundaries', () => {
+    const a = Buffer.from([0xff, 0xd8, 1, 2, 0xff, 0x00, 3, 0xff, 0xd9]);
+    const b = Buffer.from([0xff, 0xd8, 9, 0xff, 0xd9]);
+    const stream = Buffer.concat([a, b, a]);
+    for (let size = 1; size <= stream.length; size++) {
+      const s = new JpegSplitter();
+      const out: Buffer[] = [];
+      for (let i = 0; i < stream.length; i += size) out.push(...s.push(stream.subarray(i, i + size)));
+      expect(out.map((x) => x.toString('hex'))).toEqual([a, b, a].map((x) => x.toString('hex')));
+      expect(s.leftover).toBe(0);
+    }
+  });
+});

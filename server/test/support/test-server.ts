@@ -1,0 +1,108 @@
+/**
+ * An in-process posepool (real Fastify app, real WorkerPool, real Python workers) on an
+ * ephemeral loopback port, with its log lines captured for assertions.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { buildServer } from '../../app.js';
+import { loadConfig, type Config } from '../../config.js';
+import { createPool } from '../../create-pool.js';
+import { TEMP_PREFIX } from '../../upload/temp-dir.js';
+import { readPythonChoice } from '../../runtime/python-choice.js';
+import { findTools } from './tools.js';
+
+export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures');
+export const IMAGES = path.join(import.meta.dirname, '..', '..', '..', 'pose-service', 'tests', 'fixtures');
+
+/** The interpreter the tests run workers with: the set-up's choice, else Debian's. */
+export function testPython(): string {
+  return process.env.POSE_TEST_PYTHON ?? readPythonChoice()?.python ?? '/usr/bin/python3';
+}
+
+export interface TestServer {
+  url: string;
+  config: Config;
+  logs: string[];
+  pool: ReturnType<typeof createPool>;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const config = loadConfig({
+    POSE_PYTHON: testPython(),
+    POSE_MODEL: 'synthetic',
+    POSE_WORKERS: '2',
+    POSE_THREADS: '1',
+    LOG_LEVEL: 'debug',
+    ...env,
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const logger = pino({ level: config.logLevel }, sink);
+  const pool = createPool(config, logger.child({ component: 'pool' }));
+  pool.start();
+  const { app } = await buildServer({ config, pool, tools: findTools(), logger });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  let closed = false;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    config,
+    logs,
+    pool,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      await pool.close({ graceMs: 2000 });
+    },
+  };
+}
+
+export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs: number, stepMs = 50): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+export async function waitReady(url: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(async () => (await fetch(`${url}/health`)).status === 200, timeoutMs, 100);
+}
+
+export function videoForm(file: string, fields: Record<string, string> = {}, name = 'clip.mp4'): FormData {
+  const form = new FormData();
+  form.append('video', new Blob([readFileSync(file)]), name);
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  return form;
+}
+
+export async function upload(url: string, body: FormData | string | Buffer, headers: Record<string, string> = {}) {
+  const res = await fetch(`${url}/api/upload-video-with-pose`, { method: 'POST', body, headers });
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+/** posepool temp dirs currently in the OS temp folder. */
+export function tempDirs(): string[] {
+  const dir = os.tmpdir();
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith(TEMP_PREFIX)) : [];
+}

@@ -1,0 +1,8 @@
+/** ffmpeg/ffprobe for tests: the same resolution the server uses. */
+import { resolveMediaTools } from '../../runtime/ffmpeg-path.js';
+import type { MediaTools } from '../../media/media-tools.js';
+
+export function findTools(): MediaTools {
+  const t = resolveMediaTools();
+  return { ffmpeg: t.ffmpeg.path, ffprobe: t.ffprobe.path };
+}
