@@ -131,6 +131,10 @@ def main(argv: list[str] | None = None) -> None:
 
         args = parse_args(argv)
         from . import runtime
+        from .backends import check_model
+
+        check_model(args.model)  # a bad POSE_MODEL or POSE_DEVICE fails before the slow imports
+        runtime.check_device_spec(args.device)
 
         runtime.set_thread_env(args.threads)
         importing = "numpy"

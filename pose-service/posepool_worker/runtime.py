@@ -34,8 +34,8 @@ def apply_threads(threads: int | None, torch, cv2) -> int:
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
-def resolve_device(spec: str, torch):
-    """``auto`` -> cuda if available else cpu; ``cpu``; ``cuda``/``cuda:N`` (DeviceUnavailable if absent)."""
+def check_device_spec(spec: str) -> str:
+    """The normalized device spec; DeviceUnavailable for anything but auto, cpu, cuda, cuda:N. No imports."""
     spec = (spec or "auto").strip().lower()
     if not _DEVICE_RE.match(spec):
         raise StartupError(
@@ -43,6 +43,12 @@ def resolve_device(spec: str, torch):
             f"unknown device {spec!r}",
             "set POSE_DEVICE to auto, cpu, cuda or cuda:N",
         )
+    return spec
+
+
+def resolve_device(spec: str, torch):
+    """``auto`` -> cuda if available else cpu; ``cpu``; ``cuda``/``cuda:N`` (DeviceUnavailable if absent)."""
+    spec = check_device_spec(spec)
     if spec == "cpu":
         return torch.device("cpu")
     cuda = torch.cuda.is_available()

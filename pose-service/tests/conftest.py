@@ -130,8 +130,8 @@ def spawn_worker():
 
 @pytest.fixture(scope="module")
 def synthetic_worker():
-    """One ready synthetic worker shared by a module's tests (no faults)."""
-    client = WorkerClient()
+    """One ready synthetic worker shared by a module's tests (no faults; --device auto --threads 2)."""
+    client = WorkerClient(device="auto", threads=2)
     client.ready = client.wait_ready()
     yield client
     client.close()

@@ -19,11 +19,8 @@ BACKENDS: dict[str, tuple[str, str]] = {
 }
 
 
-def backend_class(model: str):
-    """The PoseBackend subclass serving ``model``; StartupError(UnknownModel) when no backend serves it.
-
-    Import errors of the backend's module (a missing package) propagate as they are, for the bootstrap's guard.
-    """
+def check_model(model: str) -> str:
+    """The backend name serving ``model``; StartupError(UnknownModel) when none does. Imports nothing."""
     spec = protocol.MODELS.get(model)
     if spec is None or spec.get("backend") not in BACKENDS:
         valid = ", ".join(protocol.model_names(include_test_doubles=False))
@@ -32,6 +29,14 @@ def backend_class(model: str):
             f"unknown model {model!r}",
             f"set POSE_MODEL to one of: {valid}",
         )
-    module_name, class_name = BACKENDS[spec["backend"]]
+    return spec["backend"]
+
+
+def backend_class(model: str):
+    """The PoseBackend subclass serving ``model``; StartupError(UnknownModel) when no backend serves it.
+
+    Import errors of the backend's module (a missing package) propagate as they are, for the bootstrap's guard.
+    """
+    module_name, class_name = BACKENDS[check_model(model)]
     module = importlib.import_module(module_name)
     return getattr(module, class_name)
