@@ -1,0 +1,109 @@
+/**
+ * Reading vitest's and pytest's own summary lines, and the one line `npm test` ends with:
+ * `N passed, N failed` (`, N skipped` when any).
+ */
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]/g;
+
+export function stripAnsi(text) {
+  return text.replace(ANSI, '');
+}
+
+/**
+ * @typedef {{ passed: number, failed: number, skipped: number, found: boolean, notes: string[] }} Counts
+ */
+
+function empty() {
+  return { passed: 0, failed: 0, skipped: 0, found: false, notes: [] };
+}
+
+/**
+ * vitest's "Tests  3 failed | 120 passed | 2 skipped (125)" line (the last one in the output), plus
+ * "Test Files  1 failed | ..." for files that failed before any test ran (an import error).
+ * @returns {Counts & { filesFailed: number }}
+ */
+export function parseVitestSummary(output) {
+  const counts = { ...empty(), filesFailed: 0 };
+  const lines = stripAnsi(output).split(/\r?\n/);
+  const testsLine = lines.filter((l) => /^\s*Tests\s{2,}/.test(l)).pop();
+  const filesLine = lines.filter((l) => /^\s*Test Files\s{2,}/.test(l)).pop();
+  if (testsLine) {
+    counts.found = true;
+    for (const [, n, word] of testsLine.matchAll(/(\d+)\s+(passed|failed|skipped|todo)\b/g)) {
+      if (word === 'passed') counts.passed += Number(n);
+      else if (word === 'failed') counts.failed += Number(n);
+      else counts.skipped += Number(n);
+    }
+  }
+  if (filesLine) {
+    const m = /(\d+)\s+failed\b/.exec(filesLine);
+    if (m) counts.filesFailed = Number(m[1]);
+  }
+  return counts;
+}
+
+/**
+ * pytest's closing line: "5 passed, 1 skipped in 0.12s", "== 1 failed, 2 passed, 1 error in 3.2s ==",
+ * "no tests ran in 0.01s". xpassed counts as passed, xfailed as skipped, errors as failed.
+ * @returns {Counts}
+ */
+export function parsePytestSummary(output) {
+  const counts = empty();
+  const lines = stripAnsi(output).split(/\r?\n/);
+  const line = lines
+    .filter((l) => /\bin \d+(\.\d+)?s\b/.test(l) && /(\d+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected|warnings?)|no tests ran)/.test(l))
+    .pop();
+  if (!line) return counts;
+  counts.found = true;
+  for (const [, n, word] of line.matchAll(/(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)\b/g)) {
+    const k = Number(n);
+    if (word === 'passed' || word === 'xpassed') counts.passed += k;
+    else if (word === 'failed' || word.startsWith('error')) counts.failed += k;
+    else counts.skipped += k;
+  }
+  return counts;
+}
+
+const PYTEST_EXIT = {
+  2: 'interrupted',
+  3: 'internal error',
+  4: 'usage error',
+  5: 'no tests were collected',
+};
+
+/**
+ * One runner's counts, made honest against its exit status: a non-zero exit with no failure counted
+ * (an import error, no tests collected, a crash) counts as one failure, with a note saying why.
+ * @param {'vitest' | 'pytest'} runner
+ * @param {number | null} exitCode null when the runner could not start
+ * @param {string} output
+ * @returns {Counts}
+ */
+export function summarizeRun(runner, exitCode, output) {
+  const counts = runner === 'vitest' ? parseVitestSummary(output) : parsePytestSummary(output);
+  if (runner === 'vitest' && counts.filesFailed > 0 && counts.failed === 0) {
+    counts.failed += counts.filesFailed;
+    counts.notes.push(`${counts.filesFailed} test file(s) failed before their tests ran`);
+  }
+  if (exitCode !== 0 && counts.failed === 0) {
+    counts.failed = 1;
+    const why =
+      exitCode === null
+        ? 'could not start'
+        : runner === 'pytest' && PYTEST_EXIT[exitCode]
+          ? `${PYTEST_EXIT[exitCode]} (exit status ${exitCode})`
+          : `exited with status ${exitCode} without a failing test in its summary`;
+    counts.notes.push(`${runner} ${why}: counted as 1 failure`);
+  }
+  return counts;
+}
+
+/** Sums runners' counts into the final line: "N passed, N failed" plus ", N skipped" when any. */
+export function formatSummary(runs) {
+  const total = runs.reduce(
+    (t, c) => ({ passed: t.passed + c.passed, failed: t.failed + c.failed, skipped: t.skipped + c.skipped }),
+    { passed: 0, failed: 0, skipped: 0 },
+  );
+  return `${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`;
+}
