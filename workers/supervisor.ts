@@ -235,7 +235,9 @@ export class Supervisor extends EventEmitter {
     } catch (err) {
       this.log.error({ workerId: slot.id, err }, 'spawning a worker threw');
       slot.worker = null;
-      this.recordFailure(slot, err, { exitCode: null, signal: null, stderrTail: [], requested: false }, true);
+      const delay = this.recordFailure(slot, err, { exitCode: null, signal: null, stderrTail: [], requested: false }, true);
+      this.checkCrashLoop(slot);
+      this.scheduleRestart(slot, delay);
       return;
     }
     slot.worker = worker;
@@ -310,7 +312,7 @@ export class Supervisor extends EventEmitter {
       this.scheduleRestart(slot, 0);
       return;
     }
-    this.recordFailure(slot, exit.error, exit, !wasReady);
+    const delay = this.recordFailure(slot, exit.error, exit, !wasReady);
     event.error = slot.lastError;
     if (wasReady) {
       this.log.error(
@@ -319,10 +321,12 @@ export class Supervisor extends EventEmitter {
       );
     }
     this.emit('worker-exit', event);
+    this.checkCrashLoop(slot);
+    this.scheduleRestart(slot, delay);
   }
 
-  /** Records a failure of `slot` (startup or crash) and schedules its restart with backoff. */
-  private recordFailure(slot: Slot, err: unknown, exit: WorkerExit, beforeReady: boolean): void {
+  /** Records a failure of `slot` (startup or crash); returns the delay before its restart. */
+  private recordFailure(slot: Slot, err: unknown, exit: WorkerExit, beforeReady: boolean): number {
     const previous = slot.lastError;
     const record = err ? toLastError(err, this.now()) : previous ?? toLastError(new WorkerExitedError(exit, ''), this.now());
     // Keep the structured startup failure's type/message; add what only the exit tells.
@@ -331,22 +335,25 @@ export class Supervisor extends EventEmitter {
     slot.lastError = record;
     slot.failingStartup = beforeReady;
     slot.crashes.record();
-
     const stable = slot.readyAt !== null && this.now() - slot.readyAt >= slot.backoff.resetAfterMs;
-    if (stable) slot.backoff.reset();
-    // A worker that served stably is replaced at once; failures in quick succession back off.
-    const delay = stable ? 0 : slot.backoff.next();
     slot.readyAt = null;
-
-    if (!slot.failed && slot.crashes.looping) {
-      slot.failed = true;
-      this.log.error(
-        { workerId: slot.id, crashes: slot.crashes.count, windowMs: slot.crashes.windowMs, summary: record.summary },
-        'worker is crash-looping; marked failed (restarts continue with backoff)',
-      );
-      this.emit('worker-failed', { ...this.view().find((v) => v.id === slot.id), state: 'failed' });
+    if (stable) {
+      // A worker that served stably is replaced at once; failures in quick succession back off.
+      slot.backoff.reset();
+      return 0;
     }
-    this.scheduleRestart(slot, delay);
+    return slot.backoff.next();
+  }
+
+  /** Crash loop: `crashes` failures within the window mark the slot failed until it is ready again. */
+  private checkCrashLoop(slot: Slot): void {
+    if (slot.failed || !slot.crashes.looping) return;
+    slot.failed = true;
+    this.log.error(
+      { workerId: slot.id, crashes: slot.crashes.count, windowMs: slot.crashes.windowMs, summary: slot.lastError?.summary },
+      'worker is crash-looping; marked failed (restarts continue with backoff)',
+    );
+    this.emit('worker-failed', this.view().find((v) => v.id === slot.id));
   }
 
   private scheduleRestart(slot: Slot, delayMs: number): void {

@@ -89,7 +89,7 @@ export abstract class WorkerError extends Error {
     if (fields.exit) {
       this.exitCode = fields.exit.exitCode;
       this.signal = fields.exit.signal;
-      this.stderrTail = fields.exit.stderrTail;
+      this.stderrTail = fields.exit.stderrTail.map(sanitize);
     }
   }
 
