@@ -12,6 +12,7 @@ Until step 3 only the standard library is imported.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import platform
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     protocol_fd = take_stdout()
     setup_logging()
+    faulthandler.enable()  # a native crash (segfault in a library) leaves its Python stack on stderr
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server drains us
     writer = MessageWriter(protocol_fd)
     importing = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import traceback
 from typing import Any, Callable
@@ -35,15 +36,19 @@ def is_out_of_memory(err: BaseException, torch=None) -> bool:
 
 
 def rss_bytes() -> int:
+    """Current resident set size (Linux /proc/self/statm); the peak RSS where that is absent (macOS); 0 where
+    neither is available (Windows without the resource module)."""
     try:
         with open("/proc/self/statm", "rb") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    try:
         import resource
-        import sys
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # peak, not current, where statm is absent
-        return int(peak if sys.platform == "darwin" else peak * 1024)
+    except ImportError:
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def _ms(seconds: float) -> float:
