@@ -32,7 +32,6 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     genReqId: () => randomUUID(),
-    requestIdLogLabel: 'requestId',
     // Headers (and the readiness check) come before the body; a slow upload must not be cut short.
     requestTimeout: 0,
     return503OnClosing: true,

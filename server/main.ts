@@ -71,7 +71,10 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs + 15_000);
     hardStop.unref();
     admission.close();
+    // Keep-alive connections would hold close() until their timeout: drop each as soon as it is idle.
+    const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
     await Promise.race([app.close(), new Promise((r) => setTimeout(r, config.shutdownGraceMs))]);
+    clearInterval(sweep);
     await pool.close({ graceMs: 5_000 });
     logger.info('stopped');
     process.exit(0);
