@@ -348,7 +348,8 @@ export class WorkerPool extends EventEmitter {
         return { result: orderFrameResults(params.frames, result), workerId: worker.id };
       },
       (err: unknown) => {
-        if (worker.state === 'ready') void this.pool.release(worker);
+        // A worker that answered with an RPC error is alive and ready; any other failure ends it.
+        if (err instanceof WorkerRpcError && worker.state === 'ready') void this.pool.release(worker);
         else void this.pool.destroy(worker);
         if (err instanceof WorkerError) err.workerId = worker.id;
         throw err;

@@ -186,6 +186,7 @@ export class WorkerProcess implements PoseWorker {
       () => {
         this.endCause = new WorkerTimeoutError(timeoutMs, this.python);
         this.log.warn({ timeoutMs, requestId: params.requestId }, 'batch timed out; killing the worker');
+        this.machine.to('stopping'); // being killed: never ready again
         this.kill();
         return this.endCause;
       },
@@ -313,8 +314,9 @@ export class WorkerProcess implements PoseWorker {
     if (this.exitSeen || this.endCause) return;
     this.endCause = new WorkerProtocolError(err.message, this.python);
     this.log.error({ err: this.endCause.message }, 'worker protocol error; killing it');
+    if (this.machine.state === 'starting') this.onStartupFailure(this.endCause);
+    else this.machine.to('stopping'); // being killed: never ready again
     for (const entry of [...this.inflight]) entry.reject(this.endCause);
-    this.onStartupFailure(this.endCause);
     this.kill();
   }
 

@@ -147,6 +147,7 @@ export class FakeWorker implements PoseWorker {
       };
       this.inflight = (err) => finish(() => reject(err));
       const timeout = setTimeout(() => {
+        this.machine.to('stopping'); // as WorkerProcess: a worker being killed is never ready again
         finish(() => reject(new WorkerTimeoutError(timeoutMs, FAKE_PYTHON)));
         this.endError = new WorkerTimeoutError(timeoutMs, FAKE_PYTHON);
         this.later(1, () => this.exit({ exitCode: null, signal: 'SIGKILL', stderrTail: [] }));

@@ -1,0 +1,97 @@
+/**
+ * Test support for integration tests with real Python workers (model `synthetic`, a test double
+ * backend, run by Debian's /usr/bin/python3, which has numpy, torch and cv2).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DetectParams, FramePayload } from '../../../protocol/index.js';
+import { WorkerPool, type WorkerPoolOptions } from '../../pool.js';
+import { captureLogger, type CapturedLogger } from './capture-logger.js';
+
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const SERVICE_DIR = join(REPO_ROOT, 'pose-service');
+export const DEV_PYTHON = '/usr/bin/python3';
+
+/** True when the Python worker and an interpreter with numpy, torch and cv2 are present. */
+export function realWorkersAvailable(): boolean {
+  if (!existsSync(join(SERVICE_DIR, 'posepool_worker', '__main__.py')) || !existsSync(DEV_PYTHON)) return false;
+  try {
+    execFileSync(DEV_PYTHON, ['-c', 'import numpy, cv2, torch'], { stdio: 'ignore', timeout: 60_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `count` small RGB frames (rgb24, base64), indices from `first`. */
+export function rgbFrames(first: number, count: number, size = 32): FramePayload[] {
+  return Array.from({ length: count }, (_, i) => {
+    const pixels = Buffer.alloc(size * size * 3);
+    for (let p = 0; p < pixels.length; p++) pixels[p] = (p * 7 + (first + i) * 13) % 256;
+    return { index: first + i, encoding: 'rgb24' as const, width: size, height: size, data: pixels.toString('base64') };
+  });
+}
+
+export function rgbBatch(requestId: string, first: number, count: number): DetectParams {
+  return { requestId, frames: rgbFrames(first, count), options: { tracking: false } };
+}
+
+export interface RealPool {
+  pool: WorkerPool;
+  log: CapturedLogger;
+}
+
+export function realPool(opts: Partial<WorkerPoolOptions> & { faults?: string }): RealPool {
+  const log = captureLogger('debug');
+  const { faults, env, ...rest } = opts;
+  const pool = new WorkerPool({
+    python: DEV_PYTHON,
+    serviceDir: SERVICE_DIR,
+    model: 'synthetic',
+    device: 'cpu',
+    threads: 1,
+    workers: 1,
+    startupTimeoutMs: 60_000,
+    batchTimeoutMs: 20_000,
+    logger: log.logger,
+    backoff: { initialMs: 100, maxMs: 1000 },
+    env: { ...(faults ? { POSE_SYNTHETIC_FAULTS: faults } : {}), ...env },
+    ...rest,
+  });
+  return { pool, log };
+}
+
+/** Live child processes of this process (Linux /proc; [] elsewhere). */
+export function childPids(): number[] {
+  if (process.platform !== 'linux') return [];
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields[0] = state, fields[1] = ppid; a zombie (Z) has exited
+      if (Number(fields[1]) === process.pid && fields[0] !== 'Z') out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Text that must never reach a log line, a health body or an API error. */
+export const PIPE_NOISE = /\bEOF\b|EPIPE|stdin write failed|write after end/;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` every 50 ms until it returns true or `timeoutMs` passes. */
+export async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (check()) return true;
+    await sleep(50);
+  }
+  return check();
+}
