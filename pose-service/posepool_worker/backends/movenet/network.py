@@ -1,0 +1,295 @@
+"""MoveNet (single-pose Lightning / Thunder) as a PyTorch nn.Module built from the TF.js graph's weights.
+
+Architecture (read off the graph, see tfjs_graph.py): input scaling to [-1, 1], MobileNetV2 backbone
+(stem conv, 17 inverted-residual blocks, 1x1 Conv_1), a 3-level FPN up to stride 4, four CenterNet
+heads (keypoint heatmap, person center, keypoint regression, keypoint offset) and the graph's own
+decoding (decode.py). Channel widths come from the weights, so Lightning and Thunder share this code.
+
+TF "SAME" padding is asymmetric for stride 2 (nothing on top/left, one row/col on bottom/right for 3x3
+on even sizes). Instead of an F.pad copy (measured 2x slower on the 128x128 layer), strided 3x3 convs
+carry a 4x4 kernel whose first row and column are zero, with symmetric padding 1: the windows then
+start where TF's do and the extra zero row/col lands on TF's bottom/right pad, exactly TF's SAME.
+
+Speed (torch 1.13 CPU): MoveNet.optimize_for_cpu() freezes the trunk into a TorchScript graph of oneDNN
+ops (see there); inputs are channels_last (NHWC, like the graph).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .decode import DecodeConstants, decode_heads
+from .tfjs_graph import GraphModel, ModelFileError
+
+FE = "StatefulPartitionedCall/center_net_mobile_net_v2fpn_feature_extractor/model_1/"
+SPC = "StatefulPartitionedCall/"
+HEADS = ("kpt_heatmap_0", "center_0", "kpt_regress_0", "kpt_offset_0")
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF 'SAME' padding (before, after) for one spatial axis."""
+    out = -(-size // stride)
+    pad = max(0, (out - 1) * stride + kernel - size)
+    return pad // 2, pad - pad // 2
+
+
+class SameConv2d(nn.Module):
+    """A conv (dense or depthwise) with TF SAME padding, bias and an optional fused ReLU / ReLU6.
+
+    Built for a fixed input size. Symmetric SAME padding is passed to the conv itself; asymmetric
+    (before, after) = (p, p + 1) is realised by growing the kernel by one zero row/col at the front,
+    so no padded copy of the input is ever made.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: int, groups: int,
+                 act: str, in_size: int):
+        super().__init__()
+        k = weight.shape[-1]
+        before, after = same_padding(in_size, k, stride)
+        if after == before + 1:
+            weight = F.pad(weight, (1, 0, 1, 0))  # zero first row/col: a (k+1)x(k+1) kernel
+            before = after
+        elif after != before:
+            raise ValueError(f"unsupported SAME padding {before}/{after}")
+        self.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
+        self.bias = nn.Parameter(bias.contiguous(), requires_grad=False) if bias is not None else None
+        self.stride = (stride, stride)
+        self.padding = (before, before)
+        self.groups = groups
+        if act not in ("", "relu", "relu6"):
+            raise ValueError(f"unsupported activation {act!r}")
+        self.act = act
+        self.out_size = -(-in_size // stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
+        if self.act == "relu6":
+            x = F.hardtanh(x, 0.0, 6.0)
+        elif self.act == "relu":
+            x = F.relu(x)
+        return x
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def _dense_weight(w: np.ndarray) -> torch.Tensor:  # [kh, kw, in, out] -> [out, in, kh, kw]
+    return _t(w).permute(3, 2, 0, 1).contiguous()
+
+
+def _depthwise_weight(w: np.ndarray) -> torch.Tensor:  # [kh, kw, C, 1] -> [C, 1, kh, kw]
+    return _t(w).permute(2, 3, 0, 1).contiguous()
+
+
+def _activation(graph: GraphModel, node_name: str) -> str:
+    fused = graph.node(node_name).attr_strs("fused_ops")
+    if not fused or fused[0] != "BiasAdd" or len(fused) > 2 or (len(fused) == 2 and fused[1] not in ("Relu", "Relu6")):
+        raise ModelFileError(graph.json_path, f"{node_name}: unsupported fused ops {fused}")
+    return {"Relu": "relu", "Relu6": "relu6"}[fused[1]] if len(fused) == 2 else ""
+
+
+def _stride(graph: GraphModel, node_name: str) -> int:
+    s = graph.node(node_name).attr_ints("strides")
+    return s[1] if s else 1
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, expand: Optional[SameConv2d], depthwise: SameConv2d, project: SameConv2d, residual: bool):
+        super().__init__()
+        self.expand: nn.Module = expand if expand is not None else nn.Identity()
+        self.depthwise = depthwise
+        self.project = project
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.depthwise(self.expand(x)))
+        if self.residual:
+            return x + y
+        return y
+
+
+class SeparableBlock(nn.Module):
+    """Depthwise 3x3 (no bias) then 1x1 with bias and ReLU: the FPN's and the heads' separable convs."""
+
+    def __init__(self, depthwise: SameConv2d, pointwise: SameConv2d):
+        super().__init__()
+        self.depthwise = depthwise
+        self.pointwise = pointwise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class FPNLevel(nn.Module):
+    """Upsample x2 (bilinear, half-pixel centres = TF's ResizeBilinear), add the lateral 1x1 of a backbone
+    output, then the separable 3x3 + ReLU."""
+
+    def __init__(self, size: int, lateral: SameConv2d, smooth: SeparableBlock):
+        super().__init__()
+        self.size = size
+        self.lateral = lateral
+        self.smooth = smooth
+
+    def forward(self, p: torch.Tensor, backbone: torch.Tensor) -> torch.Tensor:
+        p = F.interpolate(p, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.smooth(p + self.lateral(backbone))
+
+
+class MoveNetTrunk(nn.Module):
+    """Normalized NCHW input [B, 3, S, S] -> the four head maps (heatmap logits [B,17,G,G], center logits
+    [B,1,G,G], regression [B,34,G,G], offsets [B,34,G,G]): MobileNetV2 + FPN + heads."""
+
+    def __init__(self, graph: GraphModel, size: int):
+        super().__init__()
+        w = graph.weight
+
+        def conv(prefix: str, node: str, kind: str, in_size: int) -> SameConv2d:
+            """A backbone conv with its BN folded into '<prefix>_weights' / '<prefix>_bn_offset'."""
+            if kind == "dense":
+                wt, b = _dense_weight(w(prefix + "_weights")), _t(w(prefix + "_bn_offset"))
+                return SameConv2d(wt, b, _stride(graph, node), 1, _activation(graph, node), in_size)
+            if kind == "depthwise":
+                wt, b = _depthwise_weight(w(prefix + "_weights")), _t(w(prefix + "_bn_offset"))
+                return SameConv2d(wt, b, _stride(graph, node), wt.shape[0], _activation(graph, node), in_size)
+            raise ValueError(kind)
+
+        m = FE + "model/"
+        # Stem
+        self.stem = conv(m + "Conv1/Conv2D", m + "Conv1_relu/Relu6", "dense", size)
+        cur = self.stem.out_size
+        blocks: list[nn.Module] = [InvertedResidual(
+            None,
+            conv(m + "expanded_conv_depthwise/depthwise", m + "expanded_conv_depthwise/depthwise", "depthwise", cur),
+            conv(m + "expanded_conv_project/Conv2D", m + "expanded_conv_project_BN/FusedBatchNormV3", "dense", cur),
+            False)]
+        ids = sorted(int(mm.group(1)) for n in graph.nodes if (mm := re.fullmatch(re.escape(m) + r"block_(\d+)_expand/Conv2D_weights", n)))
+        taps = {}
+        for i in ids:
+            b = f"{m}block_{i}_"
+            expand = conv(b + "expand/Conv2D", b + "expand_relu/Relu6", "dense", cur)
+            dw = conv(b + "depthwise/depthwise", b + "depthwise/depthwise", "depthwise", cur)
+            cur = dw.out_size
+            project = conv(b + "project/Conv2D", b + "project_BN/FusedBatchNormV3", "dense", cur)
+            residual = (b + "add/add") in graph.nodes
+            blocks.append(InvertedResidual(expand, dw, project, residual))
+            taps[i] = len(blocks) - 1
+        self.head_conv = conv(m + "Conv_1/Conv2D", m + "out_relu/Relu6", "dense", cur)
+
+        # FPN: which backbone outputs feed the laterals, read from the graph (block_N_add -> conv2d_k).
+        def lateral(name: str, in_size: int) -> tuple[int, SameConv2d]:
+            node = graph.node(FE + name + "/BiasAdd")
+            src = node.inputs[0].split(":")[0]
+            mm = re.fullmatch(re.escape(m) + r"block_(\d+)_add/add", src)
+            if not mm:
+                raise ModelFileError(graph.json_path, f"unexpected FPN lateral input {src}")
+            wt = _dense_weight(w(FE + name + "/Conv2D/ReadVariableOp"))
+            b = _t(w(FE + name + "/BiasAdd/ReadVariableOp"))
+            return taps[int(mm.group(1))], SameConv2d(wt, b, 1, 1, "", in_size)
+
+        def separable(dw_name: str, pw_weights: str, pw_bias: str, pw_node: str, in_size: int) -> SeparableBlock:
+            dwt = _depthwise_weight(w(dw_name))
+            dw = SameConv2d(dwt, None, 1, dwt.shape[0], "", in_size)
+            pw = SameConv2d(_dense_weight(w(pw_weights)), _t(w(pw_bias)), 1, 1, _activation(graph, pw_node), in_size)
+            return SeparableBlock(dw, pw)
+
+        top = SameConv2d(_dense_weight(w(FE + "conv2d/Conv2D/ReadVariableOp")),
+                         _t(w(FE + "conv2d/BiasAdd/ReadVariableOp")), 1, 1, "", cur)
+        self.fpn_top = top
+        levels = []
+        for level, (lat_name, sep_name, relu_name) in enumerate(
+                [("conv2d_1", "separable_conv2d", "re_lu"), ("conv2d_2", "separable_conv2d_1", "re_lu_1"),
+                 ("conv2d_3", "separable_conv2d_2", "re_lu_2")]):
+            up = w(FE + ("up_sampling2d" if level == 0 else f"up_sampling2d_{level}") + "/mul")
+            cur = int(up[0])
+            tap, lat = lateral(lat_name, cur)
+            smooth = separable(FE + sep_name + "/separable_conv2d/ReadVariableOp",
+                               FE + sep_name + "/separable_conv2d_weights",
+                               FE + sep_name + "/separable_conv2d_bn_offset", FE + relu_name + "/Relu", cur)
+            levels.append((tap, FPNLevel(cur, lat, smooth)))
+        # The FPN taps stride 16, 8, 4 (in that order); cut the blocks into stages ending at those taps so
+        # forward() passes tensors, not a list (a list would force oneDNN tensors back to dense).
+        tap_ends = [tap for tap, _ in levels]
+        if tap_ends != sorted(tap_ends, reverse=True):
+            raise ModelFileError(graph.json_path, f"unexpected FPN taps {tap_ends}")
+        bounds = [0] + [t + 1 for t in reversed(tap_ends)] + [len(blocks)]
+        self.stage4, self.stage8, self.stage16, self.stage32 = (
+            nn.Sequential(*blocks[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+        self.fpn16, self.fpn8, self.fpn4 = (level for _, level in levels)
+
+        heads = []
+        for h in HEADS:
+            p = SPC + h + "/"
+            sep = [n for n in graph.nodes if n.startswith(p + "separable_conv2d_") and n.endswith("/depthwise")][0]
+            sep_prefix = sep[: -len("/separable_conv2d/depthwise")]
+            conv_w = [n for n in graph.nodes if re.fullmatch(re.escape(p) + r"conv2d_\d+/Conv2D/ReadVariableOp", n)][0]
+            conv_prefix = conv_w[: -len("/Conv2D/ReadVariableOp")]
+            relu = [n for n in graph.nodes if re.fullmatch(re.escape(p) + r"re_lu_\d+/Relu", n)][0]
+            block = separable(sep_prefix + "/separable_conv2d/ReadVariableOp",
+                              sep_prefix + "/separable_conv2d/ReadVariableOp_1",
+                              sep_prefix + "/BiasAdd/ReadVariableOp", relu, cur)
+            final = SameConv2d(_dense_weight(w(conv_prefix + "/Conv2D/ReadVariableOp")),
+                               _t(w(conv_prefix + "/BiasAdd/ReadVariableOp")), 1, 1, "", cur)
+            heads.append(nn.Sequential(block, final))
+        self.heatmap_head, self.center_head, self.regress_head, self.offset_head = heads
+        self.out_size = cur
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.stem(x)
+        c4 = self.stage4(x)
+        c8 = self.stage8(c4)
+        c16 = self.stage16(c8)
+        c32 = self.stage32(c16)
+        p = self.fpn_top(self.head_conv(c32))
+        p = self.fpn4(self.fpn8(self.fpn16(p, c16), c8), c4)
+        return self.heatmap_head(p), self.center_head(p), self.regress_head(p), self.offset_head(p)
+
+
+class MoveNet(nn.Module):
+    """int32/uint8 NHWC image batch [B, S, S, 3] (RGB 0..255) -> keypoints [B, 17, 3] (y, x, score) in 0..1."""
+
+    def __init__(self, graph: GraphModel):
+        super().__init__()
+        shape = graph.input_shape
+        if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
+            raise ModelFileError(graph.json_path, f"unexpected input shape {shape}")
+        self.input_size = shape[1]
+        w = graph.weight
+        self.register_buffer("mean", _t(w(SPC + "Reshape").reshape(1, 3, 1, 1)))
+        self.register_buffer("scale", _t(w(SPC + "truediv").reshape(1, 3, 1, 1)))
+        self.register_buffer("shift", _t(w(SPC + "sub_1/y").reshape(1, 1, 1, 1)))
+        self.trunk: nn.Module = MoveNetTrunk(graph, self.input_size)
+        self.decode_constants = DecodeConstants.from_graph(graph)
+        if self.decode_constants.grid != self.trunk.out_size:
+            raise ModelFileError(graph.json_path, f"decoder grid {self.decode_constants.grid} != head size {self.trunk.out_size}")
+        self.register_buffer("center_weight", self.decode_constants.center_weight_nchw())
+        self.eval()
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, S, S, 3] integer RGB -> [B, 3, S, S] float in channels_last memory, as the graph computes it:
+        (x - mean) * scale - 1 with the graph's float16 constants (scale = 0.007843017578125, not 1/127.5)."""
+        x = images.permute(0, 3, 1, 2).to(torch.float32)
+        x = (x - self.mean) * self.scale - self.shift
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        heatmap, center, regress, offset = self.trunk(self.normalize(images))
+        return decode_heads(heatmap, center, regress, offset, self.center_weight, self.decode_constants)
+
+    def optimize_for_cpu(self) -> "MoveNet":
+        """Swap the trunk for a frozen TorchScript graph with oneDNN (MKL-DNN) ops: prepacked weights, blocked
+        layouts, in-place ReLU6. torch 1.13's eager conv2d sends small 1x1 convs (batch 1, or 1 thread) to a
+        slow THNN path; this graph calls oneDNN for every conv. Scripted, not traced: no slow eager run at load,
+        and any batch size."""
+        if not torch.backends.mkldnn.is_available():
+            return self
+        with torch.no_grad():
+            scripted = torch.jit.script(self.trunk.eval())
+            self.trunk = torch.jit.optimize_for_inference(torch.jit.freeze(scripted))
+        return self
