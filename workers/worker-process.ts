@@ -65,6 +65,9 @@ export interface WorkerProcessOptions {
 /** How long to wait, after the exit event, for the rest of stdout and stderr (the crash's last words). */
 const PIPE_DRAIN_MS = 200;
 
+/** A worker log line at WARNING or above ("[posepool-worker 123] ERROR …"). */
+const PYTHON_LOG_PROBLEM = /^\[[^\]]*\] (WARNING|ERROR|CRITICAL)\b/;
+
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface InFlight {
@@ -127,7 +130,12 @@ export class WorkerProcess implements PoseWorker {
       this.child.stdout.once('close', resolve);
       this.child.stdout.once('end', resolve);
     });
-    this.tail = new StderrTail(opts.stderrLines ?? 40, 1000, (line) => this.log.debug({ stderr: line }, 'worker stderr'));
+    // The worker's own warnings and errors while it serves are worth an operator's eye; the rest
+    // (and everything during start-up, whose failure the supervisor reports once) is debug.
+    this.tail = new StderrTail(opts.stderrLines ?? 40, 1000, (line) => {
+      const loud = this.machine.serving && PYTHON_LOG_PROBLEM.test(line);
+      this.log[loud ? 'warn' : 'debug']({ stderr: line }, 'worker stderr');
+    });
     this.stderrDone = this.tail.attach(this.child.stderr);
 
     const reader = new StreamMessageReader(this.child.stdout);

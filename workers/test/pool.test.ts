@@ -61,14 +61,14 @@ describe('WorkerPool (test-double workers)', () => {
   });
 
   it('sends batches to all ready workers at once and returns frames in the order sent', async () => {
-    const { pool, fleet } = makePool({ batch: () => ({ kind: 'ok', afterMs: 60, reverse: true }) });
+    const { pool, fleet } = makePool({ batch: () => ({ kind: 'ok', afterMs: 150, reverse: true }) });
     pool.start();
     await pool.whenReady(1000);
     await sleep(10);
     const started = Date.now();
     const results = await Promise.all([pool.detect(batch('a', [0, 1, 2])), pool.detect(batch('a', [3, 4, 5]))]);
     const elapsed = Date.now() - started;
-    expect(elapsed).toBeLessThan(110); // in parallel, not 2 × 60 ms
+    expect(elapsed).toBeLessThan(290); // in parallel, not 2 × 150 ms
     expect(new Set(results.map((r) => r.workerId))).toEqual(new Set(['w0', 'w1']));
     expect(results[0].frames.map((f) => f.index)).toEqual([0, 1, 2]);
     expect(results[1].frames.map((f) => f.index)).toEqual([3, 4, 5]);
@@ -153,7 +153,7 @@ describe('WorkerPool (test-double workers)', () => {
     expect(health.workers[0].lastError).toMatchObject({ type: 'ModuleNotFoundError', message: "No module named 'cv2'", hint: 'run `npm run setup`' });
     const started = Date.now();
     const err = await pool.detect(batch('u', [0])).catch((e: unknown) => e);
-    expect(Date.now() - started).toBeLessThan(20);
+    expect(Date.now() - started).toBeLessThan(50);
     expect(err).toBeInstanceOf(PoolUnavailableError);
     expect((err as PoolUnavailableError).lastErrors[0]).toMatchObject({ type: 'ModuleNotFoundError', python: '/fake/bin/python' });
     expect(pool.lastErrors()).toHaveLength(2);
@@ -167,7 +167,7 @@ describe('WorkerPool (test-double workers)', () => {
     const started = Date.now();
     const err = await pool.detect(batch('w', [0])).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PoolUnavailableError);
-    expect(Date.now() - started).toBeLessThan(150);
+    expect(Date.now() - started).toBeLessThan(400); // not the 1000 ms startup timeout, nor the acquire timeout
   });
 
   it('does not spin: a failing start costs one spawn per backoff step and little CPU', async () => {
