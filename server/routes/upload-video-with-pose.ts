@@ -7,33 +7,22 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { MediaTools } from '../media/media-tools.js';
-import { probeVideo } from '../media/probe.js';
-import { poseVideo } from '../pipeline/pose-video.js';
-import { buildPoseResponse } from '../pipeline/pose-response.js';
+import { poseVideoRequest, unavailableError, type FramesObserver } from '../pipeline/pose-video-request.js';
 import type { Admission } from '../admission.js';
-import { publicCause, type ServerPool } from '../server-pool.js';
-import { parseFields } from '../upload/fields.js';
-import { receiveUpload } from '../upload/receive-upload.js';
+import type { ServerPool } from '../server-pool.js';
+import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { checkBearer } from './auth.js';
+
+export { unavailableError };
 
 export interface UploadRouteDeps {
   config: Config;
   pool: ServerPool;
   tools: MediaTools;
   admission: Admission;
-}
-
-export function unavailableError(pool: ServerPool): ApiError {
-  const causes = pool.lastErrors().map(publicCause);
-  const first = causes[0];
-  const message = first
-    ? `no pose worker is ready: ${first.type}: ${first.message}. Fix: ${first.hint}`
-    : 'no pose worker is ready yet (workers are starting)';
-  return new ApiError('POSE_SERVICE_UNAVAILABLE', message, {
-    details: { lastError: first ?? null, lastErrors: causes },
-    retryAfterS: 5,
-  });
+  /** Metrics (upload sizes, frames); optional. */
+  observer?: UploadObserver & FramesObserver;
 }
 
 export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps): void {
@@ -57,37 +46,11 @@ export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps)
     const release = await admission.enter(abort.signal);
     try {
       return await withTempDir(async (dir) => {
-        const upload = await receiveUpload(request, dir, config.maxUploadBytes);
-        const fields = parseFields(upload.fields, config);
-        request.log.info({ bytes: upload.bytes, name: upload.clientName, role: fields.role }, 'video received');
-        const video = await probeVideo(deps.tools.ffprobe, upload.file);
-        const model = pool.model();
-        if (!model) throw unavailableError(pool);
-        const result = await poseVideo(
-          {
-            requestId: String(request.id),
-            file: upload.file,
-            video,
-            fps: fields.fps,
-            maxFrames: fields.maxFrames,
-            tracking: fields.tracking,
-            smoothing: fields.smoothing,
-            signal: abort.signal,
-            log: request.log,
-          },
-          { pool, ffmpeg: deps.tools.ffmpeg, batchSize: config.batchSize, transport: config.transport, tempDir: dir },
+        const received = await receiveVideo(request, dir, { config, tools: deps.tools, observer: deps.observer });
+        return await poseVideoRequest(
+          { id: String(request.id), ...received, signal: abort.signal, log: request.log, started },
+          { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },
         );
-        if (result.frames.length > 0 && result.frames.every((f) => f.error?.code === 'POSE_SERVICE_UNAVAILABLE')) {
-          throw unavailableError(pool);
-        }
-        return buildPoseResponse({
-          id: String(request.id),
-          role: fields.role,
-          video,
-          model,
-          result,
-          elapsedMs: performance.now() - started,
-        });
       });
     } finally {
       release();

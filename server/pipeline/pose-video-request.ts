@@ -1,0 +1,85 @@
+/**
+ * A received video through the pool to the contract's response body. Shared by the synchronous
+ * route, the jobs API and the CLI, so all three answer the same way.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config.js';
+import { ApiError } from '../errors.js';
+import type { VideoInfo } from '../media/probe.js';
+import { publicCause, type ServerPool } from '../server-pool.js';
+import type { PoseRequestFields } from '../upload/fields.js';
+import { buildPoseResponse, type PoseResponse } from './pose-response.js';
+import { poseVideo } from './pose-video.js';
+
+/** 503 POSE_SERVICE_UNAVAILABLE with the workers' causes and fixes. */
+export function unavailableError(pool: Pick<ServerPool, 'lastErrors'>): ApiError {
+  const causes = pool.lastErrors().map(publicCause);
+  const first = causes[0];
+  const message = first
+    ? `no pose worker is ready: ${first.type}: ${first.message}. Fix: ${first.hint}`
+    : 'no pose worker is ready yet (workers are starting)';
+  return new ApiError('POSE_SERVICE_UNAVAILABLE', message, {
+    details: { lastError: first ?? null, lastErrors: causes },
+    retryAfterS: 5,
+  });
+}
+
+/** Optional observer of finished videos (metrics). */
+export interface FramesObserver {
+  observeFrames(frames: PoseResponse['frames']): void;
+}
+
+export interface PoseRequest {
+  id: string;
+  file: string;
+  fields: PoseRequestFields;
+  video: VideoInfo;
+  signal: AbortSignal;
+  log: FastifyBaseLogger;
+  /** performance.now() when the request (or job) began; elapsedMs counts from it. */
+  started: number;
+  onProgress?: (done: number, expected: number) => void;
+}
+
+export interface PoseRequestDeps {
+  pool: Pick<ServerPool, 'detect' | 'model' | 'desired' | 'lastErrors'>;
+  config: Pick<Config, 'batchSize' | 'transport'>;
+  ffmpeg: string;
+  /** The request's private directory (file transport). */
+  tempDir: string;
+  observer?: FramesObserver;
+}
+
+export async function poseVideoRequest(req: PoseRequest, deps: PoseRequestDeps): Promise<PoseResponse> {
+  const { pool } = deps;
+  const model = pool.model();
+  if (!model) throw unavailableError(pool);
+  const result = await poseVideo(
+    {
+      requestId: req.id,
+      file: req.file,
+      video: req.video,
+      fps: req.fields.fps,
+      maxFrames: req.fields.maxFrames,
+      tracking: req.fields.tracking,
+      smoothing: req.fields.smoothing,
+      signal: req.signal,
+      log: req.log,
+      onProgress: req.onProgress,
+    },
+    { pool, ffmpeg: deps.ffmpeg, batchSize: deps.config.batchSize, transport: deps.config.transport, tempDir: deps.tempDir },
+  );
+  if (result.frames.length > 0 && result.frames.every((f) => f.error?.code === 'POSE_SERVICE_UNAVAILABLE')) {
+    throw unavailableError(pool);
+  }
+  const response = buildPoseResponse({
+    id: req.id,
+    role: req.fields.role,
+    video: req.video,
+    model,
+    result,
+    elapsedMs: performance.now() - req.started,
+  });
+  deps.observer?.observeFrames(response.frames);
+  return response;
+}
