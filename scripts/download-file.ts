@@ -6,7 +6,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -30,23 +29,21 @@ export class DownloadError extends Error {
   }
 }
 
-/** Opens (and closes) a TCP connection to the URL's host within `timeoutMs`; rejects with NETWORK_UNREACHABLE. */
-export function probeHost(url: string, timeoutMs: number): Promise<void> {
-  const u = new URL(url);
-  const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: u.hostname, port });
-    const fail = (why: string) => {
-      socket.destroy();
-      reject(new DownloadError('NETWORK_UNREACHABLE', `cannot reach ${u.hostname}:${port} (${why})`));
-    };
-    socket.setTimeout(timeoutMs, () => fail(`no connection within ${timeoutMs / 1000} s`));
-    socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
-    socket.once('connect', () => {
-      socket.end();
-      resolve();
-    });
-  });
+/**
+ * Asks the URL's server for its headers (HEAD) within `timeoutMs`: any HTTP answer means reachable.
+ * (A bare TCP connect is not enough: some networks accept every connection and never answer.)
+ * Rejects with NETWORK_UNREACHABLE.
+ */
+export async function probeHost(url: string, timeoutMs: number): Promise<void> {
+  const host = new URL(url).host;
+  try {
+    const res = await fetch(url, { method: 'HEAD', redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    await res.body?.cancel();
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${timeoutMs / 1000} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
+    throw new DownloadError('NETWORK_UNREACHABLE', `cannot reach ${host} (${why})`);
+  }
 }
 
 export async function sha256Of(file: string): Promise<string> {

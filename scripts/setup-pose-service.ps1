@@ -12,6 +12,7 @@ Candidates, in order (each checked by importing the modules with it): POSE_PYTHO
 pose-service\.venv, python3 and python on PATH, the py launcher (py -3). If none has them: a new
 pose-service\.venv with pip when a package index answers, else a message saying what is missing and
 how to fix it. Idempotent: with a recorded choice that still imports everything it takes one check.
+POSEPOOL_SETUP_NO_INSTALL=1: only look for an interpreter, never create a venv or install packages.
 #>
 param([switch]$Tests, [switch]$Force)
 
@@ -28,6 +29,7 @@ $ModulesFile = Join-Path $Root 'scripts\python-modules.txt'
 $Venv = Join-Path $Service '.venv'
 $OnWindows = (-not (Test-Path variable:IsWindows)) -or $IsWindows
 $VenvPython = if ($OnWindows) { Join-Path $Venv 'Scripts\python.exe' } else { Join-Path $Venv 'bin/python' }
+$MayInstall = $env:POSEPOOL_SETUP_NO_INSTALL -ne '1'
 $IndexTimeout = if ($env:POSEPOOL_INDEX_TIMEOUT_S) { $env:POSEPOOL_INDEX_TIMEOUT_S } else { '5' }
 
 function Say([string]$Message) { Write-Host "setup: $Message" }
@@ -165,7 +167,7 @@ Try-Candidate @('python') 'path'
 Try-Candidate @('py', '-3') 'py-launcher'
 
 # --- 3. make one: a venv with pip ---------------------------------------------------------------------
-if (-not $script:Chosen) {
+if (-not $script:Chosen -and $MayInstall) {
   $base = $null
   foreach ($cmd in @(@($VenvPython), @('python3'), @('python'), @('py', '-3'))) {
     if (-not (Get-Command $cmd[0] -ErrorAction SilentlyContinue)) { continue }
@@ -210,7 +212,7 @@ if (-not $script:Chosen) {
 if ($script:TestsMissingIn) {
   Say "for the tests: $($script:TestsMissingIn)"
   $py = $script:Chosen[0]
-  if ($py -eq $VenvPython -and (Test-Index $py)) {
+  if ($MayInstall -and $py -eq $VenvPython -and (Test-Index $py)) {
     & $py -m pip install --disable-pip-version-check @TestPips
   }
   if ((Invoke-Check $script:Chosen $script:ChosenHow) -ne 0) {

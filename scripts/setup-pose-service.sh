@@ -12,6 +12,7 @@
 # pose-service/.venv with pip when a package index answers, else Debian/Ubuntu packages through
 # apt-get (as root or with password-less sudo), else a message saying what is missing and how to fix it.
 # Idempotent: with a recorded choice that still imports everything it takes one check (~1-2 s).
+# POSEPOOL_SETUP_NO_INSTALL=1: only look for an interpreter, never create a venv or install packages.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +22,8 @@ CHECK="$ROOT/scripts/check-python.py"
 MODULES_FILE="$ROOT/scripts/python-modules.txt"
 VENV="$SERVICE/.venv"
 INDEX_TIMEOUT_S="${POSEPOOL_INDEX_TIMEOUT_S:-5}"
+may_install=1
+[ "${POSEPOOL_SETUP_NO_INSTALL:-}" = 1 ] && may_install=0
 
 want_tests=0
 force=0
@@ -28,7 +31,7 @@ for arg in "$@"; do
   case "$arg" in
     --tests) want_tests=1 ;;
     --force) force=1 ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown option $arg (use --tests, --force)" >&2; exit 64 ;;
   esac
 done
@@ -183,7 +186,7 @@ try_candidate python path
 try_candidate /usr/bin/python3 system
 
 # --- 3. make one: a venv with pip, else the distribution's packages ---------------------------------
-if [ -z "$chosen" ]; then
+if [ -z "$chosen" ] && [ "$may_install" = 1 ]; then
   base=""
   for py in "$VENV/bin/python" python3 python /usr/bin/python3; do
     if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
@@ -214,7 +217,7 @@ if [ -z "$chosen" ]; then
   fi
 fi
 
-if [ -z "$chosen" ]; then
+if [ -z "$chosen" ] && [ "$may_install" = 1 ]; then
   if apt_usable; then
     pkgs=("${worker_apts[@]}")
     [ "$want_tests" = 1 ] && pkgs+=("${test_apts[@]}")
@@ -236,7 +239,9 @@ fi
 # --- 4. the tests' modules for the chosen interpreter ---------------------------------------------------
 if [ -n "$tests_missing_in" ]; then
   say "for the tests: $tests_missing_in"
-  if [ "$chosen" = "$VENV/bin/python" ] && index_answers "$chosen"; then
+  if [ "$may_install" = 0 ]; then
+    : # looking only
+  elif [ "$chosen" = "$VENV/bin/python" ] && index_answers "$chosen"; then
     "$chosen" -m pip install --disable-pip-version-check "${test_pips[@]}" >&2 || true
   elif [ "$chosen" = /usr/bin/python3 ] && apt_usable; then
     apt_install "${test_apts[@]}" || true

@@ -9,6 +9,7 @@
  *     --force  search for an interpreter again, ignoring the recorded one
  *
  * Idempotent, and quick when already done (one import check with the recorded interpreter).
+ * POSEPOOL_SETUP_NO_INSTALL=1: only look (no venv, pip or apt-get).
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -68,7 +69,7 @@ export function ensureMediaTools(log = (m) => console.log(`setup: ${m}`)) {
     log(`ffmpeg ${found.ffmpeg}, ffprobe ${found.ffprobe}`);
     return true;
   }
-  const prefix = aptPrefix();
+  const prefix = process.env.POSEPOOL_SETUP_NO_INSTALL === '1' ? null : aptPrefix();
   if (prefix) {
     log('no ffmpeg/ffprobe found: installing Debian/Ubuntu\'s ffmpeg');
     if (!aptInstall(prefix, ['ffmpeg'], log)) {

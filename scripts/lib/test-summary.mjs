@@ -20,11 +20,12 @@ function empty() {
 
 /**
  * vitest's "Tests  3 failed | 120 passed | 2 skipped (125)" line (the last one in the output), plus
- * "Test Files  1 failed | ..." for files that failed before any test ran (an import error).
- * @returns {Counts & { filesFailed: number }}
+ * its "Failed Suites N" heading: test files that failed before their tests ran (an import error),
+ * whose tests appear in no count. todo counts as skipped.
+ * @returns {Counts & { suitesFailed: number, filesFailed: number }}
  */
 export function parseVitestSummary(output) {
-  const counts = { ...empty(), filesFailed: 0 };
+  const counts = { ...empty(), suitesFailed: 0, filesFailed: 0 };
   const lines = stripAnsi(output).split(/\r?\n/);
   const testsLine = lines.filter((l) => /^\s*Tests\s{2,}/.test(l)).pop();
   const filesLine = lines.filter((l) => /^\s*Test Files\s{2,}/.test(l)).pop();
@@ -40,6 +41,8 @@ export function parseVitestSummary(output) {
     const m = /(\d+)\s+failed\b/.exec(filesLine);
     if (m) counts.filesFailed = Number(m[1]);
   }
+  const suites = lines.filter((l) => /\bFailed Suites \d+\b/.test(l)).pop();
+  if (suites) counts.suitesFailed = Number(/Failed Suites (\d+)/.exec(suites)[1]);
   return counts;
 }
 
@@ -82,9 +85,12 @@ const PYTEST_EXIT = {
  */
 export function summarizeRun(runner, exitCode, output) {
   const counts = runner === 'vitest' ? parseVitestSummary(output) : parsePytestSummary(output);
-  if (runner === 'vitest' && counts.filesFailed > 0 && counts.failed === 0) {
-    counts.failed += counts.filesFailed;
-    counts.notes.push(`${counts.filesFailed} test file(s) failed before their tests ran`);
+  if (runner === 'vitest') {
+    const broken = counts.suitesFailed || (counts.failed === 0 ? counts.filesFailed : 0);
+    if (broken > 0) {
+      counts.failed += broken;
+      counts.notes.push(`${broken} test file(s) failed before their tests ran`);
+    }
   }
   if (exitCode !== 0 && counts.failed === 0) {
     counts.failed = 1;
