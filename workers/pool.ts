@@ -270,7 +270,7 @@ export class WorkerPool extends EventEmitter {
    */
   async detect(params: DetectParams, opts: { signal?: AbortSignal } = {}): Promise<PoolDetectResult> {
     const { signal } = opts;
-    if (!this.started) throw new Error('WorkerPool.start() was not called');
+    if (!this.started) throw new PoolUnavailableError([], 'the pool was not started (WorkerPool.start())');
     if (this.closing) throw new PoolClosedError();
     if (signal?.aborted) throw new CancelledError(signal.reason);
 
