@@ -66,6 +66,8 @@ export interface Config {
   requestTimeoutMs: number;
   /** SIGTERM: how long in-flight requests may take to finish. */
   shutdownGraceMs: number;
+  /** Parent of the per-request private temporary directories. */
+  tempDir: string;
   /** Optional bearer token for the upload route. */
   apiToken: string | null;
   /** Restart backoff: first delay, doubling up to the cap. */
@@ -179,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 600_000, { min: 1000 }),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 30_000, { min: 0 }),
     apiToken: env.API_TOKEN ? env.API_TOKEN : null,
+    tempDir: path.resolve(str(env, 'POSE_TEMP_DIR', os.tmpdir())),
     backoffInitialMs: int(env, 'POSE_BACKOFF_INITIAL_MS', 1000, { min: 10 }),
     backoffMaxMs: int(env, 'POSE_BACKOFF_MAX_MS', 60_000, { min: 10 }),
     workerEnv,

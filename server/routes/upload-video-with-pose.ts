@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
+import { uploadRouteSchema } from '../api-schemas.js';
 import { ApiError } from '../errors.js';
 import type { MediaTools } from '../media/media-tools.js';
 import { poseVideoRequest, unavailableError, type FramesObserver } from '../pipeline/pose-video-request.js';
@@ -13,6 +14,7 @@ import type { ServerPool } from '../server-pool.js';
 import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { checkBearer } from './auth.js';
+import { multipartValidatorCompiler } from './docs.js';
 
 export { unavailableError };
 
@@ -28,7 +30,8 @@ export interface UploadRouteDeps {
 export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps): void {
   const { config, pool, admission } = deps;
 
-  app.post('/api/upload-video-with-pose', async (request: FastifyRequest, reply: FastifyReply) => {
+  const routeOptions = { schema: uploadRouteSchema(config), validatorCompiler: multipartValidatorCompiler() };
+  app.post('/api/upload-video-with-pose', routeOptions, async (request: FastifyRequest, reply: FastifyReply) => {
     checkBearer(request, config.apiToken);
     if (!pool.isAvailable()) throw unavailableError(pool);
 

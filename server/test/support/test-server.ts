@@ -2,7 +2,7 @@
  * An in-process posepool (real Fastify app, real WorkerPool, real Python workers) on an
  * ephemeral loopback port, with its log lines captured for assertions.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -30,8 +30,14 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** Each test server keeps its request directories under a private root, so other processes' temp files don't count. */
+const tempRoots: string[] = [];
+
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const tempRoot = mkdtempSync(path.join(os.tmpdir(), 'posepool-test-root-'));
+  tempRoots.push(tempRoot);
   const config = loadConfig({
+    POSE_TEMP_DIR: tempRoot,
     POSE_PYTHON: testPython(),
     POSE_MODEL: 'synthetic',
     POSE_WORKERS: '2',
@@ -64,6 +70,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       closed = true;
       await app.close();
       await pool.close({ graceMs: 2000 });
+      rmSync(tempRoot, { recursive: true, force: true });
     },
   };
 }
@@ -101,8 +108,9 @@ export async function upload(url: string, body: FormData | string | Buffer, head
   return { status: res.status, headers: res.headers, json, text };
 }
 
-/** posepool temp dirs currently in the OS temp folder. */
+/** Request temp dirs currently left under the test servers' private roots. */
 export function tempDirs(): string[] {
-  const dir = os.tmpdir();
-  return existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith(TEMP_PREFIX)) : [];
+  return tempRoots.flatMap((root) =>
+    existsSync(root) ? readdirSync(root).filter((n) => n.startsWith(TEMP_PREFIX)).map((n) => path.join(root, n)) : [],
+  );
 }
