@@ -4,9 +4,10 @@ Pickle risk: a ``.pth`` / ``.ckpt`` file is a pickle, and unpickling can run cod
 a checkpoint with the plain unpickler:
 
 1. ``torch.load(weights_only=True)`` (torch >= 1.13): torch's own allow-list (tensors, containers,
-   primitive types). ViTPose's mmpose checkpoints load this way.
+   primitive types).
 2. If that refuses the file (the HMR2 Lightning checkpoint pickles a yacs ``CfgNode`` in its
-   ``hyper_parameters``), ``RestrictedUnpickler``: tensors and storages, builtin containers and scalars,
+   ``hyper_parameters``; torch 1.13's weights_only unpickler even rejects plain floats, e.g. the optimizer's
+   ``lr`` in an mmpose checkpoint), ``RestrictedUnpickler``: tensors and storages, builtin containers and scalars,
    ``collections.OrderedDict`` and numpy arrays are rebuilt; every other class named in the file becomes an
    inert ``Opaque`` placeholder (a dict holding its state). Nothing outside the allow-list is imported or
    called.
