@@ -1,0 +1,233 @@
+/**
+ * `npm run bench [-- --quick] [-- --only ceiling,e2e,transport,baseline,scale,peer] [-- --reps N]
+ *  [-- --models movenet-thunder,movenet-lightning] [-- --source FILE] [-- --scale-model NAME]`
+ *
+ * Measures, in one run on this machine and the same frames, the numbers of BENCHMARKS.md: the
+ * in-process ceiling, posepool end to end through HTTP with 1 and 2 workers, the old per-frame
+ * design, the frame transports, memory at 30/300/3000 frames, and TF.js-WASM. Prints the table
+ * (medians, with the range over repetitions) and writes it with the raw numbers to bench-results/.
+ * Not a test: nothing here passes or fails on a timing; the targets are reported as met or missed.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runBaseline, type BaselineResult } from './bench/baseline.js';
+import { runCeiling, type CeilingResult } from './bench/ceiling.js';
+import { jpegFrames, loopedClip, openSource, type Clip } from './bench/clips.js';
+import { makeContext, type BenchContext } from './bench/context.js';
+import { runEndToEnd, type EndToEndResult } from './bench/end-to-end.js';
+import { loadTfjsWasm, runPeer, type PeerResult } from './bench/peer.js';
+import { renderReport, type BenchResults } from './bench/report.js';
+import { runScale, type ScaleResult } from './bench/scale.js';
+import { runTransport, TRANSPORTS, type TransportResult } from './bench/transport.js';
+
+const SECTIONS = ['ceiling', 'e2e', 'transport', 'baseline', 'scale', 'peer'] as const;
+type Section = (typeof SECTIONS)[number];
+
+interface Options {
+  quick: boolean;
+  reps?: number;
+  only: Set<Section>;
+  models: string[];
+  source?: string;
+  scaleModel?: string;
+  batchSize: number;
+}
+
+function parseArgs(argv: string[]): Options {
+  const opts: Options = { quick: false, only: new Set(SECTIONS), models: ['movenet-thunder', 'movenet-lightning'], batchSize: 8 };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = () => inline ?? argv[++i];
+    switch (flag) {
+      case '--quick':
+        opts.quick = true;
+        break;
+      case '--reps':
+        opts.reps = Number(value());
+        if (!(opts.reps >= 1)) usage('--reps needs a whole number >= 1');
+        break;
+      case '--only': {
+        const names = value().split(',').filter(Boolean);
+        for (const n of names) if (!SECTIONS.includes(n as Section)) usage(`unknown section "${n}" (${SECTIONS.join(', ')})`);
+        opts.only = new Set(names as Section[]);
+        break;
+      }
+      case '--models':
+        opts.models = value().split(',').filter(Boolean);
+        break;
+      case '--source':
+        opts.source = path.resolve(value());
+        break;
+      case '--scale-model':
+        opts.scaleModel = value();
+        break;
+      case '--batch-size':
+        opts.batchSize = Number(value());
+        break;
+      case '--help':
+      case '-h':
+        usage();
+        break;
+      default:
+        usage(`unknown option ${argv[i]}`);
+    }
+  }
+  return opts;
+}
+
+function usage(error?: string): never {
+  const text = `usage: npm run bench -- [--quick] [--reps N] [--only ${SECTIONS.join(',')}] [--models a,b] [--source clip] [--scale-model name] [--batch-size N]`;
+  (error ? console.error : console.log)(error ? `bench: ${error}\n${text}` : text);
+  process.exit(error ? 2 : 0);
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const ctx = makeContext({ quick: opts.quick, reps: opts.reps });
+  const cores = ctx.cores;
+  const workerCounts = cores >= 2 ? [1, 2] : [1];
+  const threadsFor = (workers: number) => Math.max(1, Math.floor(cores / workers));
+  const defaultModel = opts.models[0];
+  const started = new Date();
+  const loads: { section: string; load1: number }[] = [{ section: 'start', load1: os.loadavg()[0] }];
+  const mark = (section: string) => loads.push({ section, load1: os.loadavg()[0] });
+  ctx.log(`${opts.quick ? 'quick' : 'full'} run: ${ctx.reps} repetitions, ${cores} cores, python ${ctx.python}`);
+
+  const source = await openSource(ctx, opts.source);
+  const clip31 = await loopedClip(ctx, source, 31);
+  const frames31 = await jpegFrames(ctx, clip31);
+
+  const results: BenchResults = {
+    startedAt: started.toISOString(),
+    quick: opts.quick,
+    reps: ctx.reps,
+    machine: machineInfo(ctx),
+    source: { file: path.relative(ctx.repo, source.file), width: source.video.width, height: source.video.height, codec: source.video.codec },
+    frames: frames31.count,
+    batchSize: opts.batchSize,
+    models: opts.models,
+    loads,
+    ceiling: [],
+    endToEnd: [],
+    transportEndToEnd: [],
+    transport: null,
+    baseline: null,
+    scale: null,
+    peer: [],
+    skipped: [],
+  };
+
+  const section = async (name: Section, fn: () => Promise<void>) => {
+    if (!opts.only.has(name)) return;
+    const t0 = Date.now();
+    try {
+      await fn();
+    } catch (err) {
+      ctx.log(`${name} FAILED: ${(err as Error).stack ?? err}`);
+      results.skipped.push({ section: name, reason: `failed: ${(err as Error).message.split('\n')[0]}` });
+    }
+    mark(name);
+    ctx.log(`${name} done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  };
+
+  await section('ceiling', async () => {
+    for (const model of opts.models) {
+      for (const workers of workerCounts) {
+        const threads = threadsFor(workers);
+        ctx.log(`ceiling: ${model}, 1 process × ${threads} thread(s)`);
+        results.ceiling.push(await runCeiling(ctx, model, frames31, { threads, processes: 1, batch: opts.batchSize }));
+        if (workers > 1) {
+          ctx.log(`ceiling: ${model}, ${workers} processes × ${threads} thread(s) together`);
+          results.ceiling.push(await runCeiling(ctx, model, frames31, { threads, processes: workers, batch: opts.batchSize }));
+        }
+      }
+    }
+  });
+
+  await section('e2e', async () => {
+    const models = opts.quick ? [defaultModel] : opts.models;
+    for (const model of models) {
+      for (const workers of workerCounts) {
+        const config = { model, workers, threads: threadsFor(workers), transport: 'jpeg', batchSize: opts.batchSize };
+        ctx.log(`end to end: ${model}, POSE_WORKERS=${workers} POSE_THREADS=${config.threads}, jpeg`);
+        results.endToEnd.push(await runEndToEnd(ctx, config, clip31));
+      }
+    }
+  });
+
+  await section('transport', async () => {
+    ctx.log('transport: ffmpeg output, round trips through a synthetic worker, worker-side decode');
+    results.transport = await runTransport(ctx, clip31, frames31, opts.batchSize);
+    if (!opts.quick) {
+      // The same end-to-end measurement with each other transport, for the default model and the faster worker count.
+      const best = bestEndToEnd(results.endToEnd, defaultModel);
+      const workers = best?.config.workers ?? workerCounts[workerCounts.length - 1];
+      for (const transport of TRANSPORTS.filter((t) => t !== 'jpeg')) {
+        const config = { model: defaultModel, workers, threads: threadsFor(workers), transport, batchSize: opts.batchSize };
+        ctx.log(`end to end: ${defaultModel}, POSE_WORKERS=${workers}, transport ${transport}`);
+        results.transportEndToEnd.push(await runEndToEnd(ctx, config, clip31));
+      }
+    }
+  });
+
+  await section('baseline', async () => {
+    const frames = opts.quick ? 8 : frames31.count;
+    ctx.log(`baseline: one process per frame, ${frames} frames, 2 at once (${defaultModel})`);
+    results.baseline = await runBaseline(ctx, defaultModel, clip31, frames, 2);
+  });
+
+  await section('scale', async () => {
+    const model = opts.scaleModel ?? (opts.quick ? 'synthetic' : 'movenet-lightning');
+    const clips: Clip[] = [];
+    for (const n of [30, 300, 3000]) clips.push(await loopedClip(ctx, source, n));
+    results.scale = await runScale(ctx, clips, { model, workers: 'auto', transport: 'jpeg', batchSize: opts.batchSize });
+  });
+
+  await section('peer', async () => {
+    const lib = await loadTfjsWasm(ctx);
+    if ('missing' in lib) {
+      results.skipped.push({ section: 'peer', reason: lib.missing });
+      return;
+    }
+    for (const model of opts.models) {
+      ctx.log(`peer: TF.js-WASM ${model}`);
+      results.peer.push(await runPeer(ctx, lib, model, frames31));
+    }
+  });
+
+  const report = renderReport(results);
+  mkdirSync(ctx.resultsDir, { recursive: true });
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  const jsonFile = path.join(ctx.resultsDir, `bench-${stamp}.json`);
+  const mdFile = path.join(ctx.resultsDir, `bench-${stamp}.md`);
+  writeFileSync(jsonFile, JSON.stringify(results, null, 2));
+  writeFileSync(mdFile, report);
+  writeFileSync(path.join(ctx.resultsDir, 'latest.md'), report);
+  console.log(report);
+  console.log(`raw results: ${path.relative(process.cwd(), jsonFile)}; table: ${path.relative(process.cwd(), mdFile)}`);
+}
+
+function bestEndToEnd(rows: EndToEndResult[], model: string): EndToEndResult | null {
+  return rows.filter((r) => r.config.model === model).sort((a, b) => b.fps.median - a.fps.median)[0] ?? null;
+}
+
+function machineInfo(ctx: BenchContext) {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: ctx.cores,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    python: ctx.python,
+  };
+}
+
+// Types re-exported for the report module's consumers.
+export type { BaselineResult, CeilingResult, EndToEndResult, PeerResult, ScaleResult, TransportResult };
+
+main().catch((err) => {
+  console.error(`bench: ${(err as Error).stack ?? err}`);
+  process.exit(1);
+});

@@ -1,0 +1,92 @@
+/**
+ * Ceiling: the model in a loop inside Python (pose-service/bench/ceiling.py), frames already
+ * decoded, no IPC, the threads a worker would get. For N workers on C cores a worker gets
+ * floor(C / N) threads (POSE_THREADS=auto), so the N-worker ceiling is measured two ways:
+ *   - alone: one process with floor(C / N) threads, times N (the issue's "N × ceiling");
+ *   - together: N such processes started together (a barrier lines up their timed passes), summed:
+ *     what N workers can reach at best on the shared cores and memory.
+ */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { FrameSet } from './clips.js';
+import type { BenchContext } from './context.js';
+import { startPythonScript } from './python-script.js';
+import { spread, type Spread } from './stats.js';
+
+export type CeilingMode = 'tracking' | 'single';
+
+interface CeilingScriptResult {
+  model: string;
+  threads: number;
+  torchThreads: number;
+  batch: number;
+  frames: number;
+  loadMs: number;
+  decodeMsPerFrame: number;
+  modes: Record<CeilingMode, { fps: number[]; inferencesPerFrame: number }>;
+  torch: string;
+}
+
+export interface CeilingResult {
+  model: string;
+  /** Processes run at once. */
+  processes: number;
+  threads: number;
+  /** Frames/s of all processes together, per repetition (sum over processes). */
+  fps: Record<CeilingMode, Spread>;
+  /** Per process, per mode, the raw frames/s. */
+  perProcess: Record<CeilingMode, number[]>[];
+  inferencesPerFrame: Record<CeilingMode, number>;
+  decodeMsPerFrame: number;
+  loadMs: number;
+}
+
+export async function runCeiling(
+  ctx: BenchContext,
+  model: string,
+  frames: FrameSet,
+  opts: { threads: number; processes: number; batch: number },
+): Promise<CeilingResult> {
+  const barrier = opts.processes > 1 ? mkdtempSync(path.join(ctx.workDir, 'barrier-')) : null;
+  const args = [
+    '--model', model,
+    '--threads', String(opts.threads),
+    '--frames', frames.dir,
+    '--batch', String(opts.batch),
+    '--reps', String(ctx.reps),
+    '--modes', 'tracking,single',
+    ...(barrier ? ['--barrier', barrier] : []),
+  ];
+  try {
+    const runs = Array.from({ length: opts.processes }, () => startPythonScript<CeilingScriptResult>(ctx, 'ceiling.py', args));
+    if (barrier) {
+      // Open the barrier once every process is loaded and warmed up; open it too when one failed,
+      // so the others finish instead of waiting.
+      let failed = false;
+      for (const r of runs) r.done.catch(() => (failed = true));
+      while (!failed && readdirSync(barrier).filter((n) => n.startsWith('ready.')).length < opts.processes) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      writeFileSync(path.join(barrier, 'go'), '');
+    }
+    const results = await Promise.all(runs.map((r) => r.done));
+    const modes: CeilingMode[] = ['tracking', 'single'];
+    const sumPerRep = (mode: CeilingMode) =>
+      Array.from({ length: ctx.reps }, (_, i) => results.reduce((s, r) => s + (r.modes[mode].fps[i] ?? NaN), 0));
+    return {
+      model,
+      processes: opts.processes,
+      threads: results[0].threads,
+      fps: { tracking: spread(sumPerRep('tracking')), single: spread(sumPerRep('single')) },
+      perProcess: results.map((r) => ({ tracking: r.modes.tracking.fps, single: r.modes.single.fps })),
+      inferencesPerFrame: {
+        tracking: results[0].modes.tracking.inferencesPerFrame,
+        single: results[0].modes.single.inferencesPerFrame,
+      },
+      decodeMsPerFrame: results[0].decodeMsPerFrame,
+      loadMs: results[0].loadMs,
+    };
+  } finally {
+    if (barrier) rmSync(barrier, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * posepool end to end: the real server process, real workers, one upload at a time through HTTP
+ * (upload → response), after one untimed warm-up upload. Each repetition gives frames/s and wall
+ * time, and the split: receive+probe (server, before the pipeline), decode wait
+ * (ffmpeg not hidden behind inference), and per-batch sums of inference, worker decode and
+ * transport from the response's summary.timing, then the response (serialise, send, parse).
+ */
+import type { Clip } from './clips.js';
+import type { BenchContext } from './context.js';
+import { startBenchServer, uploadVideo, withMemory } from './server-process.js';
+import { spread, type Spread } from './stats.js';
+
+export interface EndToEndConfig {
+  model: string;
+  workers: number;
+  threads: number;
+  transport: string;
+  batchSize: number;
+}
+
+export interface EndToEndRep {
+  wallMs: number;
+  fps: number;
+  uploadMs: number;
+  /** Handler start → response object built (elapsedMs). */
+  serverMs: number;
+  /** Receiving the upload (the handler starts at the headers: the body streams in) and probing it: serverMs − pipeline totalMs. */
+  receiveProbeMs: number;
+  pipelineMs: number;
+  decodeWaitMs: number;
+  inferenceMs: number;
+  workerDecodeMs: number;
+  transportMs: number;
+  batches: number;
+  /**
+   * wall − serverMs: the server's serialisation and send, the client's receive and parse (and the
+   * request's headers reaching the handler, on loopback well under a millisecond).
+   */
+  responseMs: number;
+  bodyBytes: number;
+  frames: number;
+  framesWithPose: number;
+  framesFailed: number;
+}
+
+export interface EndToEndResult {
+  config: EndToEndConfig;
+  clipFrames: number;
+  reps: EndToEndRep[];
+  fps: Spread;
+  wallMs: Spread;
+  serverPeakKb: number;
+  workerPeakKb: number[];
+  startMs: number;
+}
+
+export async function runEndToEnd(ctx: BenchContext, config: EndToEndConfig, clip: Clip, reps = ctx.reps): Promise<EndToEndResult> {
+  const t0 = performance.now();
+  const server = await startBenchServer(ctx, {
+    POSE_MODEL: config.model,
+    POSE_WORKERS: String(config.workers),
+    POSE_THREADS: String(config.threads),
+    POSE_TRANSPORT: config.transport,
+    POSE_BATCH_SIZE: String(config.batchSize),
+    POSE_DEVICE: 'cpu',
+    MAX_FRAMES_LIMIT: String(Math.max(3000, clip.frames)),
+  });
+  const startMs = performance.now() - t0;
+  try {
+    const fields = { fps: 10, maxFrames: clip.frames };
+    const warm = await uploadVideo(server.url, clip.file, fields);
+    checkResponse(warm, clip.frames);
+    const { value: runs, serverPeakKb, workerPeakKb } = await withMemory(server, async () => {
+      const out: EndToEndRep[] = [];
+      for (let i = 0; i < reps; i++) out.push(toRep(checkResponse(await uploadVideo(server.url, clip.file, fields), clip.frames)));
+      return out;
+    });
+    return {
+      config,
+      clipFrames: clip.frames,
+      reps: runs,
+      fps: spread(runs.map((r) => r.fps)),
+      wallMs: spread(runs.map((r) => r.wallMs)),
+      serverPeakKb,
+      workerPeakKb,
+      startMs,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+function checkResponse<T extends { status: number; json: any }>(r: T, frames: number): T {
+  if (r.status !== 200) throw new Error(`upload answered ${r.status}: ${JSON.stringify(r.json).slice(0, 500)}`);
+  const got = r.json?.summary?.framesSampled;
+  if (got !== frames) throw new Error(`expected ${frames} frames in the response, got ${got}`);
+  return r;
+}
+
+function toRep(r: Awaited<ReturnType<typeof uploadVideo>>): EndToEndRep {
+  const s = r.json.summary;
+  const t = s.timing ?? {};
+  const frames = s.framesSampled as number;
+  const serverMs = s.elapsedMs as number;
+  return {
+    wallMs: r.wallMs,
+    fps: frames / (r.wallMs / 1000),
+    uploadMs: r.uploadMs,
+    serverMs,
+    receiveProbeMs: serverMs - (t.totalMs ?? 0),
+    pipelineMs: t.totalMs ?? NaN,
+    decodeWaitMs: t.decodeWaitMs ?? NaN,
+    inferenceMs: t.inferenceMs ?? NaN,
+    workerDecodeMs: t.workerDecodeMs ?? NaN,
+    transportMs: t.transportMs ?? NaN,
+    batches: t.batches ?? NaN,
+    responseMs: r.wallMs - serverMs,
+    bodyBytes: r.bodyBytes,
+    frames,
+    framesWithPose: s.framesWithPose,
+    framesFailed: s.framesFailed,
+  };
+}

@@ -1,0 +1,289 @@
+/** The benchmark's table (Markdown, as printed and as pasted into BENCHMARKS.md), from the raw results. */
+import type { BaselineResult } from './baseline.js';
+import type { CeilingResult } from './ceiling.js';
+import type { EndToEndResult } from './end-to-end.js';
+import type { PeerResult } from './peer.js';
+import type { ScaleResult } from './scale.js';
+import { fmtSpread, mib, num, spread, type Spread } from './stats.js';
+import type { TransportResult } from './transport.js';
+
+export interface BenchResults {
+  startedAt: string;
+  quick: boolean;
+  reps: number;
+  machine: { cpu: string; cores: number; memoryGiB: number; platform: string; node: string; python: string };
+  source: { file: string; width: number; height: number; codec: string };
+  frames: number;
+  batchSize: number;
+  models: string[];
+  loads: { section: string; load1: number }[];
+  ceiling: CeilingResult[];
+  endToEnd: EndToEndResult[];
+  transportEndToEnd: EndToEndResult[];
+  transport: TransportResult | null;
+  baseline: BaselineResult | null;
+  scale: ScaleResult | null;
+  peer: PeerResult[];
+  skipped: { section: string; reason: string }[];
+}
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+const ms = (x: number) => (Number.isFinite(x) ? `${num(x)} ms` : 'n/a');
+const met = (ok: boolean | null) => (ok === null ? 'not measured' : ok ? '**met**' : '**missed**');
+
+/** Ceiling of `model` with `processes` × `threads`: alone (processes = 1) or together. */
+function ceilingOf(r: BenchResults, model: string, threads: number, processes: number): CeilingResult | undefined {
+  return r.ceiling.find((c) => c.model === model && c.threads === threads && c.processes === processes);
+}
+
+export function renderReport(r: BenchResults): string {
+  const out: string[] = [];
+  const loads = r.loads.map((l) => `${l.section} ${l.load1.toFixed(1)}`).join(', ');
+  out.push(`## posepool benchmark (${r.quick ? 'quick' : 'full'} run, ${r.startedAt})`);
+  out.push('');
+  out.push(
+    `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ${r.machine.platform}; Node ${r.machine.node}; Python ${r.machine.python}. ` +
+      `Load average (1 min) at start and after each section: ${loads}. ` +
+      `Frames: ${r.frames} frames of ${r.source.file} (${r.source.width}x${r.source.height} ${r.source.codec}, looped, sampled at 10 fps), ` +
+      `batches of ${r.batchSize}. Each cell: median of ${r.reps} repetitions (min–max).`,
+  );
+  out.push('');
+
+  // 1. Ceiling
+  if (r.ceiling.length) {
+    out.push('### Ceiling: the model in a loop in one Python process (frames decoded, no IPC)');
+    out.push('');
+    out.push(
+      table(
+        ['model', 'processes × threads', 'frames/s as served (tracking)', 'frames/s one pass', 'inferences/frame (tracking)', 'JPEG decode/frame'],
+        r.ceiling.map((c) => [
+          c.model,
+          `${c.processes} × ${c.threads}${c.processes > 1 ? ' (together, summed)' : ''}`,
+          fmtSpread(c.fps.tracking),
+          fmtSpread(c.fps.single),
+          num(c.inferencesPerFrame.tracking),
+          ms(c.decodeMsPerFrame),
+        ]),
+      ),
+    );
+    out.push('');
+    out.push(
+      '"As served" is what a worker runs for a video (MoveNet: a second inference on a crop around the person where it is small); "one pass" has tracking off. ' +
+        'N × ceiling for N workers uses the threads each worker gets (POSE_THREADS=auto = cores ÷ N).',
+    );
+    out.push('');
+  }
+
+  // 2. End to end
+  if (r.endToEnd.length) {
+    out.push(`### posepool end to end: HTTP upload → response, ${r.frames} frames`);
+    out.push('');
+    out.push(
+      table(
+        ['model', 'POSE_WORKERS × threads', 'frames/s', 'wall', 'N × ceiling (alone)', 'e2e ÷ N × ceiling', 'N together (ceiling)', 'e2e ÷ together'],
+        r.endToEnd.map((e) => {
+          const alone = ceilingOf(r, e.config.model, e.config.threads, 1);
+          const together = e.config.workers > 1 ? ceilingOf(r, e.config.model, e.config.threads, e.config.workers) : alone;
+          const nAlone = alone ? alone.fps.tracking.median * e.config.workers : NaN;
+          const tog = together ? together.fps.tracking.median : NaN;
+          return [
+            e.config.model,
+            `${e.config.workers} × ${e.config.threads}`,
+            fmtSpread(e.fps),
+            `${fmtSpread(e.wallMs, 0)} ms`,
+            num(nAlone),
+            Number.isFinite(nAlone) ? num(e.fps.median / nAlone) : 'n/a',
+            num(tog),
+            Number.isFinite(tog) ? num(e.fps.median / tog) : 'n/a',
+          ];
+        }),
+      ),
+    );
+    out.push('');
+    out.push('Split of the wall time (medians, ms for the whole video; Σ = summed over batches, which overlap when N > 1):');
+    out.push('');
+    out.push(
+      table(
+        ['model', 'N × T', 'wall', 'receive + probe', 'pipeline', 'decode wait', 'Σ inference', 'Σ worker decode', 'Σ transport', 'response', 'response size'],
+        [...r.endToEnd, ...r.transportEndToEnd].map((e) => {
+          const m = (k: keyof EndToEndResult['reps'][number]) => spread(e.reps.map((x) => x[k] as number)).median;
+          return [
+            e.config.model + (e.config.transport !== 'jpeg' ? ` (${e.config.transport})` : ''),
+            `${e.config.workers} × ${e.config.threads}`,
+            num(m('wallMs'), 0),
+            num(m('receiveProbeMs'), 0),
+            num(m('pipelineMs'), 0),
+            num(m('decodeWaitMs'), 0),
+            num(m('inferenceMs'), 0),
+            num(m('workerDecodeMs'), 0),
+            num(m('transportMs'), 0),
+            num(m('responseMs'), 0),
+            `${(m('bodyBytes') / 1024).toFixed(0)} KiB`,
+          ];
+        }),
+      ),
+    );
+    out.push('');
+  }
+
+  // 3. Baseline
+  const best = [...r.endToEnd].filter((e) => e.config.model === r.baseline?.model).sort((a, b) => b.fps.median - a.fps.median)[0];
+  if (r.baseline) {
+    const b = r.baseline;
+    const extrapolated = b.frames !== r.frames;
+    const wall31 = extrapolated ? (b.wallMs * r.frames) / b.frames : b.wallMs;
+    out.push(`### The old design: one Python process per frame (at most ${b.concurrency} at once) vs the warm pool`);
+    out.push('');
+    const rows = [
+      [
+        `per-frame processes (${b.model})`,
+        `${num(wall31 / 1000)} s${extrapolated ? ` (measured on ${b.frames} frames, scaled to ${r.frames})` : ''}`,
+        `ffmpeg ${ms(b.extractMs)}; per process: ${ms(b.processMs)} (imports ${ms(b.importMs)}, model load ${ms(b.loadMs)}, pose ${ms(b.poseMs)})${b.failed ? `; ${b.failed} failed` : ''}`,
+      ],
+    ];
+    if (best) {
+      rows.push([
+        `warm pool, POSE_WORKERS=${best.config.workers} (HTTP end to end)`,
+        `${num(best.wallMs.median / 1000)} s`,
+        `**${num(wall31 / best.wallMs.median, 1)}× faster**`,
+      ]);
+    }
+    out.push(table([`${r.frames} frames`, 'wall time', 'notes'], rows));
+    out.push('');
+  }
+
+  // 4. Transport
+  if (r.transport) {
+    const t = r.transport;
+    out.push(`### Transport: cost per frame of getting a ${t.width}x${t.height} frame to a worker and its result back`);
+    out.push('');
+    const ff = (pixels: string) => t.ffmpeg.find((f) => f.pixels === pixels);
+    const e2e = (transport: string) =>
+      [...r.endToEnd, ...r.transportEndToEnd].find(
+        (e) => e.config.transport === transport && e.config.model === r.models[0] && e.config.workers === (r.transportEndToEnd[0]?.config.workers ?? e.config.workers),
+      );
+    out.push(
+      table(
+        ['POSE_TRANSPORT', 'ffmpeg output (CPU/frame)', 'server prep', 'round trip − inference', 'of which worker decode', 'total added', 'message/frame', 'e2e frames/s'],
+        t.roundTrip.map((rt) => {
+          const f = ff(rt.transport === 'rgb24' ? 'rgb24' : 'jpeg');
+          const e = e2e(rt.transport);
+          return [
+            rt.transport,
+            f ? ms(f.cpuMsPerFrame.median) : 'n/a',
+            ms(rt.prepMs.median),
+            ms(rt.overheadMs.median),
+            ms(rt.workerDecodeMs.median),
+            `**${ms(f ? f.cpuMsPerFrame.median + rt.totalMs.median : rt.totalMs.median)}**`,
+            `${(rt.messageBytesPerFrame / 1024).toFixed(0)} KiB`,
+            e ? `${fmtSpread(e.fps)} (N=${e.config.workers})` : 'not run',
+          ];
+        }),
+      ),
+    );
+    out.push('');
+    out.push('Worker side alone, in one process (message parse + payload → RGB array, per frame):');
+    out.push('');
+    out.push(
+      table(
+        ['payload', 'message/frame', 'parse', 'decode', 'sum'],
+        t.workerSide.map((w) => [
+          w.kind === 'shm-raw' ? 'shm-raw (prototype: raw RGB file in /dev/shm, not in the protocol)' : w.kind,
+          `${(w.messageBytesPerFrame / 1024).toFixed(1)} KiB`,
+          ms(w.parseMs.median),
+          ms(w.decodeMs.median),
+          ms(w.parseMs.median + w.decodeMs.median),
+        ]),
+      ),
+    );
+    if (t.shmWriteMs) out.push(`\nServer side of the shm prototype: writing one raw frame to /dev/shm ${ms(t.shmWriteMs.median)}.`);
+    out.push('');
+  }
+
+  // 5. Scale
+  if (r.scale) {
+    const s = r.scale;
+    out.push(`### Scale: one upload of 30 / 300 / 3000 frames, fresh server each (${s.model}${s.model === 'synthetic' ? ', the TEST DOUBLE: no model cost' : ''}, POSE_WORKERS=${s.workers}, ${s.transport})`);
+    out.push('');
+    out.push(
+      table(
+        ['frames', 'wall', 'frames/s', 'server peak RSS', 'server RSS when ready', 'workers peak RSS', 'response'],
+        s.rows.map((x) => [
+          String(x.frames),
+          `${num(x.wallMs / 1000)} s`,
+          num(x.fps),
+          mib(x.serverPeakKb),
+          mib(x.serverIdleKb),
+          x.workerPeakKb.map(mib).join(', '),
+          `${(x.responseBytes / 2 ** 20).toFixed(1)} MiB`,
+        ]),
+      ),
+    );
+    out.push('');
+  }
+
+  // 6. Peer
+  if (r.peer.length) {
+    out.push('### Peer: the same MoveNet in Node with TF.js-WASM (one inference per frame)');
+    out.push('');
+    out.push(
+      table(
+        ['model', 'TF.js-WASM frames/s', 'Python, 1 thread, one pass', 'ratio', 'Python, 1 worker × all cores, one pass', 'ratio'],
+        r.peer.map((p) => {
+          const one = ceilingOf(r, p.model, 1, 1);
+          const all = ceilingOf(r, p.model, r.machine.cores, 1);
+          return [
+            p.model,
+            `${fmtSpread(p.fps)} (${p.threads} thread${p.threads > 1 ? 's' : ''}${p.simd ? ', SIMD' : ''})`,
+            one ? fmtSpread(one.fps.single) : 'n/a',
+            one ? `${num(one.fps.single.median / p.fps.median, 1)}×` : 'n/a',
+            all ? fmtSpread(all.fps.single) : 'n/a',
+            all ? `${num(all.fps.single.median / p.fps.median, 1)}×` : 'n/a',
+          ];
+        }),
+      ),
+    );
+    out.push('');
+  }
+
+  // Targets
+  out.push('### Targets');
+  out.push('');
+  const targets: string[][] = [];
+  for (const e of r.endToEnd) {
+    const alone = ceilingOf(r, e.config.model, e.config.threads, 1);
+    const goal = alone ? 0.9 * e.config.workers * alone.fps.tracking.median : NaN;
+    targets.push([
+      `${e.config.model} POSE_WORKERS=${e.config.workers}: e2e ≥ 0.9 × N × ceiling`,
+      `${num(e.fps.median)} vs ${num(goal)} frames/s`,
+      met(Number.isFinite(goal) ? e.fps.median >= goal : null),
+    ]);
+  }
+  if (r.baseline && best) {
+    const wall31 = (r.baseline.wallMs * r.frames) / r.baseline.frames;
+    const x = wall31 / best.wallMs.median;
+    targets.push(['warm pool ≥ 20× faster than one process per frame', `${num(x, 1)}×`, met(x >= 20)]);
+  }
+  if (r.scale && r.scale.rows.length >= 2) {
+    const first = r.scale.rows[0];
+    const last = r.scale.rows[r.scale.rows.length - 1];
+    const x = last.serverPeakKb / first.serverPeakKb;
+    targets.push([`server peak RSS at ${last.frames} ≤ 1.5 × at ${first.frames}`, `${mib(last.serverPeakKb)} / ${mib(first.serverPeakKb)} = ${num(x)}×`, met(x <= 1.5)]);
+  }
+  for (const p of r.peer) {
+    const one = ceilingOf(r, p.model, 1, 1);
+    if (!one) continue;
+    const x = one.fps.single.median / p.fps.median;
+    targets.push([`${p.model}: Python ≥ 3× TF.js-WASM (same work, 1 thread each)`, `${num(x, 1)}×`, met(x >= 3)]);
+  }
+  out.push(table(['target', 'measured', ''], targets));
+  out.push('');
+  for (const s of r.skipped) out.push(`- ${s.section}: ${s.reason}`);
+  return out.join('\n');
+}
+
+export type { Spread };

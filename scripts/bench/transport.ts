@@ -1,0 +1,222 @@
+/**
+ * Transport: what it costs, per frame, to get a frame from ffmpeg to a worker as an RGB array and its
+ * result back, for each way the protocol offers (POSE_TRANSPORT) and one it does not (raw pixels in
+ * a RAM-backed file, the floor for a shared-memory design):
+ *   1. ffmpeg's output: CPU per frame to write JPEG (jpeg, file) or raw RGB (rgb24) frames
+ *      (ffmpeg -benchmark: user+system time), same decode and sampling as the server;
+ *   2. the round trip through a real WorkerPool and worker process with the synthetic test double
+ *      (its "inference" is a few patch means, measured and subtracted): the server's payload
+ *      preparation (toPayloads: base64, or a file write), JSON-RPC serialisation, the pipe, the
+ *      worker's parse and decode, the result back;
+ *   3. the worker's side alone, in-process (pose-service/bench/transport_decode.py): message parse
+ *      and payload → RGB array, the shared-memory prototype included.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import type { FrameEncoding } from '../../protocol/index.js';
+import { ffmpegArgs, type FramePixels } from '../../server/media/frame-source.js';
+import { releasePayloads, toPayloads } from '../../server/pipeline/frame-payload.js';
+import { WorkerPool } from '../../workers/index.js';
+import { SAMPLE_FPS, rawFrames, type Clip, type FrameSet } from './clips.js';
+import type { BenchContext } from './context.js';
+import { runPythonScript } from './python-script.js';
+import { spread, type Spread } from './stats.js';
+
+export const TRANSPORTS: FrameEncoding[] = ['jpeg', 'rgb24', 'file'];
+
+export interface FfmpegOutputCost {
+  pixels: FramePixels;
+  cpuMsPerFrame: Spread;
+  wallMsPerFrame: Spread;
+  bytesPerFrame: number;
+}
+
+export interface RoundTripCost {
+  transport: FrameEncoding;
+  /** toPayloads + releasePayloads (server side). */
+  prepMs: Spread;
+  /** Round trip minus the worker's inference: serialisation, pipe, worker parse+decode, result back. */
+  overheadMs: Spread;
+  /** Of which the worker's payload → RGB decode. */
+  workerDecodeMs: Spread;
+  /** prep + overhead: what the transport adds per frame. */
+  totalMs: Spread;
+  messageBytesPerFrame: number;
+}
+
+export interface WorkerSideCost {
+  kind: string;
+  messageBytesPerFrame: number;
+  parseMs: Spread;
+  decodeMs: Spread;
+}
+
+export interface TransportResult {
+  frames: number;
+  width: number;
+  height: number;
+  ffmpeg: FfmpegOutputCost[];
+  roundTrip: RoundTripCost[];
+  workerSide: WorkerSideCost[];
+  /** Server-side write of one raw frame to /dev/shm (the prototype's other half). */
+  shmWriteMs: Spread | null;
+}
+
+export async function runTransport(ctx: BenchContext, clip: Clip, frames: FrameSet, batchSize: number): Promise<TransportResult> {
+  const raw = rawFrames(ctx, frames);
+  const ffmpeg: FfmpegOutputCost[] = [];
+  for (const pixels of ['jpeg', 'rgb24'] as FramePixels[]) ffmpeg.push(await ffmpegOutputCost(ctx, clip, frames.count, pixels));
+
+  const jpegs = Array.from({ length: frames.count }, (_, i) => readFileSync(path.join(frames.dir, `frame-${String(i).padStart(6, '0')}.jpg`)));
+  const rawAll = readFileSync(raw);
+  const size = frames.width * frames.height * 3;
+  const rgbs = Array.from({ length: frames.count }, (_, i) => rawAll.subarray(i * size, (i + 1) * size));
+
+  const roundTrip = await roundTripCosts(ctx, frames, jpegs, rgbs, batchSize);
+
+  const py = await runPythonScript<{ kinds: Record<string, { messageBytesPerFrame: number; parseMs: number[]; decodeMs: number[] }> }>(
+    ctx,
+    'transport_decode.py',
+    ['--frames', frames.dir, '--raw', raw, '--width', String(frames.width), '--height', String(frames.height), '--batch', String(batchSize), '--reps', String(ctx.reps)],
+  );
+  const workerSide = Object.entries(py.kinds).map(([kind, k]) => ({
+    kind,
+    messageBytesPerFrame: k.messageBytesPerFrame,
+    parseMs: spread(k.parseMs),
+    decodeMs: spread(k.decodeMs),
+  }));
+
+  return { frames: frames.count, width: frames.width, height: frames.height, ffmpeg, roundTrip, workerSide, shmWriteMs: shmWriteCost(ctx, rgbs) };
+}
+
+/** ffmpeg's CPU per frame for one output format, from its own -benchmark report. */
+async function ffmpegOutputCost(ctx: BenchContext, clip: Clip, frames: number, pixels: FramePixels): Promise<FfmpegOutputCost> {
+  const args = ffmpegArgs({
+    ffmpeg: ctx.ffmpeg,
+    file: clip.file,
+    fps: Math.min(SAMPLE_FPS, clip.video.fps || SAMPLE_FPS),
+    maxFrames: frames,
+    width: clip.video.width,
+    height: clip.video.height,
+    pixels,
+  }).map((a, i, all) => (all[i - 1] === '-loglevel' ? 'info' : a));
+  const cpu: number[] = [];
+  const wall: number[] = [];
+  let bytes = 0;
+  for (let rep = 0; rep < ctx.reps + 1; rep++) {
+    const r = await new Promise<{ out: number; err: string }>((resolve, reject) => {
+      const child = spawn(ctx.ffmpeg, ['-benchmark', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = 0;
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.length));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
+      child.once('error', reject);
+      child.once('close', (code) => (code === 0 ? resolve({ out, err }) : reject(new Error(`ffmpeg exited ${code}: ${err.slice(-500)}`))));
+    });
+    const m = /bench: utime=([\d.]+)s stime=([\d.]+)s rtime=([\d.]+)s/.exec(r.err);
+    if (!m) throw new Error(`ffmpeg -benchmark printed no timing: ${r.err.slice(-300)}`);
+    bytes = r.out / frames;
+    if (rep === 0) continue; // warms the page cache
+    cpu.push(((Number(m[1]) + Number(m[2])) * 1000) / frames);
+    wall.push((Number(m[3]) * 1000) / frames);
+  }
+  return { pixels, cpuMsPerFrame: spread(cpu), wallMsPerFrame: spread(wall), bytesPerFrame: bytes };
+}
+
+async function roundTripCosts(ctx: BenchContext, frames: FrameSet, jpegs: Buffer[], rgbs: Buffer[], batchSize: number): Promise<RoundTripCost[]> {
+  const pool = new WorkerPool({
+    python: ctx.python,
+    serviceDir: path.join(ctx.repo, 'pose-service'),
+    model: 'synthetic',
+    device: 'cpu',
+    threads: 1,
+    workers: 1,
+    startupTimeoutMs: 120_000,
+    batchTimeoutMs: 60_000,
+    logger: pino({ level: 'silent' }),
+  });
+  pool.start();
+  const tempDir = mkdtempSync(path.join(os.tmpdir(), 'posepool-bench-'));
+  try {
+    if (!(await pool.whenReady(120_000))) throw new Error(`the synthetic worker did not start: ${JSON.stringify(pool.lastErrors())}`);
+    const out: RoundTripCost[] = [];
+    for (const transport of TRANSPORTS) {
+      const data = transport === 'rgb24' ? rgbs : jpegs;
+      const prep: number[] = [];
+      const overhead: number[] = [];
+      const decode: number[] = [];
+      const total: number[] = [];
+      let messageBytes = 0;
+      for (let rep = 0; rep < ctx.reps + 1; rep++) {
+        let p = 0;
+        let o = 0;
+        let d = 0;
+        messageBytes = 0;
+        for (let start = 0; start < data.length; start += batchSize) {
+          const batch = data.slice(start, start + batchSize).map((buf, k) => ({
+            index: start + k,
+            timeMs: 0,
+            width: frames.width,
+            height: frames.height,
+            pixels: (transport === 'rgb24' ? 'rgb24' : 'jpeg') as FramePixels,
+            data: buf,
+          }));
+          const t0 = performance.now();
+          const payloads = await toPayloads(batch, transport, tempDir);
+          const t1 = performance.now();
+          const params = { requestId: 'bench', frames: payloads, options: { tracking: true } };
+          messageBytes += Buffer.byteLength(JSON.stringify(params));
+          const t2 = performance.now();
+          const result = await pool.detect(params);
+          const t3 = performance.now();
+          await releasePayloads(payloads);
+          const t4 = performance.now();
+          if (result.frames.some((f) => f.error)) throw new Error(`transport ${transport}: ${JSON.stringify(result.frames.find((f) => f.error))}`);
+          p += t1 - t0 + (t4 - t3);
+          o += t3 - t2 - result.timing.inferMs;
+          d += result.timing.decodeMs;
+        }
+        if (rep === 0) continue; // the first pass warms the worker and the page cache
+        const n = data.length;
+        prep.push(p / n);
+        overhead.push(o / n);
+        decode.push(d / n);
+        total.push((p + o) / n);
+      }
+      out.push({
+        transport,
+        prepMs: spread(prep),
+        overheadMs: spread(overhead),
+        workerDecodeMs: spread(decode),
+        totalMs: spread(total),
+        messageBytesPerFrame: messageBytes / data.length,
+      });
+    }
+    return out;
+  } finally {
+    rmSync(tempDir, { recursive: true, force: true });
+    await pool.close({ graceMs: 2000 });
+  }
+}
+
+function shmWriteCost(ctx: BenchContext, rgbs: Buffer[]): Spread | null {
+  if (!existsSync('/dev/shm')) return null;
+  const dir = mkdtempSync(path.join('/dev/shm', 'posepool-bench-'));
+  try {
+    const per: number[] = [];
+    for (let rep = 0; rep < ctx.reps + 1; rep++) {
+      const t0 = performance.now();
+      rgbs.forEach((b, i) => writeFileSync(path.join(dir, `f${i}.rgb`), b));
+      const t = performance.now() - t0;
+      rgbs.forEach((_, i) => rmSync(path.join(dir, `f${i}.rgb`), { force: true }));
+      if (rep > 0) per.push(t / rgbs.length);
+    }
+    return spread(per);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
