@@ -97,11 +97,17 @@ export interface PoolModelInfo {
 
 export type PoolDetectResult = DetectResult & { workerId: string; attempts: number };
 
-/** What generic-pool lends: a worker, or (only while closing) the CLOSED lease. */
-const CLOSED_LEASE = Object.freeze({ closed: true as const });
-type ClosedLease = typeof CLOSED_LEASE;
+/**
+ * What generic-pool lends: a worker, or (only while closing) a CLOSED lease. Each CLOSED lease is a
+ * new object: generic-pool keys its loans by object, so one shared sentinel lent to two waiting
+ * clients at once made the second release reject ("Resource not currently part of this pool").
+ */
+interface ClosedLease {
+  readonly closed: true;
+}
 type Lease = PoseWorker | ClosedLease;
-const isClosedLease = (lease: Lease): lease is ClosedLease => lease === CLOSED_LEASE;
+const closedLease = (): ClosedLease => Object.freeze({ closed: true as const });
+const isClosedLease = (lease: Lease): lease is ClosedLease => (lease as Partial<ClosedLease>).closed === true;
 
 interface Waiter {
   fail(err: Error): void;
@@ -156,7 +162,7 @@ export class WorkerPool extends EventEmitter {
 
     this.pool = genericPool.createPool<Lease>(
       {
-        create: async () => (await this.supervisor.takeReady()) ?? CLOSED_LEASE,
+        create: async () => (await this.supervisor.takeReady()) ?? closedLease(),
         destroy: async (lease) => {
           if (!isClosedLease(lease)) this.supervisor.giveBack(lease);
         },
