@@ -154,7 +154,7 @@ function Try-Candidate([string[]]$Cmd, [string]$How) {
   if ($script:Chosen) { return }
   $found = Get-Command $Cmd[0] -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
   if (-not $found) { return }
-  $resolved = @($found.Source) + @($Cmd | Select-Object -Skip 1)
+  $resolved = @($found.Path) + @($Cmd | Select-Object -Skip 1)
   $key = $resolved -join ' '
   if ($seen.ContainsKey($key)) { return }
   $seen[$key] = $true
