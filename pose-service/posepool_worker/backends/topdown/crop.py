@@ -47,11 +47,12 @@ def vitpose_box_to_center_size(box_xywh, input_wh=VITPOSE_INPUT_WH, padding=VITP
 
 
 def udp_warp_matrix(center, size, input_wh=VITPOSE_INPUT_WH) -> np.ndarray:
-    """mmpose ``get_warp_matrix(theta=0, size_input=2*center, size_dst=input_wh - 1, size_target=size)``."""
+    """mmpose ``get_warp_matrix(theta=0, size_input=2*center, size_dst=input_wh - 1, size_target=size)``, float32
+    like mmpose's (cv2.warpAffine quantises positions to 1/32 pixel, so the matrix's precision shows in pixels)."""
     sx = (input_wh[0] - 1.0) / size[0]
     sy = (input_wh[1] - 1.0) / size[1]
     return np.array([[sx, 0.0, sx * (0.5 * size[0] - center[0])],
-                     [0.0, sy, sy * (0.5 * size[1] - center[1])]], dtype=np.float64)
+                     [0.0, sy, sy * (0.5 * size[1] - center[1])]], dtype=np.float32)
 
 
 def udp_heatmap_to_image(coords: np.ndarray, center, size, heatmap_wh) -> np.ndarray:
@@ -113,7 +114,7 @@ def blur_region(image: np.ndarray, matrix: np.ndarray, out_wh: tuple[int, int], 
 
 def warp(image: np.ndarray, matrix: np.ndarray, out_wh: tuple[int, int]) -> np.ndarray:
     """Bilinear affine crop (cv2.INTER_LINEAR, black outside), uint8 HxWx3."""
-    return cv2.warpAffine(image, matrix.astype(np.float64), (int(out_wh[0]), int(out_wh[1])),
+    return cv2.warpAffine(image, matrix, (int(out_wh[0]), int(out_wh[1])),
                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
