@@ -49,14 +49,25 @@ def crop_and_resize(image: np.ndarray, box: Box, size: int) -> np.ndarray:
     y_lerp = (yc - top).astype(np.float32)[:, None, None]
     x_lerp = (xc - left).astype(np.float32)[None, :, None]
 
-    rows_top = image[top].astype(np.float32)  # [size, W, 3]
-    rows_bottom = image[bottom].astype(np.float32)
-    tl, tr = rows_top[:, left], rows_top[:, right]
-    bl, br = rows_bottom[:, left], rows_bottom[:, right]
-    t = tl + (tr - tl) * x_lerp
-    b = bl + (br - bl) * x_lerp
-    out = t + (b - t) * y_lerp
-    out *= (valid_y[:, None, None] & valid_x[None, :, None])
+    rows_top = np.take(image, top, axis=0)  # [size, W, 3] uint8: gather rows, then columns, then convert
+    rows_bottom = np.take(image, bottom, axis=0)
+    tl = np.take(rows_top, left, axis=1).astype(np.float32)
+    tr = np.take(rows_top, right, axis=1).astype(np.float32)
+    bl = np.take(rows_bottom, left, axis=1).astype(np.float32)
+    br = np.take(rows_bottom, right, axis=1).astype(np.float32)
+    # top + (bottom - top) * y_lerp with top/bottom = left + (right - left) * x_lerp, as TF computes it (in place)
+    tr -= tl
+    tr *= x_lerp
+    tr += tl
+    br -= bl
+    br *= x_lerp
+    br += bl
+    br -= tr
+    br *= y_lerp
+    br += tr
+    out = br
+    out[~valid_y] = 0.0
+    out[:, ~valid_x] = 0.0
     return out.astype(np.int32)  # truncation toward zero, values are >= 0
 
 

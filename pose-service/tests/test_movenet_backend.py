@@ -1,0 +1,140 @@
+"""MoveNetBackend end to end: letterbox pass, tracking pass (crops), persons in pixels, no-person frames,
+batching, and the real worker process serving movenet-lightning."""
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import FIXTURES, jpeg_frame
+from posepool_worker.backends.base import COCO17_KEYPOINTS, LoadContext
+from posepool_worker.backends.movenet import MoveNetBackend, crop
+
+REPO = Path(__file__).resolve().parents[2]
+REF_DIR = FIXTURES / "movenet"
+NOSE, L_SHOULDER, L_HIP, L_ANKLE = 0, 5, 11, 15
+
+
+def rgb(name):
+    return np.ascontiguousarray(cv2.cvtColor(cv2.imread(str(FIXTURES / name)), cv2.COLOR_BGR2RGB))
+
+
+@pytest.fixture(scope="module", params=["movenet-thunder", "movenet-lightning"])
+def backend(request):
+    torch.set_num_threads(1)
+    ctx = LoadContext(model=request.param, device=torch.device("cpu"), threads=1, models_dir=REPO / "pose-service/.models",
+                      repo_root=REPO)
+    return MoveNetBackend.load(ctx)
+
+
+def tfjs_reference(model, name):
+    """The TF.js output for a fixture entry, mapped to image pixels (x, y, score)."""
+    index = json.loads((REF_DIR / f"index-{model}.json").read_text())["entries"]
+    outputs = json.loads((REF_DIR / f"tfjs-{model}.json").read_text())["outputs"]
+    i = [e["name"] for e in index].index(name)
+    e = index[i]
+    return crop.keypoints_to_image(np.array(outputs[i], np.float32), tuple(e["box"]), e["height"], e["width"])
+
+
+def test_still_images_give_one_person_in_pixels(backend):
+    for name in ("messi5.jpg", "basketball1.jpg"):
+        img = rgb(name)
+        h, w = img.shape[:2]
+        [persons] = backend.detect([img], {})
+        assert len(persons) == 1
+        p = persons[0]
+        assert set(p) == {"score", "bbox", "keypoints"}
+        assert 0.25 <= p["score"] <= 1.0
+        kp = np.array(p["keypoints"])
+        assert kp.shape == (len(COCO17_KEYPOINTS), 3)
+        confident = kp[kp[:, 2] >= 0.2]
+        assert (confident[:, 0] > -5).all() and (confident[:, 0] < w + 5).all()
+        assert (confident[:, 1] > -5).all() and (confident[:, 1] < h + 5).all()
+        x, y, bw, bh = p["bbox"]
+        assert 0 <= x and 0 <= y and x + bw <= w + 1e-6 and y + bh <= h + 1e-6 and bw > 20 and bh > 20
+    # basketball1: a standing player, nose above shoulders above hips above ankles
+    kp = np.array(backend.detect([rgb("basketball1.jpg")], {})[0][0]["keypoints"])
+    assert kp[NOSE, 1] < kp[L_SHOULDER, 1] < kp[L_HIP, 1] < kp[L_ANKLE, 1]
+
+
+def test_letterbox_pass_matches_tfjs_end_to_end(backend):
+    """tracking off: decode -> letterbox crop -> model -> pixels equals TF.js on the committed letterbox input."""
+    for stem in ("messi5", "basketball1"):
+        img = rgb(stem + ".jpg")
+        side = max(img.shape[:2])
+        ref = tfjs_reference(backend.model_name, stem)
+        kp = np.array(backend.detect([img], {"tracking": False})[0][0]["keypoints"])
+        assert np.abs(kp[:, :2] - ref[:, :2]).max() <= 0.002 * side + 0.01
+        assert np.abs(kp[:, 2] - ref[:, 2]).max() <= 0.01
+
+
+def test_tracking_pass_uses_the_torso_crop_and_matches_tfjs(backend):
+    """tracking on: pass 2 poses the crop tfjs-models' determineCropRegion gives; equals TF.js on that crop."""
+    for stem in ("messi5", "basketball1"):
+        img = rgb(stem + ".jpg")
+        side = max(img.shape[:2])
+        ref = tfjs_reference(backend.model_name, stem + ":crop")
+        kp = np.array(backend.detect([img], {"tracking": True})[0][0]["keypoints"])
+        assert np.abs(kp[:, :2] - ref[:, :2]).max() <= 0.002 * side + 0.01
+        assert np.abs(kp[:, 2] - ref[:, 2]).max() <= 0.01
+
+
+def test_passes_are_batched(backend, monkeypatch):
+    calls = []
+    real_infer = backend.infer
+
+    def spy(inputs):
+        calls.append(inputs.shape)
+        return real_infer(inputs)
+
+    monkeypatch.setattr(backend, "infer", spy)
+    images = [rgb("messi5.jpg"), rgb("basketball1.jpg"), np.zeros((120, 160, 3), np.uint8)]
+    out = backend.detect(images, {})
+    s = backend.input_size
+    assert calls == [(3, s, s, 3), (2, s, s, 3)]  # pass 1: all frames; pass 2: the two with a person
+    assert [len(p) for p in out] == [1, 1, 0]
+    calls.clear()
+    backend.detect(images, {"tracking": False})
+    assert calls == [(3, s, s, 3)]
+
+
+def test_results_do_not_depend_on_the_batch(backend):
+    images = [rgb("messi5.jpg"), np.zeros((64, 64, 3), np.uint8), rgb("basketball1.jpg")]
+    together = backend.detect(images, {})
+    alone = [backend.detect([img], {})[0] for img in images]
+    assert [len(p) for p in together] == [len(p) for p in alone] == [1, 0, 1]
+    for a, b in zip(together, alone):
+        if a:
+            assert np.abs(np.array(a[0]["keypoints"]) - np.array(b[0]["keypoints"])).max() < 0.05
+
+
+def test_no_person_is_an_empty_list(backend):
+    blank = [np.zeros((240, 320, 3), np.uint8), np.full((300, 200, 3), 128, np.uint8),
+             np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)]
+    assert backend.detect(blank, {}) == [[], [], []]
+    assert backend.detect([], {}) == []
+
+
+def test_worker_process_serves_movenet(spawn_worker):
+    worker = spawn_worker(model="movenet-lightning", threads=1)
+    ready = worker.wait_ready(timeout=120)
+    assert ready["model"]["name"] == "movenet-lightning"
+    assert ready["model"]["keypoints"] == COCO17_KEYPOINTS
+    result = worker.call("detect", {"requestId": "t", "frames": [jpeg_frame(0), jpeg_frame(1, FIXTURES / "basketball1.jpg")]},
+                         timeout=60)
+    frames = result["frames"]
+    assert [f["index"] for f in frames] == [0, 1]
+    assert all(len(f["persons"]) == 1 and len(f["persons"][0]["keypoints"]) == 17 for f in frames)
+
+
+def test_worker_reports_missing_model_files(spawn_worker, tmp_path):
+    worker = spawn_worker(model="movenet-thunder", env={"POSE_MOVENET_DIR": str(tmp_path)})
+    msg = worker.recv(timeout=120)
+    assert msg["method"] == "worker/startupFailed"
+    params = msg["params"]
+    assert params["type"] == "ModelFilesMissing"
+    assert str(tmp_path / "movenet-thunder.json") in params["message"]
+    assert "POSE_MOVENET_DIR" in params["hint"]
+    assert worker.wait(30) != 0
