@@ -11,7 +11,13 @@ import { Admission } from './admission.js';
 import type { Config } from './config.js';
 import { ApiError, isApiError } from './errors.js';
 import type { MediaTools } from './media/media-tools.js';
+import { JobStore } from './jobs/job-store.js';
+import { ServerMetrics, type PoolEvents } from './metrics.js';
+import { registerDocs } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerJobsRoutes } from './routes/jobs.js';
+import { registerMetricsRoute } from './routes/metrics.js';
+import { registerPageRoutes } from './routes/page.js';
 import { registerUploadRoute } from './routes/upload-video-with-pose.js';
 import type { ServerPool } from './server-pool.js';
 
@@ -25,6 +31,8 @@ export interface ServerDeps {
 export interface PoseServer {
   app: FastifyInstance;
   admission: Admission;
+  metrics: ServerMetrics;
+  jobs: JobStore;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
@@ -54,8 +62,21 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
     return payload;
   });
 
+  // Operator and user features (issue 7): OpenAPI first (it collects the routes), metrics, jobs, the page.
+  const jobs = new JobStore(config.jobs);
+  const metrics = new ServerMetrics({ pool, admission, jobs: () => jobs.countsByState() });
+  if (isPoolEvents(pool)) {
+    const unwatch = metrics.watchPool(pool);
+    app.addHook('onClose', async () => unwatch());
+  }
+  const metered = metrics.meterPool(pool);
+  await registerDocs(app);
+  registerMetricsRoute(app, metrics);
+
   registerHealthRoutes(app, pool, { testDouble: Boolean(PROTOCOL.models[config.model]?.testDouble) });
-  registerUploadRoute(app, { config, pool, tools, admission });
+  registerUploadRoute(app, { config, pool: metered, tools, admission, observer: metrics });
+  registerJobsRoutes(app, { config, pool: metered, tools, admission, store: jobs, observer: metrics });
+  registerPageRoutes(app);
 
   app.setNotFoundHandler((request, reply) => {
     const err = new ApiError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
@@ -73,7 +94,12 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
     reply.code(api.status).send(api.body(String(request.id)));
   });
 
-  return { app, admission };
+  return { app, admission, metrics, jobs };
+}
+
+function isPoolEvents(pool: ServerPool): pool is ServerPool & PoolEvents {
+  const p = pool as Partial<PoolEvents>;
+  return typeof p.on === 'function' && typeof p.off === 'function';
 }
 
 /** Anything thrown inside a request → one catalogue code. */

@@ -75,6 +75,20 @@ export interface Config {
   backoffMaxMs: number;
   /** Extra environment for worker processes (e.g. POSE_SYNTHETIC_FAULTS for the test double). */
   workerEnv: Record<string, string>;
+  /** Limits of the jobs API (POST /api/jobs). */
+  jobs: JobsConfig;
+}
+
+/** Jobs live in memory: their count, each result's size and a finished job's lifetime are bounded. */
+export interface JobsConfig {
+  /** Jobs held at once, finished ones included (the oldest finished is dropped first). */
+  maxJobs: number;
+  /** How long a finished job (and its result) is kept. */
+  ttlMs: number;
+  /** A result whose JSON is larger fails the job with RESULT_TOO_LARGE. */
+  resultMaxBytes: number;
+  /** A job still unfinished this long after it was accepted fails with TIMEOUT. */
+  timeoutMs: number;
 }
 
 export interface ConfigContext {
@@ -185,6 +199,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
     backoffInitialMs: int(env, 'POSE_BACKOFF_INITIAL_MS', 1000, { min: 10 }),
     backoffMaxMs: int(env, 'POSE_BACKOFF_MAX_MS', 60_000, { min: 10 }),
     workerEnv,
+    jobs: {
+      maxJobs: int(env, 'JOBS_MAX', 100, { min: 1, max: 100_000 }),
+      ttlMs: int(env, 'JOBS_TTL_S', 3600, { min: 1, max: 30 * 24 * 3600 }) * 1000,
+      resultMaxBytes: int(env, 'JOB_RESULT_MAX_MB', 32, { min: 1, max: 4096 }) * 1024 * 1024,
+      timeoutMs: int(env, 'JOB_TIMEOUT_MS', 3_600_000, { min: 1000 }),
+    },
   };
 }
 

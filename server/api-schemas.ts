@@ -1,0 +1,253 @@
+/**
+ * JSON schemas of the HTTP API. The routes use them to validate requests (params) and responses
+ * (server/routes/docs.ts validates every response that has a schema before sending it), and
+ * @fastify/swagger turns the same objects into the OpenAPI document served at /docs.
+ *
+ * Objects allow additional properties where the contract says models may add fields (HMR2) and
+ * where the health body may grow; the fields listed are required and typed.
+ */
+import { API_ERRORS } from './errors.js';
+
+const num = { type: 'number' } as const;
+const int = { type: 'integer', minimum: 0 } as const;
+const str = { type: 'string' } as const;
+
+export const errorSchema = {
+  description: 'Every non-2xx answer: one stable code from the catalogue, a message, the request id',
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      additionalProperties: true,
+      properties: {
+        code: { type: 'string', enum: Object.keys(API_ERRORS) },
+        message: str,
+        requestId: str,
+      },
+    },
+  },
+} as const;
+
+const frameError = {
+  type: 'object',
+  required: ['code', 'message'],
+  additionalProperties: true,
+  properties: { code: str, message: str },
+} as const;
+
+const person = {
+  type: 'object',
+  required: ['score', 'bbox', 'keypoints'],
+  additionalProperties: true,
+  properties: {
+    score: num,
+    bbox: { type: 'array', items: num, minItems: 4, maxItems: 4, description: '[x, y, w, h] in pixels of the upright frame' },
+    keypoints: {
+      type: 'array',
+      description: 'one [x, y, score] per name in model.keypoints, in pixels of the upright frame',
+      items: { type: 'array', items: num, minItems: 3 },
+    },
+  },
+} as const;
+
+export const poseResponseSchema = {
+  description: 'One result per sampled frame, in time order',
+  type: 'object',
+  required: ['id', 'role', 'video', 'model', 'frames', 'summary'],
+  additionalProperties: true,
+  properties: {
+    id: str,
+    role: str,
+    video: {
+      type: 'object',
+      required: ['width', 'height', 'durationMs', 'fps', 'rotation', 'codec'],
+      additionalProperties: true,
+      properties: { width: int, height: int, durationMs: num, fps: num, rotation: num, codec: str },
+    },
+    model: {
+      type: 'object',
+      required: ['name', 'device', 'keypoints', 'skeleton'],
+      additionalProperties: true,
+      properties: {
+        name: str,
+        device: str,
+        keypoints: { type: 'array', items: str },
+        skeleton: { type: 'array', items: { type: 'array', items: int, minItems: 2, maxItems: 2 } },
+      },
+    },
+    frames: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['index', 'timeMs', 'persons'],
+        additionalProperties: true,
+        properties: { index: int, timeMs: num, persons: { type: 'array', items: person }, error: frameError },
+      },
+    },
+    summary: {
+      type: 'object',
+      required: ['framesSampled', 'framesWithPose', 'framesFailed', 'sampleFps', 'elapsedMs'],
+      additionalProperties: true,
+      properties: {
+        framesSampled: int,
+        framesWithPose: int,
+        framesFailed: int,
+        sampleFps: num,
+        elapsedMs: num,
+        timing: { type: 'object', additionalProperties: true },
+        warning: str,
+      },
+    },
+  },
+} as const;
+
+const lastError = {
+  anyOf: [
+    { type: 'null' },
+    {
+      type: 'object',
+      required: ['type', 'message', 'hint'],
+      additionalProperties: true,
+      properties: { type: str, message: str, hint: str },
+    },
+  ],
+} as const;
+
+export const healthSchema = {
+  description: 'Readiness: the pool and each worker, with the real cause of a failure',
+  type: 'object',
+  required: ['status', 'ready', 'desired', 'workers'],
+  additionalProperties: true,
+  properties: {
+    status: { type: 'string', enum: ['ready', 'starting', 'degraded', 'unavailable'] },
+    ready: int,
+    desired: int,
+    workers: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'state', 'pid', 'model', 'device', 'restarts', 'lastError'],
+        additionalProperties: true,
+        properties: {
+          id: str,
+          state: str,
+          pid: { type: ['integer', 'null'] },
+          model: str,
+          device: { type: ['string', 'null'] },
+          restarts: int,
+          lastError,
+        },
+      },
+    },
+    warning: str,
+  },
+} as const;
+
+/** The multipart body of the upload and job routes (documentation: the fields are validated by upload/fields.ts). */
+export function videoFormSchema(limits: { maxFramesLimit: number; defaultFps: number; defaultMaxFrames: number }) {
+  return {
+    type: 'object',
+    required: ['video'],
+    properties: {
+      video: { type: 'string', format: 'binary', description: 'the video file; any container/codec ffmpeg decodes' },
+      role: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'rider', description: 'label echoed back' },
+      fps: {
+        type: 'number',
+        exclusiveMinimum: 0,
+        maximum: 240,
+        default: limits.defaultFps,
+        description: 'frames sampled per second of video, capped at the source rate',
+      },
+      maxFrames: {
+        type: 'integer',
+        minimum: 1,
+        maximum: limits.maxFramesLimit,
+        default: limits.defaultMaxFrames,
+        description: 'cap on sampled frames (MAX_FRAMES_LIMIT bounds it)',
+      },
+      tracking: { type: 'boolean', default: true, description: 'MoveNet: refine each frame on a crop around the person' },
+      smoothing: { type: 'boolean', default: true, description: 'one-euro smoothing of keypoints over time' },
+    },
+  } as const;
+}
+
+export const jobStates = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobState = (typeof jobStates)[number];
+
+export const jobSchema = {
+  description: 'A pose job: its state, progress and, once succeeded, the same body as the synchronous route',
+  type: 'object',
+  required: ['id', 'state', 'createdAt', 'progress', 'links'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    state: { type: 'string', enum: jobStates },
+    createdAt: { type: 'string', format: 'date-time' },
+    startedAt: { type: 'string', format: 'date-time' },
+    finishedAt: { type: 'string', format: 'date-time' },
+    expiresAt: { type: 'string', format: 'date-time', description: 'when a finished job is forgotten (JOBS_TTL_S)' },
+    progress: {
+      type: 'object',
+      required: ['done', 'expected', 'fraction'],
+      additionalProperties: false,
+      properties: { done: int, expected: int, fraction: { type: 'number', minimum: 0, maximum: 1 } },
+    },
+    video: { type: 'object', additionalProperties: true },
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      additionalProperties: true,
+      properties: { code: str, message: str },
+    },
+    result: poseResponseSchema,
+    links: {
+      type: 'object',
+      required: ['self', 'events'],
+      additionalProperties: false,
+      properties: { self: str, events: str },
+    },
+  },
+} as const;
+
+export const jobParamsSchema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' } },
+} as const;
+
+/** Standard error answers of a route, by status class. */
+export const errorResponses = { '4xx': errorSchema, '5xx': errorSchema } as const;
+
+/** Documented on every route that API_TOKEN protects (optional: open when API_TOKEN is unset). */
+const bearerOptional: { [label: string]: string[] }[] = [{ bearer: [] }, {}];
+
+/** Route schema of POST /api/upload-video-with-pose. */
+export function uploadRouteSchema(limits: { maxFramesLimit: number; defaultFps: number; defaultMaxFrames: number }) {
+  return {
+    tags: ['pose'],
+    summary: 'Pose a video and wait for the result',
+    description:
+      'Uploads a video (multipart/form-data) and answers with one pose result per sampled frame when all are done. ' +
+      'For long videos use POST /api/jobs.',
+    consumes: ['multipart/form-data'],
+    security: bearerOptional,
+    body: videoFormSchema(limits),
+    response: { 200: poseResponseSchema, ...errorResponses },
+  };
+}
+
+export const healthRouteSchema = {
+  tags: ['operations'],
+  summary: 'Readiness probe: 200 once POSE_MIN_READY workers are ready, else 503 (same body)',
+  response: { 200: healthSchema, 503: healthSchema },
+};
+
+export const liveRouteSchema = {
+  tags: ['operations'],
+  summary: 'Liveness probe: 200 while the event loop answers, whatever the workers do',
+  response: {
+    200: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['live'] } } },
+  },
+};

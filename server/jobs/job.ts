@@ -1,0 +1,133 @@
+/**
+ * One pose job: its state machine (queued → running → succeeded | failed, or cancelled from
+ * either), progress, and result. Emits 'update' on every change and 'finished' once.
+ */
+import { EventEmitter } from 'node:events';
+import type { JobState } from '../api-schemas.js';
+import type { VideoInfo } from '../media/probe.js';
+import type { PoseResponse } from '../pipeline/pose-response.js';
+
+export interface JobError {
+  code: string;
+  message: string;
+  [detail: string]: unknown;
+}
+
+/** Job-only error code: the result's JSON exceeded JOB_RESULT_MAX_MB. */
+export const RESULT_TOO_LARGE = 'RESULT_TOO_LARGE';
+
+export interface JobSummary {
+  id: string;
+  state: JobState;
+  progress: { done: number; expected: number; fraction: number };
+  error?: JobError;
+  links: { self: string; events: string };
+}
+
+export interface JobView extends JobSummary {
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  expiresAt?: string;
+  video: Omit<VideoInfo, 'frameCount'>;
+  result?: PoseResponse;
+}
+
+export class Job extends EventEmitter {
+  readonly id: string;
+  readonly createdAt = new Date();
+  /** performance.now() at acceptance: the result's elapsedMs counts from it (queueing included). */
+  readonly acceptedAt = performance.now();
+  /** Aborted by DELETE, the job timeout or shutdown; its reason becomes the job's error. */
+  readonly abort = new AbortController();
+  readonly video: Omit<VideoInfo, 'frameCount'>;
+  state: JobState = 'queued';
+  startedAt?: Date;
+  finishedAt?: Date;
+  expiresAt?: Date;
+  done = 0;
+  expected: number;
+  error?: JobError;
+  result?: PoseResponse;
+  resultBytes = 0;
+
+  constructor(id: string, video: VideoInfo, expectedFrames: number) {
+    super();
+    // Every open event stream listens; their number is bounded by connections, not by this.
+    this.setMaxListeners(0);
+    this.id = id;
+    const { frameCount: _ignored, ...shown } = video;
+    this.video = shown;
+    this.expected = expectedFrames;
+  }
+
+  get finished(): boolean {
+    return this.state === 'succeeded' || this.state === 'failed' || this.state === 'cancelled';
+  }
+
+  start(): void {
+    if (this.state !== 'queued') return;
+    this.state = 'running';
+    this.startedAt = new Date();
+    this.emit('update');
+  }
+
+  progress(done: number, expected: number): void {
+    if (this.finished) return;
+    this.done = done;
+    this.expected = Math.max(expected, done);
+    this.emit('update');
+  }
+
+  succeed(result: PoseResponse, bytes: number): void {
+    if (this.finished) return;
+    this.result = result;
+    this.resultBytes = bytes;
+    this.done = result.frames.length;
+    this.expected = result.frames.length;
+    this.finish('succeeded');
+  }
+
+  fail(error: JobError): void {
+    if (this.finished) return;
+    this.error = error;
+    this.finish('failed');
+  }
+
+  cancel(message = 'the job was cancelled (DELETE /api/jobs/:id)'): void {
+    if (this.finished) return;
+    this.error = { code: 'CANCELLED', message };
+    this.finish('cancelled');
+    this.abort.abort(new Error(message));
+  }
+
+  summary(): JobSummary {
+    const fraction = this.expected > 0 ? Math.min(1, this.done / this.expected) : this.state === 'succeeded' ? 1 : 0;
+    return {
+      id: this.id,
+      state: this.state,
+      progress: { done: this.done, expected: this.expected, fraction: Math.round(fraction * 1000) / 1000 },
+      ...(this.error ? { error: this.error } : {}),
+      links: { self: `/api/jobs/${this.id}`, events: `/api/jobs/${this.id}/events` },
+    };
+  }
+
+  view(): JobView {
+    return {
+      ...this.summary(),
+      createdAt: this.createdAt.toISOString(),
+      ...(this.startedAt ? { startedAt: this.startedAt.toISOString() } : {}),
+      ...(this.finishedAt ? { finishedAt: this.finishedAt.toISOString() } : {}),
+      ...(this.expiresAt ? { expiresAt: this.expiresAt.toISOString() } : {}),
+      video: this.video,
+      ...(this.result ? { result: this.result } : {}),
+    };
+  }
+
+  private finish(state: 'succeeded' | 'failed' | 'cancelled'): void {
+    this.state = state;
+    this.finishedAt = new Date();
+    this.emit('update');
+    this.emit('finished');
+  }
+}

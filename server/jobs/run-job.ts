@@ -1,0 +1,76 @@
+/**
+ * A job's life after 202: wait for its admission slot, pose the video through the same steps as
+ * the synchronous route (progress from poseVideo's onProgress), keep the result if it fits, and
+ * release the slot on every path. The caller removes the job's temporary directory afterwards.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { JobsConfig } from '../config.js';
+import { ApiError, isApiError } from '../errors.js';
+import { poseVideoRequest, type PoseRequestDeps } from '../pipeline/pose-video-request.js';
+import type { ReceivedVideo } from '../upload/receive-video.js';
+import { RESULT_TOO_LARGE, type Job, type JobError } from './job.js';
+
+export interface RunJobContext {
+  /** The admission slot taken at acceptance: resolves with its release when the video may run. */
+  slot: Promise<() => void>;
+  received: ReceivedVideo;
+  deps: PoseRequestDeps;
+  limits: Pick<JobsConfig, 'resultMaxBytes' | 'timeoutMs'>;
+  log: FastifyBaseLogger;
+}
+
+export async function runJob(job: Job, ctx: RunJobContext): Promise<void> {
+  const { signal } = job.abort;
+  const timer = setTimeout(
+    () => job.abort.abort(new ApiError('TIMEOUT', `the job took longer than ${ctx.limits.timeoutMs} ms (JOB_TIMEOUT_MS)`)),
+    ctx.limits.timeoutMs,
+  );
+  timer.unref();
+  let release: (() => void) | undefined;
+  try {
+    release = await ctx.slot;
+    if (signal.aborted) throw signal.reason;
+    job.start();
+    ctx.log.info({ jobId: job.id, expected: job.expected }, 'job started');
+    const response = await poseVideoRequest(
+      {
+        id: job.id,
+        file: ctx.received.file,
+        fields: ctx.received.fields,
+        video: ctx.received.video,
+        signal,
+        log: ctx.log,
+        started: job.acceptedAt,
+        onProgress: (done, expected) => job.progress(done, expected),
+      },
+      ctx.deps,
+    );
+    const bytes = Buffer.byteLength(JSON.stringify(response));
+    if (bytes > ctx.limits.resultMaxBytes) {
+      job.fail({
+        code: RESULT_TOO_LARGE,
+        message: `the result is ${mb(bytes)} MB, above JOB_RESULT_MAX_MB (${mb(ctx.limits.resultMaxBytes)} MB); ask for fewer frames (fps, maxFrames)`,
+      });
+    } else {
+      job.succeed(response, bytes);
+    }
+  } catch (err) {
+    if (!job.finished) job.fail(jobError(err, ctx.log, job.id));
+  } finally {
+    clearTimeout(timer);
+    release?.();
+  }
+  ctx.log.info({ jobId: job.id, state: job.state, code: job.error?.code, resultBytes: job.resultBytes }, `job ${job.state}`);
+}
+
+function jobError(err: unknown, log: FastifyBaseLogger, jobId: string): JobError {
+  if (isApiError(err)) {
+    const body = err.body('').error as JobError;
+    delete body.requestId;
+    return body;
+  }
+  log.error({ jobId, err }, 'job failed unexpectedly');
+  return { code: 'INTERNAL_ERROR', message: 'internal error (see the server log with this job id)' };
+}
+
+const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;

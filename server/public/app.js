@@ -1,0 +1,252 @@
+// posepool's page: upload a video as a job, follow its progress, then play it back with the
+// skeleton drawn over it (model.skeleton edges), scrubbable frame by frame, with each keypoint's
+// confidence. No framework: the DOM, XMLHttpRequest (upload progress), EventSource and a canvas.
+
+const $ = (id) => document.getElementById(id);
+const form = $('upload-form');
+const statusEl = $('status');
+const progressEl = $('progress');
+const video = $('video');
+const canvas = $('overlay');
+const scrub = $('scrub');
+const frameLabel = $('frame-label');
+const tbody = document.querySelector('#confidence tbody');
+
+/** Skeleton edges: a colour no keypoint uses, so a screenshot can tell the skeleton apart. */
+const EDGE_COLOUR = '#ff00ff';
+/** Keypoints below this confidence are drawn hollow and their edges dashed. */
+const LOW_CONFIDENCE = 0.3;
+
+let result = null;
+let shown = -1;
+let videoUrl = null;
+
+function setStatus(state, text) {
+  statusEl.dataset.state = state;
+  statusEl.textContent = text;
+}
+
+function authHeaders() {
+  const token = $('token').value.trim();
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+function errorText(body, status) {
+  const e = body && body.error;
+  return e ? `${e.code}: ${e.message}` : `HTTP ${status}`;
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const file = $('video-file').files[0];
+  if (!file) return;
+  const data = new FormData();
+  data.append('video', file, file.name);
+  if ($('fps').value) data.append('fps', $('fps').value);
+  if ($('max-frames').value) data.append('maxFrames', $('max-frames').value);
+  $('upload').disabled = true;
+  $('player').hidden = true;
+  result = null;
+  upload(file, data);
+});
+
+/** XMLHttpRequest rather than fetch: it reports upload progress. */
+function upload(file, data) {
+  const xhr = new XMLHttpRequest();
+  xhr.open('POST', '/api/jobs');
+  for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
+  xhr.responseType = 'json';
+  xhr.upload.onprogress = (e) => {
+    if (!e.lengthComputable) return;
+    progressEl.value = e.loaded / e.total;
+    setStatus('uploading', `Uploading ${file.name}: ${Math.round((100 * e.loaded) / e.total)}%`);
+  };
+  xhr.onerror = () => fail('the upload failed (network error)');
+  xhr.onload = () => {
+    if (xhr.status !== 202) return fail(errorText(xhr.response, xhr.status));
+    follow(xhr.response, file);
+  };
+  setStatus('uploading', `Uploading ${file.name}…`);
+  xhr.send(data);
+}
+
+function showProgress(job) {
+  const p = job.progress;
+  progressEl.value = p.fraction;
+  const what = job.state === 'queued' ? 'Waiting for a free slot' : 'Posing';
+  setStatus(job.state, `${what}: ${p.done} / ${p.expected} frames`);
+}
+
+/** Server-sent events; with a token (EventSource cannot send headers) the job is polled instead. */
+function follow(job, file) {
+  showProgress(job);
+  if ($('token').value.trim()) return poll(job, file);
+  const events = new EventSource(job.links.events);
+  events.addEventListener('progress', (e) => showProgress(JSON.parse(e.data)));
+  events.addEventListener('done', () => {
+    events.close();
+    fetchJob(job, file);
+  });
+  events.onerror = () => {
+    if (events.readyState === EventSource.CLOSED) fail('lost the progress stream');
+  };
+}
+
+async function poll(job, file) {
+  for (;;) {
+    const res = await fetch(job.links.self, { headers: authHeaders() });
+    const body = await res.json();
+    if (!res.ok) return fail(errorText(body, res.status));
+    if (['succeeded', 'failed', 'cancelled'].includes(body.state)) return finish(body, file);
+    showProgress(body);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function fetchJob(job, file) {
+  const res = await fetch(job.links.self, { headers: authHeaders() });
+  const body = await res.json();
+  if (!res.ok) return fail(errorText(body, res.status));
+  finish(body, file);
+}
+
+function finish(job, file) {
+  $('upload').disabled = false;
+  if (job.state !== 'succeeded') return fail(job.error ? `${job.error.code}: ${job.error.message}` : `job ${job.state}`);
+  progressEl.value = 1;
+  const s = job.result.summary;
+  setStatus('done', `Done: ${s.framesWithPose} of ${s.framesSampled} frames with a pose (${s.framesFailed} failed) in ${(s.elapsedMs / 1000).toFixed(1)} s, ${job.result.model.name} on ${job.result.model.device}`);
+  play(job.result, file);
+}
+
+function fail(message) {
+  $('upload').disabled = false;
+  setStatus('failed', message);
+}
+
+function play(res, file) {
+  result = res;
+  shown = -1;
+  const { width, height } = res.video;
+  canvas.width = width;
+  canvas.height = height;
+  video.style.aspectRatio = canvas.style.aspectRatio = `${width} / ${height}`;
+  if (videoUrl) URL.revokeObjectURL(videoUrl);
+  videoUrl = URL.createObjectURL(file);
+  video.src = videoUrl;
+  scrub.max = String(Math.max(0, res.frames.length - 1));
+  scrub.value = '0';
+  buildTable(res.model.keypoints);
+  $('player').hidden = false;
+  draw(0);
+}
+
+/** The sampled frame shown at `ms`: the last one at or before it. */
+function frameAt(ms) {
+  const frames = result.frames;
+  let lo = 0;
+  let hi = frames.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (frames[mid].timeMs <= ms + 1) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+function buildTable(names) {
+  tbody.replaceChildren(
+    ...names.map((name) => {
+      const tr = document.createElement('tr');
+      tr.innerHTML = '<td></td><td></td><td></td><td class="conf"></td>';
+      tr.cells[0].textContent = name;
+      return tr;
+    }),
+  );
+}
+
+function confidenceColour(score) {
+  return `hsl(${Math.round(120 * Math.max(0, Math.min(1, score)))}, 85%, 45%)`;
+}
+
+function draw(index) {
+  if (!result || !result.frames.length) return;
+  const frame = result.frames[index];
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const unit = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 160));
+  for (const person of frame.persons) {
+    const kp = person.keypoints;
+    ctx.strokeStyle = EDGE_COLOUR;
+    ctx.lineWidth = unit;
+    ctx.lineCap = 'round';
+    for (const [a, b] of result.model.skeleton) {
+      if (!kp[a] || !kp[b]) continue;
+      ctx.setLineDash(Math.min(kp[a][2], kp[b][2]) < LOW_CONFIDENCE ? [unit * 2, unit * 2] : []);
+      ctx.beginPath();
+      ctx.moveTo(kp[a][0], kp[a][1]);
+      ctx.lineTo(kp[b][0], kp[b][1]);
+      ctx.stroke();
+    }
+    ctx.setLineDash([]);
+    for (const [x, y, score] of kp) {
+      ctx.beginPath();
+      ctx.arc(x, y, unit * 1.6, 0, 2 * Math.PI);
+      ctx.fillStyle = confidenceColour(score);
+      ctx.strokeStyle = confidenceColour(score);
+      if (score >= LOW_CONFIDENCE) ctx.fill();
+      else ctx.stroke();
+    }
+  }
+  shown = index;
+  canvas.dataset.frame = String(index);
+  canvas.dataset.persons = String(frame.persons.length);
+  scrub.value = String(index);
+  const err = frame.error ? `, error ${frame.error.code}` : '';
+  frameLabel.textContent = `frame ${index + 1} / ${result.frames.length} at ${(frame.timeMs / 1000).toFixed(2)} s, ${frame.persons.length} person(s)${err}`;
+  fillTable(frame.persons[0]);
+}
+
+function fillTable(person) {
+  [...tbody.rows].forEach((tr, i) => {
+    const k = person && person.keypoints[i];
+    tr.cells[1].textContent = k ? k[0].toFixed(1) : '–';
+    tr.cells[2].textContent = k ? k[1].toFixed(1) : '–';
+    const cell = tr.cells[3];
+    cell.replaceChildren();
+    if (!k) return;
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.style.width = `${Math.round(k[2] * 60)}px`;
+    bar.style.background = confidenceColour(k[2]);
+    cell.append(bar, k[2].toFixed(2));
+  });
+}
+
+// Scrubbing: the slider seeks the video to the frame's time and draws that frame.
+scrub.addEventListener('input', () => {
+  if (!result) return;
+  const i = Number(scrub.value);
+  video.pause();
+  if (video.readyState >= 1) video.currentTime = result.frames[i].timeMs / 1000;
+  draw(i);
+});
+
+// Playback and the video's own controls: follow its clock.
+function followClock() {
+  if (!result) return;
+  const i = frameAt(video.currentTime * 1000);
+  if (i !== shown) draw(i);
+}
+video.addEventListener('seeked', followClock);
+video.addEventListener('timeupdate', followClock);
+video.addEventListener('play', () => {
+  const tick = () => {
+    followClock();
+    if (!video.paused && !video.ended) requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+});
+video.addEventListener('error', () => {
+  frameLabel.textContent += ' (this browser cannot play the video; the slider still shows each frame)';
+});

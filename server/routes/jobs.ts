@@ -1,0 +1,225 @@
+/**
+ * The jobs API, for videos too long to wait on one request:
+ *   POST   /api/jobs              same multipart as the synchronous route → 202 { id, state, links }
+ *   GET    /api/jobs/:id          state, progress, and the result once succeeded
+ *   GET    /api/jobs/:id/events   server-sent events: `progress` on every change, `done` at the end
+ *   DELETE /api/jobs/:id          cancels an unfinished job and forgets it
+ * The upload is received, its fields checked and the file probed before the 202, so a bad upload
+ * gets the same 4xx as the synchronous route; a job takes its admission place at once (BUSY when
+ * there is none) and waits for its slot in the background.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Admission } from '../admission.js';
+import { errorResponses, jobParamsSchema, jobSchema, videoFormSchema } from '../api-schemas.js';
+import type { Config } from '../config.js';
+import { ApiError } from '../errors.js';
+import { Job, type JobSummary } from '../jobs/job.js';
+import type { JobStore } from '../jobs/job-store.js';
+import { giveBack, reserveSlot } from '../jobs/reserve-slot.js';
+import { runJob } from '../jobs/run-job.js';
+import type { MediaTools } from '../media/media-tools.js';
+import { type FramesObserver, unavailableError } from '../pipeline/pose-video-request.js';
+import { expectedFrames, sampleRate } from '../pipeline/pose-video.js';
+import type { ServerPool } from '../server-pool.js';
+import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
+import { withTempDir } from '../upload/temp-dir.js';
+import { checkBearer } from './auth.js';
+import { multipartValidatorCompiler } from './docs.js';
+
+export interface JobsRouteDeps {
+  config: Config;
+  pool: ServerPool;
+  tools: MediaTools;
+  admission: Admission;
+  store: JobStore;
+  observer?: UploadObserver & FramesObserver;
+}
+
+const bearerOptional: { [label: string]: string[] }[] = [{ bearer: [] }, {}];
+const HEARTBEAT_MS = 15_000;
+
+export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): void {
+  const { config, pool, admission, store } = deps;
+  const running = new Set<Promise<void>>();
+
+  app.post(
+    '/api/jobs',
+    {
+      schema: {
+        tags: ['pose'],
+        summary: 'Start a pose job (long videos): 202 with the job, then poll it or follow its events',
+        consumes: ['multipart/form-data'],
+        security: bearerOptional,
+        body: videoFormSchema(config),
+        response: { 202: jobSchema, ...errorResponses },
+      },
+      validatorCompiler: multipartValidatorCompiler(),
+    },
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      checkBearer(request, config.apiToken);
+      if (!pool.isAvailable()) throw unavailableError(pool);
+      store.assertRoom();
+      const id = randomUUID();
+      const cancelUpload = new AbortController();
+      const { slot } = await reserveSlot(admission, cancelUpload.signal);
+      const log = request.log.child({ jobId: id });
+
+      return await new Promise((resolve, reject) => {
+        const lifetime = withTempDir(async (dir) => {
+          let job: Job;
+          let received;
+          try {
+            received = await receiveVideo(request, dir, { config, tools: deps.tools, observer: deps.observer });
+            const f = received.fields;
+            job = new Job(id, received.video, expectedFrames(received.video, sampleRate(f.fps, received.video.fps), f.maxFrames));
+            store.add(job);
+          } catch (err) {
+            cancelUpload.abort(err);
+            giveBack(slot);
+            reject(err);
+            return;
+          }
+          // The job's own signal (DELETE, timeout, shutdown) also withdraws it from the admission queue.
+          job.abort.signal.addEventListener('abort', () => cancelUpload.abort(job.abort.signal.reason), { once: true });
+          log.info({ expected: job.expected }, 'job accepted');
+          reply.code(202).header('location', `/api/jobs/${id}`);
+          resolve(job.view());
+          await runJob(job, {
+            slot,
+            received,
+            deps: { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },
+            limits: config.jobs,
+            log,
+          });
+        }).catch((err) => {
+          // Only the temporary directory itself can fail here (runJob records its own errors).
+          log.error({ err }, 'job bookkeeping failed');
+          giveBack(slot);
+          reject(err);
+        });
+        running.add(lifetime);
+        void lifetime.finally(() => running.delete(lifetime));
+      });
+    },
+  );
+
+  app.get(
+    '/api/jobs/:id',
+    {
+      schema: {
+        tags: ['pose'],
+        summary: "A job's state and progress; `result` (the synchronous route's body) once it succeeded",
+        security: bearerOptional,
+        params: jobParamsSchema,
+        response: { 200: jobSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      checkBearer(request, config.apiToken);
+      return findJob(store, request).view();
+    },
+  );
+
+  app.delete(
+    '/api/jobs/:id',
+    {
+      schema: {
+        tags: ['pose'],
+        summary: 'Cancel an unfinished job (its frames stop at once) and forget it',
+        security: bearerOptional,
+        params: jobParamsSchema,
+        response: { 204: { type: 'null', description: 'cancelled or removed' }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      checkBearer(request, config.apiToken);
+      const job = findJob(store, request);
+      job.cancel();
+      store.delete(job.id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get(
+    '/api/jobs/:id/events',
+    {
+      schema: {
+        tags: ['pose'],
+        summary: 'Server-sent events: `progress` {id, state, progress} on every change, then `done` (same shape) and the stream ends',
+        description:
+          'text/event-stream. The first event is the current state. After `done`, fetch the result from GET /api/jobs/:id. ' +
+          'A reconnect (Last-Event-ID) to a finished job gets 204, which stops EventSource retries.',
+        produces: ['text/event-stream'],
+        security: bearerOptional,
+        params: jobParamsSchema,
+        response: { ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      checkBearer(request, config.apiToken);
+      const job = findJob(store, request);
+      if (job.finished && request.headers['last-event-id'] !== undefined) return reply.code(204).send();
+      streamEvents(job, request, reply);
+      return reply;
+    },
+  );
+
+  // Shutdown: no new jobs; queued ones end with SHUTTING_DOWN; running ones get the grace period.
+  app.addHook('preClose', async () => {
+    store.close();
+    const stop = (j: Job) => j.abort.abort(new ApiError('SHUTTING_DOWN', 'the server stopped before the job finished'));
+    for (const job of store.unfinished()) if (job.state === 'queued') stop(job);
+    const graceOver = new Promise((r) => setTimeout(r, config.shutdownGraceMs).unref());
+    await Promise.race([Promise.allSettled([...running]), graceOver]);
+    for (const job of store.unfinished()) stop(job);
+    await Promise.allSettled([...running]);
+  });
+}
+
+function findJob(store: JobStore, request: FastifyRequest): Job {
+  const { id } = request.params as { id: string };
+  const job = store.get(id);
+  if (!job) throw new ApiError('NOT_FOUND', `no job ${id} (unknown, expired after JOBS_TTL_S, or deleted)`);
+  return job;
+}
+
+function streamEvents(job: Job, request: FastifyRequest, reply: FastifyReply): void {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-request-id': String(request.id),
+  });
+  let seq = 0;
+  const send = (event: 'progress' | 'done', data: JobSummary) => {
+    res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  heartbeat.unref();
+  const onUpdate = () => {
+    if (!job.finished) send('progress', job.summary());
+  };
+  const onFinished = () => {
+    send('done', job.summary());
+    cleanup();
+    res.end();
+  };
+  const cleanup = () => {
+    clearInterval(heartbeat);
+    job.off('update', onUpdate);
+    job.off('finished', onFinished);
+  };
+  res.write('retry: 3000\n\n');
+  send('progress', job.summary());
+  if (job.finished) {
+    onFinished();
+    return;
+  }
+  job.on('update', onUpdate);
+  job.once('finished', onFinished);
+  res.once('close', cleanup);
+}
