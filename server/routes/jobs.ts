@@ -150,10 +150,16 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
         description:
           'text/event-stream. The first event is the current state. After `done`, fetch the result from GET /api/jobs/:id. ' +
           'A reconnect (Last-Event-ID) to a finished job gets 204, which stops EventSource retries.',
-        produces: ['text/event-stream'],
         security: bearerOptional,
         params: jobParamsSchema,
-        response: { ...errorResponses },
+        response: {
+          200: {
+            description: 'the event stream (`id`, `event: progress | done`, `data`: {id, state, progress, error?, links})',
+            content: { 'text/event-stream': { schema: { type: 'string' } } },
+          },
+          204: { description: 'a reconnect (Last-Event-ID) to a finished job: nothing more will come', type: 'null' },
+          ...errorResponses,
+        },
       },
     },
     async (request, reply) => {
