@@ -3,10 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from posepool_worker.backends.movenet.decode import DecodeConstants, decode_heads
+from posepool_worker.backends.movenet.decode import DecodeConstants, decode_heads, read_cells
 
 G = 48
 CONST = DecodeConstants(grid=G, distance_bias=1.8, scale_y=1 / G, scale_x=1 / G, center_weight=np.ones((G, G), np.float32))
+
+
+def decode(heat, center, reg, off, consts=CONST):
+    return decode_heads(heat, center, read_cells(reg), read_cells(off), consts.center_weight_nchw(), consts).numpy()
 
 
 def heads(batch, center_at, kpts_at, offset=(0.25, -0.5), regress_to=None):
@@ -33,7 +37,7 @@ def test_decodes_each_sample_of_a_batch_independently():
     rng = np.random.default_rng(1)
     centers = [(20, 24), (5, 40)]
     kpts = [[tuple(rng.integers(0, G, 2)) for _ in range(17)] for _ in range(2)]
-    out = decode_heads(*heads(2, centers, kpts), CONST.center_weight_nchw(), CONST).numpy()
+    out = decode(*heads(2, centers, kpts))
     assert out.shape == (2, 17, 3)
     for b in range(2):
         for k in range(17):
@@ -41,7 +45,7 @@ def test_decodes_each_sample_of_a_batch_independently():
             assert out[b, k, 0] == pytest.approx((ky + 0.25) / G, abs=1e-6)
             assert out[b, k, 1] == pytest.approx((kx - 0.5) / G, abs=1e-6)
             assert out[b, k, 2] == pytest.approx(1 / (1 + np.exp(-2.0)), abs=1e-6)
-    single = decode_heads(*heads(1, centers[1:], kpts[1:]), CONST.center_weight_nchw(), CONST).numpy()
+    single = decode(*heads(1, centers[1:], kpts[1:]))
     assert np.array_equal(single[0], out[1])
 
 
@@ -50,7 +54,7 @@ def test_keypoint_choice_is_weighted_by_distance_to_the_regressed_position():
     kpts = [[(10, 10)] * 17]
     heat, center, reg, off = heads(1, [(24, 24)], kpts, regress_to=[[(40, 40)] * 17])
     heat[0, :, 40, 38] = 2.0
-    out = decode_heads(heat, center, reg, off, CONST.center_weight_nchw(), CONST).numpy()
+    out = decode(heat, center, reg, off)
     assert out[0, :, 0] == pytest.approx(np.full(17, 40 / G), abs=1e-6)
     assert out[0, :, 1] == pytest.approx(np.full(17, 38 / G), abs=1e-6)
 
@@ -67,12 +71,12 @@ def test_center_weight_and_ties_pick_the_first_maximum():
     off[0, 1::2, 5, 5] = -0.5
     off[0, 0::2, 5, 5] = 0.25
     # No weighting: the first maximum (0, 0) is the centre, regressed keypoints at (0, 0) -> peak (5, 5).
-    out = decode_heads(heat, center, reg, off, CONST.center_weight_nchw(), CONST).numpy()
+    out = decode(heat, center, reg, off)
     assert out[0, :, 0] == pytest.approx(np.full(17, (5 + 0.25) / G), abs=1e-6)
     # The centre weight map decides between equal centre logits: (12, 13) -> peak (30, 30).
     cw = np.ones((G, G), np.float32)
     cw[12, 13] = 2.0
     weighted = DecodeConstants(G, 1.8, 1 / G, 1 / G, cw)
-    out = decode_heads(heat, center, reg, off, weighted.center_weight_nchw(), weighted).numpy()
+    out = decode(heat, center, reg, off, weighted)
     assert out[0, :, 0] == pytest.approx(np.full(17, (30 + 0.25) / G), abs=1e-6)
     assert out[0, :, 1] == pytest.approx(np.full(17, (30 - 0.5) / G), abs=1e-6)

@@ -102,3 +102,17 @@ def test_architecture_read_from_the_graph(nets):
     assert len(blocks) == 17  # expanded_conv + block_1..16
     assert [b.depthwise.stride[0] for b in blocks].count(2) == 4
     assert sum(b.residual for b in blocks) == 10
+
+
+def test_point_heads_equal_the_dense_heads_at_their_cells(nets):
+    _, eager, _ = nets
+    g = eager.decode_constants.grid
+    channels = eager.regress_head.w1.shape[0]
+    features = torch.relu(torch.randn(2, channels, g, g))
+    b = torch.tensor([0, 0, 1, 1, 1])
+    y = torch.tensor([0, g - 1, 5, g // 2, g - 1])  # borders included (the SAME zero padding)
+    x = torch.tensor([0, 3, g - 1, g // 2, 0])
+    with torch.no_grad():
+        for head in (eager.regress_head, eager.offset_head):
+            dense = head(features)[b, :, y, x]
+            assert torch.allclose(head.at(features, b, y, x), dense, atol=1e-4)

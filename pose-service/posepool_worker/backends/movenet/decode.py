@@ -14,6 +14,7 @@ The arithmetic follows the graph op by op (float32), so results agree with TF.js
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -50,9 +51,19 @@ class DecodeConstants:
         return torch.from_numpy(self.center_weight.copy()).reshape(1, 1, self.grid, self.grid)
 
 
-def decode_heads(heatmap_logits: torch.Tensor, center_logits: torch.Tensor, regress: torch.Tensor,
-                 offset: torch.Tensor, center_weight: torch.Tensor, c: DecodeConstants) -> torch.Tensor:
-    """Heads in NCHW ([B,17,G,G], [B,1,G,G], [B,34,G,G], [B,34,G,G]) -> [B, 17, 3] (y, x, score), 0..1."""
+CellReader = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""(batch index [N], y [N], x [N]) -> a head's 34 channels at those cells, [N, 34]."""
+
+
+def read_cells(head_map: torch.Tensor) -> CellReader:
+    """A CellReader over a whole-grid head map [B, 34, G, G]."""
+    return lambda b, y, x: head_map[b, :, y, x]
+
+
+def decode_heads(heatmap_logits: torch.Tensor, center_logits: torch.Tensor, regress_at: CellReader,
+                 offset_at: CellReader, center_weight: torch.Tensor, c: DecodeConstants) -> torch.Tensor:
+    """Heatmap logits [B,17,G,G] and centre logits [B,1,G,G] (NCHW), and readers of the regression and offset
+    heads at given cells -> [B, 17, 3] (y, x, score), 0..1."""
     b, k, g, _ = heatmap_logits.shape
     heat = torch.sigmoid(heatmap_logits)
     center = torch.sigmoid(center_logits) * center_weight
@@ -61,7 +72,7 @@ def decode_heads(heatmap_logits: torch.Tensor, center_logits: torch.Tensor, regr
     idx = center.reshape(b, g * g).argmax(dim=1)  # first maximum, as TF's ArgMax
     cy = torch.div(idx, g, rounding_mode="floor")
     cx = idx - cy * g
-    reg = regress[batch, :, cy, cx].reshape(b, k, 2)  # [B, 17, (dy, dx)]
+    reg = regress_at(batch, cy, cx).reshape(b, k, 2)  # [B, 17, (dy, dx)]
     ky_reg = cy.to(torch.float32)[:, None] + reg[:, :, 0]
     kx_reg = cx.to(torch.float32)[:, None] + reg[:, :, 1]
 
@@ -76,8 +87,9 @@ def decode_heads(heatmap_logits: torch.Tensor, center_logits: torch.Tensor, regr
     kx = kidx - ky * g
     kp = torch.arange(k, device=heat.device)
     bb = batch[:, None].expand(b, k)
-    off_y = offset[bb, 2 * kp[None, :], ky, kx]
-    off_x = offset[bb, 2 * kp[None, :] + 1, ky, kx]
+    off = offset_at(bb.reshape(-1), ky.reshape(-1), kx.reshape(-1)).reshape(b, k, k, 2)  # at keypoint j's cell
+    off = off[:, kp, kp]  # [B, 17, 2]: keypoint k's own offset at its own cell
+    off_y, off_x = off[:, :, 0], off[:, :, 1]
     score = heat[bb, kp[None, :].expand(b, k), ky, kx]
     y = (ky.to(torch.float32) + off_y) * c.scale_y
     x = (kx.to(torch.float32) + off_x) * c.scale_x

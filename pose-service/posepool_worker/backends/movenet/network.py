@@ -142,9 +142,35 @@ class FPNLevel(nn.Module):
         return self.smooth(p + self.lateral(backbone))
 
 
+class PointHead(nn.Module):
+    """A head (depthwise 3x3 SAME, 1x1 + ReLU, 1x1) evaluated at chosen grid cells only: the same arithmetic as
+    running it over the grid and reading those cells, for a fraction of the work."""
+
+    def __init__(self, head: nn.Sequential):
+        super().__init__()
+        block, final = head[0], head[1]
+        self.dw = nn.Parameter(block.depthwise.weight[:, 0].permute(1, 2, 0).contiguous(), requires_grad=False)  # [3,3,C]
+        self.w1 = nn.Parameter(block.pointwise.weight[:, :, 0, 0].t().contiguous(), requires_grad=False)  # [C, H]
+        self.b1 = nn.Parameter(block.pointwise.bias.clone(), requires_grad=False)
+        self.w2 = nn.Parameter(final.weight[:, :, 0, 0].t().contiguous(), requires_grad=False)  # [H, O]
+        self.b2 = nn.Parameter(final.bias.clone(), requires_grad=False)
+        self.dense = head  # the whole-grid form, for tests
+
+    def at(self, features: torch.Tensor, b: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """features [B, C, G, G]; b, y, x: [N] indices -> the head's output at those cells, [N, O]."""
+        padded = F.pad(features, (1, 1, 1, 1))  # the depthwise conv's SAME zero padding
+        k = torch.arange(3, device=features.device)
+        patch = padded[b[:, None, None], :, (y[:, None] + k)[:, :, None], (x[:, None] + k)[:, None, :]]  # [N,3,3,C]
+        hidden = torch.relu((patch * self.dw).sum(dim=(1, 2)) @ self.w1 + self.b1)
+        return hidden @ self.w2 + self.b2
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.dense(features)
+
+
 class MoveNetTrunk(nn.Module):
-    """Normalized NCHW input [B, 3, S, S] -> the four head maps (heatmap logits [B,17,G,G], center logits
-    [B,1,G,G], regression [B,34,G,G], offsets [B,34,G,G]): MobileNetV2 + FPN + heads."""
+    """Normalized NCHW input [B, 3, S, S] -> heatmap and centre logits and the FPN features: MobileNetV2, FPN,
+    and the two heads the decoder reads everywhere. (The regression and offset heads are PointHeads.)"""
 
     def __init__(self, graph: GraphModel, size: int):
         super().__init__()
@@ -237,10 +263,14 @@ class MoveNetTrunk(nn.Module):
             final = SameConv2d(_dense_weight(w(conv_prefix + "/Conv2D/ReadVariableOp")),
                                _t(w(conv_prefix + "/BiasAdd/ReadVariableOp")), 1, 1, "", cur)
             heads.append(nn.Sequential(block, final))
-        self.heatmap_head, self.center_head, self.regress_head, self.offset_head = heads
+        self.heatmap_head, self.center_head = heads[0], heads[1]
+        # The decoder reads the regression head at one cell (the person centre) and the offset head at 17 cells
+        # (one per keypoint): these two are evaluated at those cells only (PointHead), not over the whole grid.
+        self.regress_head, self.offset_head = PointHead(heads[2]), PointHead(heads[3])
         self.out_size = cur
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> heatmap logits [B,17,G,G], center logits [B,1,G,G], FPN features [B,C,G,G] (for the PointHeads)."""
         x = self.stem(x)
         c4 = self.stage4(x)
         c8 = self.stage8(c4)
@@ -248,7 +278,7 @@ class MoveNetTrunk(nn.Module):
         c32 = self.stage32(c16)
         p = self.fpn_top(self.head_conv(c32))
         p = self.fpn4(self.fpn8(self.fpn16(p, c16), c8), c4)
-        return self.heatmap_head(p), self.center_head(p), self.regress_head(p), self.offset_head(p)
+        return self.heatmap_head(p), self.center_head(p), p
 
 
 class MoveNet(nn.Module):
@@ -269,6 +299,8 @@ class MoveNet(nn.Module):
         if self.decode_constants.grid != self.trunk.out_size:
             raise ModelFileError(graph.json_path, f"decoder grid {self.decode_constants.grid} != head size {self.trunk.out_size}")
         self.register_buffer("center_weight", self.decode_constants.center_weight_nchw())
+        self.regress_head: PointHead = self.trunk.regress_head  # kept when the trunk is swapped for a TorchScript graph
+        self.offset_head: PointHead = self.trunk.offset_head
         self.eval()
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -278,9 +310,20 @@ class MoveNet(nn.Module):
         x = (x - self.mean) * self.scale - self.shift
         return x.contiguous(memory_format=torch.channels_last)
 
+        self.regress_head = self.trunk.regress_head
+        self.offset_head = self.trunk.offset_head
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        heatmap, center, regress, offset = self.trunk(self.normalize(images))
-        return decode_heads(heatmap, center, regress, offset, self.center_weight, self.decode_constants)
+        heatmap, center, features = self.trunk(self.normalize(images))
+        features = features.contiguous()
+
+        def regress_at(b: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return self.regress_head.at(features, b, y, x)
+
+        def offset_at(b: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return self.offset_head.at(features, b, y, x)
+
+        return decode_heads(heatmap, center, regress_at, offset_at, self.center_weight, self.decode_constants)
 
     def optimize_for_cpu(self) -> "MoveNet":
         """Swap the trunk for a frozen TorchScript graph with oneDNN (MKL-DNN) ops: prepacked weights, blocked
