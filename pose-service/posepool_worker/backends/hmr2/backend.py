@@ -90,7 +90,8 @@ class HMR2Backend(PoseBackend):
                                f"replace SMPL_NEUTRAL.pkl with the official file ({SMPL_URL}), or {redownload}") from exc
 
         t0 = time.perf_counter()
-        raw = state_dict_of(read_checkpoint(ckpt, MODEL, redownload), ckpt, MODEL, redownload)
+        # a Lightning checkpoint (yacs CfgNode in hyper_parameters): straight to the restricted unpickler
+        raw = state_dict_of(read_checkpoint(ckpt, MODEL, redownload, weights_only_first=False), ckpt, MODEL, redownload)
         state = {k: v for k, v in raw.items() if not IGNORED.match(k)}
         del raw
         precision = resolve_precision(ctx.device)

@@ -140,10 +140,14 @@ def load_restricted(path: Path):
             return load(zf, "cpu", restricted_pickle, encoding="utf-8")
 
 
-def read_checkpoint(path: Path, model: str, hint: str) -> dict:
+def read_checkpoint(path: Path, model: str, hint: str, weights_only_first: bool = True) -> dict:
     """The checkpoint's top-level object, read on CPU with ``weights_only`` or, failing that, the restricted
-    unpickler. Unreadable files are StartupError(ModelFilesMissing) with ``hint``."""
+    unpickler. ``weights_only_first=False`` goes straight to the restricted unpickler, for containers known to
+    hold other objects after their tensors (a Lightning checkpoint: weights_only would read gigabytes of tensors
+    before refusing its config). Unreadable files are StartupError(ModelFilesMissing) with ``hint``."""
     try:
+        if not weights_only_first:
+            return load_restricted(path)
         try:
             return torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:

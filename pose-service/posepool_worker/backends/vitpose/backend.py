@@ -3,7 +3,7 @@
 Per batch: one rider box per frame (MoveNet, full frame as fallback: topdown/boxes.py), the UDP affine crop
 with 1.25 padding to 192x256 (w x h), ImageNet normalisation, all crops as ONE backbone tensor (plus their
 mirror images in the same tensor when options["flipTest"] is true), 64x48 heatmaps, the official UDP + DARK
-decoding, keypoints in pixels of the frame with the heatmap maximum as score.
+decoding, keypoints in pixels of the frame with the heatmap maximum (clipped to 0..1) as score.
 
 Person fields: ``score`` (mean keypoint score), ``bbox`` (the rider box the crop was made from, [x, y, w, h]),
 ``keypoints`` (17 x [x, y, score]), ``boxSource`` ("movenet" | "full-frame").
@@ -110,6 +110,8 @@ class ViTPoseBackend(PoseBackend):
     def person(box: PersonBox, kp: np.ndarray):
         if not np.all(np.isfinite(kp)):
             return FrameError("INFERENCE_FAILED", "the model produced non-finite heatmaps for this frame")
+        kp = kp.copy()
+        kp[:, 2] = np.clip(kp[:, 2], 0.0, 1.0)  # heatmap maxima can stray a little outside 0..1; the contract says 0..1
         return [{
             "score": round(float(np.mean(kp[:, 2])), 4),
             "bbox": [round(v, 2) for v in box.xywh],
