@@ -16,6 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { build, DIST, staleReason } from './lib/build.mjs';
 import { ROOT, seconds } from './lib/repo.mjs';
 import { runSetup } from './setup.mjs';
+import { ensureTestBrowser } from './lib/test-browser.mjs';
 
 const argv = process.argv.slice(2);
 const buildOnly = argv.includes('--build-only');
@@ -36,6 +37,9 @@ if (!buildOnly) {
   if (runSetup({ tests: forTests }) !== 0) fail('the set-up did not complete (see above)');
   say(`set-up done in ${seconds(Date.now() - t0)}`);
 }
+
+// Optional, tests only: the headless Chromium of the page test (scripts/lib/test-browser.mjs; never fatal).
+if (!buildOnly && forTests) ensureTestBrowser();
 
 const why = staleReason();
 if (why) {
