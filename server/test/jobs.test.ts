@@ -196,3 +196,36 @@ describe('jobs obey admission, can be cancelled, and are kept bounded', () => {
     expect((await getJob(server.url, ids[1])).status).toBe(404);
   });
 });
+
+describe('jobs at shutdown', () => {
+  it('a running job finishes within the grace period, a queued one ends SHUTTING_DOWN, no temp dir is left', async () => {
+    const server = await startTestServer({
+      POSE_WORKERS: '1',
+      POSE_BATCH_SIZE: '2',
+      MAX_ACTIVE_VIDEOS: '1',
+      MAX_QUEUED_VIDEOS: '2',
+      SHUTDOWN_GRACE_MS: '20000',
+      POSE_SYNTHETIC_FAULTS: 'infer_ms=50',
+    });
+    try {
+      await waitReady(server.url);
+      const before = tempDirs().length;
+      const clip = path.join(FIXTURES, 'vtest-3s.mp4');
+      const running = (await postJob(server.url, videoForm(clip, { maxFrames: '12' }))).json;
+      const queued = (await postJob(server.url, videoForm(clip, { maxFrames: '2' }))).json;
+      expect(queued.state).toBe('queued');
+      const runningEvents = readEvents(`${server.url}${running.links.events}`);
+      const queuedEvents = readEvents(`${server.url}${queued.links.events}`);
+      await waitFor(async () => (await getJob(server.url, running.id)).json.state === 'running', 10_000);
+
+      const closing = server.close();
+      const [r, q] = await Promise.all([runningEvents, queuedEvents]);
+      expect(JSON.parse(r.events.at(-1)!.data)).toMatchObject({ state: 'succeeded', progress: { done: 12 } });
+      expect(JSON.parse(q.events.at(-1)!.data)).toMatchObject({ state: 'failed', error: { code: 'SHUTTING_DOWN' } });
+      await closing;
+      expect(tempDirs().length).toBe(before);
+    } finally {
+      await server.close();
+    }
+  });
+});
