@@ -37,7 +37,7 @@ export async function receiveUpload(request: FastifyRequest, dir: string, maxByt
           part.file.resume();
           throw new ApiError('BAD_FIELD', 'send exactly one "video" file', { details: { field: 'video' } });
         }
-        const file = path.join(dir, 'upload.bin');
+        const file = path.join(dir, 'upload');
         let bytes = 0;
         part.file.on('data', (chunk: Buffer) => (bytes += chunk.length));
         await pipeline(part.file, createWriteStream(file, { mode: 0o600 }));
