@@ -40,6 +40,8 @@ export async function receiveUpload(request: FastifyRequest, dir: string, maxByt
         const file = path.join(dir, 'upload');
         let bytes = 0;
         part.file.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        // At the limit, stop at once (busboy would otherwise read and drop the rest of the body first).
+        part.file.once('limit', () => part.file.destroy(tooLarge(maxBytes)));
         await pipeline(part.file, createWriteStream(file, { mode: 0o600 }));
         if (part.file.truncated) throw tooLarge(maxBytes);
         received = { file, bytes, clientName: safe(part.filename ?? ''), fields };
@@ -51,6 +53,9 @@ export async function receiveUpload(request: FastifyRequest, dir: string, maxByt
       }
     }
   } catch (err) {
+    // The answer goes out now; what is left of the body is read and dropped as it comes. Left paused,
+    // the request would hold its socket (and a graceful close) until the client gave up.
+    if (!request.raw.complete) request.raw.resume();
     throw mapMultipartError(err, maxBytes);
   }
   if (!received) throw new ApiError('MISSING_VIDEO');
