@@ -84,9 +84,13 @@ export function mapMultipartError(err: unknown, maxBytes: number): unknown {
       return new ApiError('BAD_FIELD', 'a form field name is not allowed');
     case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
       return new ApiError('MISSING_VIDEO', 'the body must be multipart/form-data with a "video" file field');
+    case 'ECONNRESET':
+    case 'FST_MP_PREMATURE_CLOSE':
+      return new ApiError('BAD_REQUEST', 'the client went away before the upload ended');
     default: {
       const message = (err as Error)?.message ?? '';
-      if (/Unexpected end of form|Multipart: Boundary not found|Malformed part header/i.test(message)) {
+      if (message === 'aborted') return new ApiError('BAD_REQUEST', 'the client went away before the upload ended');
+      if (/Unexpected end of (form|multipart data)|terminated early|Multipart: Boundary not found|Malformed part header/i.test(message)) {
         return new ApiError('BAD_REQUEST', 'the multipart body is malformed or was cut off');
       }
       return err;
