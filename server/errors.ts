@@ -3,6 +3,7 @@
  * One place for code → HTTP status → default message; the error handler in app.ts maps them,
  * server/test/errors.test.ts checks that each is documented in the README.
  */
+import { publicValue, withoutPaths } from './public-text.js';
 
 export const API_ERRORS = {
   MISSING_VIDEO: { status: 400, message: 'the multipart field "video" (a file) is required' },
@@ -43,8 +44,9 @@ export class ApiError extends Error {
     this.retryAfterS = opts.retryAfterS;
   }
 
+  /** The JSON body: message and details without absolute paths (the log keeps them). */
   body(requestId: string): { error: Record<string, unknown> } {
-    return { error: { code: this.code, message: this.message, requestId, ...this.details } };
+    return { error: { code: this.code, message: withoutPaths(this.message), requestId, ...publicValue(this.details) } };
   }
 }
 

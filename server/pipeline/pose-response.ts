@@ -1,6 +1,7 @@
 /** The contract's 200 body, assembled from the pipeline's results. */
 import type { FrameResult } from '../../protocol/index.js';
 import type { VideoInfo } from '../media/probe.js';
+import { withoutPaths } from '../public-text.js';
 import type { PoseModelInfo } from './pose-pool.js';
 import type { PoseVideoResult, PoseVideoTiming } from './pose-video.js';
 
@@ -34,7 +35,7 @@ export function buildPoseResponse(a: {
     index: f.index,
     timeMs: f.timeMs,
     persons: f.persons,
-    ...(f.error ? { error: f.error } : {}),
+    ...(f.error ? { error: { ...f.error, message: withoutPaths(f.error.message) } } : {}),
   }));
   const round = (n: number) => Math.round(n * 10) / 10;
   return {
