@@ -1,23 +1,30 @@
 /**
- * Downloading one model file: a quick reachability probe (so no network fails in seconds, not after a
- * long TCP timeout), a streamed download to `DEST.part` with sha256, the checks, an atomic rename, and
- * unpacking of tarballs.
+ * Downloading one model file or archive: a quick reachability probe of each URL (so no network fails in
+ * seconds, not after a long TCP timeout), a streamed download with sha256 and byte count, and only then, after
+ * every check passed, a rename into place. A plain file is written to `DEST.part`; a .tar.gz is streamed
+ * through gunzip and the tar reader (tar-members.ts) straight into a staging folder inside POSE_MODELS_DIR,
+ * only its wanted members. The caller's `verify` (the key-manifest check) runs on the temporary files.
+ * Whatever fails, the temporary files are removed: nothing partial remains.
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { DownloadFile } from './model-sources.js';
+import { createGunzip } from 'node:zlib';
+import type { DownloadFile, DownloadPlainFile, DownloadTarball } from './model-sources.js';
+import { TarError, TarMemberWriter, safeMemberName } from './tar-members.js';
 
 export type DownloadErrorCode =
   | 'NETWORK_UNREACHABLE'
   | 'HTTP_ERROR'
   | 'DOWNLOAD_STALLED'
+  | 'DOWNLOAD_INTERRUPTED'
   | 'SIZE_MISMATCH'
   | 'CHECKSUM_MISMATCH'
-  | 'UNPACK_FAILED';
+  | 'UNPACK_FAILED'
+  | 'MANIFEST_MISMATCH'
+  | 'VERIFIER_UNAVAILABLE';
 
 export class DownloadError extends Error {
   constructor(
@@ -62,25 +69,56 @@ export async function matches(file: string, expected: Pick<DownloadFile, 'sha256
 
 export interface DownloadOptions {
   modelsDir: string;
-  /** Connect probe timeout. */
+  /** Reachability probe timeout per URL. */
   connectTimeoutMs?: number;
   /** Abort when no byte arrives for this long. */
   stallTimeoutMs?: number;
   log?: (line: string) => void;
+  /** Runs once a URL answered, before the transfer starts (e.g. checks that the verifier can run). */
+  beforeDownload?: () => Promise<void>;
+  /**
+   * Runs on the temporary files before they are moved into place (throw to refuse them): temporary path ->
+   * destination relative to modelsDir.
+   */
+  verify?: (staged: { path: string; dest: string }[]) => Promise<void>;
 }
 
-/** Downloads one file into modelsDir (skipping it when already there and intact); returns its path. */
-export async function downloadFile(file: DownloadFile, opts: DownloadOptions): Promise<string> {
-  const log = opts.log ?? (() => {});
-  const dest = path.join(opts.modelsDir, file.dest);
-  if (await matches(dest, file)) {
-    log(`${file.dest}: already there and intact`);
-    return dest;
+/** The byte count and sha256 of what went through, plus progress lines and stall detection. */
+class Meter extends Transform {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  private nextReport = 0.1;
+  constructor(
+    private readonly total: number,
+    private readonly onData: () => void,
+    private readonly report: (line: string) => void,
+  ) {
+    super();
   }
-  await probeHost(file.url, opts.connectTimeoutMs ?? 5000);
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null, data?: Buffer) => void): void {
+    this.onData();
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    if (this.total && this.bytes / this.total >= this.nextReport) {
+      this.report(`${Math.floor((100 * this.bytes) / this.total)}% of ${(this.total / 1e6).toFixed(1)} MB`);
+      while (this.bytes / this.total >= this.nextReport) this.nextReport += 0.1;
+    }
+    done(null, chunk);
+  }
+}
 
-  mkdirSync(path.dirname(dest), { recursive: true });
-  const part = `${dest}.part`;
+/**
+ * Fetches `url` through the meter into `sinks` (a pipeline tail: a file, or gunzip + tar reader), then checks
+ * the recorded size and sha256. `name` labels progress lines.
+ */
+async function fetchInto(
+  file: DownloadFile,
+  url: string,
+  sinks: () => [Transform | Writable, ...(Transform | Writable)[]],
+  opts: DownloadOptions,
+  name: string,
+): Promise<{ bytes: number; sha256: string }> {
+  const log = opts.log ?? (() => {});
   const controller = new AbortController();
   const stallMs = opts.stallTimeoutMs ?? 30_000;
   let stall = setTimeout(() => controller.abort(), stallMs);
@@ -88,58 +126,149 @@ export async function downloadFile(file: DownloadFile, opts: DownloadOptions): P
     clearTimeout(stall);
     stall = setTimeout(() => controller.abort(), stallMs);
   };
+  let meter: Meter | undefined;
   try {
     let res: Response;
     try {
-      res = await fetch(file.url, { signal: controller.signal, redirect: 'follow' });
+      res = await fetch(url, { signal: controller.signal, redirect: 'follow' });
     } catch (err) {
       throw controller.signal.aborted
-        ? new DownloadError('DOWNLOAD_STALLED', `${file.url}: no answer within ${stallMs / 1000} s`)
-        : new DownloadError('NETWORK_UNREACHABLE', `${file.url}: ${(err as Error).message}`);
+        ? new DownloadError('DOWNLOAD_STALLED', `${url}: no answer within ${stallMs / 1000} s`)
+        : new DownloadError('NETWORK_UNREACHABLE', `${url}: ${(err as Error).message}`);
     }
-    if (!res.ok || !res.body) throw new DownloadError('HTTP_ERROR', `${file.url}: HTTP ${res.status} ${res.statusText}`);
-    const total = Number(res.headers.get('content-length')) || file.size || 0;
-    const hash = createHash('sha256');
-    let received = 0;
-    let nextReport = 0.1;
+    if (!res.ok || !res.body) throw new DownloadError('HTTP_ERROR', `${url}: HTTP ${res.status} ${res.statusText}`);
+    const announced = Number(res.headers.get('content-length')) || 0;
+    if (file.size !== undefined && announced && announced !== file.size) {
+      await res.body.cancel();
+      throw new DownloadError('SIZE_MISMATCH', `${url}: the server announces ${announced} bytes, expected ${file.size} (${file.integrity})`);
+    }
+    meter = new Meter(announced || file.size || 0, touch, (line) => log(`${name}: ${line}`));
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
-    body.on('data', (chunk: Buffer) => {
-      touch();
-      hash.update(chunk);
-      received += chunk.length;
-      if (total && received / total >= nextReport) {
-        log(`${file.dest}: ${Math.floor((100 * received) / total)}% of ${(total / 1e6).toFixed(1)} MB`);
-        nextReport += 0.1;
-      }
-    });
     try {
-      await pipeline(body, createWriteStream(part));
+      await pipeline(body, meter, ...sinks());
     } catch (err) {
-      throw controller.signal.aborted
-        ? new DownloadError('DOWNLOAD_STALLED', `${file.url}: no data for ${stallMs / 1000} s after ${received} bytes`)
-        : new DownloadError('NETWORK_UNREACHABLE', `${file.url}: ${(err as Error).message} after ${received} bytes`);
+      if (controller.signal.aborted) {
+        throw new DownloadError('DOWNLOAD_STALLED', `${url}: no data for ${stallMs / 1000} s after ${meter.bytes} bytes`);
+      }
+      if (err instanceof TarError || (err as NodeJS.ErrnoException).code?.startsWith('Z_')) {
+        throw new DownloadError('UNPACK_FAILED', `${url}: ${err instanceof TarError ? '' : 'gzip: '}${(err as Error).message} (after ${meter.bytes} bytes)`);
+      }
+      if ((err as NodeJS.ErrnoException).syscall) throw err; // a local file system error (disk full, permissions)
+      throw new DownloadError('DOWNLOAD_INTERRUPTED', `${url}: connection lost after ${meter.bytes} bytes (${(err as Error).message})`);
     }
-    if (file.size !== undefined && received !== file.size) {
-      throw new DownloadError('SIZE_MISMATCH', `${file.url}: got ${received} bytes, expected ${file.size}`);
-    }
-    const digest = hash.digest('hex');
-    if (file.sha256 && digest !== file.sha256.toLowerCase()) {
-      throw new DownloadError('CHECKSUM_MISMATCH', `${file.url}: sha256 ${digest}, expected ${file.sha256}`);
-    }
-    renameSync(part, dest);
-    log(`${file.dest}: ${(received / 1e6).toFixed(1)} MB, sha256 ${digest}${file.sha256 ? ' (verified)' : ''}`);
-    return dest;
   } finally {
     clearTimeout(stall);
+  }
+  const digest = meter!.hash.digest('hex');
+  if (file.size !== undefined && meter!.bytes !== file.size) {
+    throw new DownloadError('SIZE_MISMATCH', `${url}: got ${meter!.bytes} bytes, expected ${file.size} (${file.integrity})`);
+  }
+  if (file.sha256 && digest !== file.sha256.toLowerCase()) {
+    throw new DownloadError('CHECKSUM_MISMATCH', `${url}: sha256 ${digest}, expected ${file.sha256} (${file.integrity})`);
+  }
+  return { bytes: meter!.bytes, sha256: digest };
+}
+
+/**
+ * Tries the file's URLs in turn: a URL whose host does not answer the probe, or that answers an HTTP error, gives
+ * way to the next. NETWORK_UNREACHABLE when no host answered, HTTP_ERROR when one answered with an error.
+ */
+async function fetchFromAny(
+  file: DownloadFile,
+  sinks: () => [Transform | Writable, ...(Transform | Writable)[]],
+  opts: DownloadOptions,
+  name: string,
+  beforeEachTry: () => void,
+): Promise<{ bytes: number; sha256: string; url: string }> {
+  const log = opts.log ?? (() => {});
+  const urls = [file.url, ...(file.mirrors ?? [])];
+  const failures: DownloadError[] = [];
+  for (const url of urls) {
+    try {
+      await probeHost(url, opts.connectTimeoutMs ?? 5000);
+      await opts.beforeDownload?.();
+      beforeEachTry();
+      log(`${name}: downloading ${url}`);
+      return { ...(await fetchInto(file, url, sinks, opts, name)), url };
+    } catch (err) {
+      if (!(err instanceof DownloadError) || (err.code !== 'NETWORK_UNREACHABLE' && err.code !== 'HTTP_ERROR')) throw err;
+      failures.push(err);
+      if (url !== urls[urls.length - 1]) log(`${name}: ${err.message}; trying ${urls[urls.indexOf(url) + 1]}`);
+    }
+  }
+  const code = failures.some((f) => f.code === 'HTTP_ERROR') ? 'HTTP_ERROR' : 'NETWORK_UNREACHABLE';
+  throw new DownloadError(code, failures.map((f) => f.message).join('; '));
+}
+
+/** Downloads one plain file into modelsDir (skipping it when already there and intact); returns its path. */
+export async function downloadFile(spec: DownloadPlainFile, opts: DownloadOptions): Promise<string> {
+  const log = opts.log ?? (() => {});
+  const dest = path.join(opts.modelsDir, spec.dest);
+  if ((spec.size !== undefined || spec.sha256) && (await matches(dest, spec))) {
+    log(`${spec.dest}: already there and intact`);
+    return dest;
+  }
+  mkdirSync(path.dirname(dest), { recursive: true });
+  const part = `${dest}.part`;
+  try {
+    const got = await fetchFromAny(spec, () => [createWriteStream(part)], opts, spec.dest, () => rmSync(part, { force: true }));
+    log(`${spec.dest}: ${(got.bytes / 1e6).toFixed(1)} MB, sha256 ${got.sha256}` +
+      (spec.sha256 ? ' (verified)' : spec.size !== undefined ? ' (size verified)' : ' (no recorded checksum)'));
+    if (opts.verify) await opts.verify([{ path: part, dest: spec.dest }]);
+    renameSync(part, dest);
+    return dest;
+  } finally {
     rmSync(part, { force: true });
   }
 }
 
-/** Unpacks a .tar.gz into `into` with the system tar (GNU tar, bsdtar on macOS and Windows 10+). */
-export function unpackTarball(archive: string, into: string): void {
-  mkdirSync(into, { recursive: true });
-  const r = spawnSync('tar', ['-xzf', archive, '-C', into], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new DownloadError('UNPACK_FAILED', `tar -xzf ${archive}: ${r.error?.message ?? r.stderr.trim()}`);
+/**
+ * Streams a .tar.gz and writes its wanted members into a staging folder inside modelsDir; after the gzip
+ * and tar streams completed, the size/sha256 and `verify` passed, moves them to their destinations.
+ * Returns the destination paths.
+ */
+export async function downloadArchive(file: DownloadTarball, opts: DownloadOptions): Promise<string[]> {
+  const log = opts.log ?? (() => {});
+  const name = path.basename(new URL(file.url).pathname);
+  mkdirSync(opts.modelsDir, { recursive: true });
+  const staging = mkdtempSync(path.join(opts.modelsDir, '.download-'));
+  const members = file.members.map((m, i) => ({ ...m, key: safeMemberName(m.path), staged: path.join(staging, `member-${i}`) }));
+  let writer: TarMemberWriter | undefined;
+  try {
+    await fetchFromAny(
+      file,
+      () => {
+        writer = new TarMemberWriter(new Map(members.map((m) => [m.key, m.staged])));
+        return [createGunzip(), writer];
+      },
+      opts,
+      name,
+      () => {
+        for (const m of members) rmSync(m.staged, { force: true });
+      },
+    );
+    const missing = writer!.missing();
+    if (missing.length) {
+      const names = writer!.summary.names;
+      const near = missing.flatMap((want) => names.filter((n) => path.posix.basename(n) === path.posix.basename(want)));
+      throw new DownloadError(
+        'UNPACK_FAILED',
+        `${name} has no ${missing.join(', ')} (it holds ${names.length} members` +
+          (near.length ? `; same file name at ${near.slice(0, 3).join(', ')}` : names.length ? `, e.g. ${names.slice(0, 3).join(', ')}` : '') +
+          ')',
+      );
+    }
+    log(`${name}: gzip and tar streams complete; took ${members.map((m) => m.key).join(', ')}`);
+    if (opts.verify) await opts.verify(members.map((m) => ({ path: m.staged, dest: m.dest })));
+    const placed: string[] = [];
+    for (const m of members) {
+      const dest = path.join(opts.modelsDir, m.dest);
+      mkdirSync(path.dirname(dest), { recursive: true });
+      renameSync(m.staged, dest);
+      placed.push(dest);
+    }
+    return placed;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
   }
 }
