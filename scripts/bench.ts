@@ -11,6 +11,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { loadConfig } from '../server/config.js';
 import { runBaseline, type BaselineResult } from './bench/baseline.js';
 import { runCeiling, type CeilingResult } from './bench/ceiling.js';
 import { jpegFrames, loopedClip, openSource, type Clip } from './bench/clips.js';
@@ -89,6 +90,10 @@ async function main(): Promise<void> {
   const workerCounts = cores >= 2 ? [1, 2] : [1];
   const threadsFor = (workers: number) => Math.max(1, Math.floor(cores / workers));
   const defaultModel = opts.models[0];
+  // The server's own defaults (POSE_TRANSPORT, POSE_WORKERS=auto) on this machine, whatever this shell sets
+  // (POSE_PYTHON only has to name an existing file here: nothing is started with it).
+  const defaults = loadConfig({ POSE_PYTHON: process.execPath }, { cores });
+  const defaultTransport = defaults.transport;
   const started = new Date();
   const loads: { section: string; load1: number }[] = [{ section: 'start', load1: os.loadavg()[0] }];
   const mark = (section: string) => loads.push({ section, load1: os.loadavg()[0] });
@@ -106,6 +111,7 @@ async function main(): Promise<void> {
     source: { file: path.relative(ctx.repo, source.file), width: source.video.width, height: source.video.height, codec: source.video.codec },
     frames: frames31.count,
     batchSize: opts.batchSize,
+    defaults: { transport: defaultTransport, workers: defaults.workers, threads: defaults.threads },
     models: opts.models,
     loads,
     ceiling: [],
@@ -149,8 +155,8 @@ async function main(): Promise<void> {
     const models = opts.quick ? [defaultModel] : opts.models;
     for (const model of models) {
       for (const workers of workerCounts) {
-        const config = { model, workers, threads: threadsFor(workers), transport: 'jpeg', batchSize: opts.batchSize };
-        ctx.log(`end to end: ${model}, POSE_WORKERS=${workers} POSE_THREADS=${config.threads}, jpeg`);
+        const config = { model, workers, threads: threadsFor(workers), transport: defaultTransport, batchSize: opts.batchSize };
+        ctx.log(`end to end: ${model}, POSE_WORKERS=${workers} POSE_THREADS=${config.threads}, ${defaultTransport}`);
         results.endToEnd.push(await runEndToEnd(ctx, config, clip31));
       }
     }
@@ -163,7 +169,7 @@ async function main(): Promise<void> {
       // The same end-to-end measurement with each other transport, for the default model and the faster worker count.
       const best = bestEndToEnd(results.endToEnd, defaultModel);
       const workers = best?.config.workers ?? workerCounts[workerCounts.length - 1];
-      for (const transport of TRANSPORTS.filter((t) => t !== 'jpeg')) {
+      for (const transport of TRANSPORTS.filter((t) => t !== defaultTransport)) {
         const config = { model: defaultModel, workers, threads: threadsFor(workers), transport, batchSize: opts.batchSize };
         ctx.log(`end to end: ${defaultModel}, POSE_WORKERS=${workers}, transport ${transport}`);
         results.transportEndToEnd.push(await runEndToEnd(ctx, config, clip31));
@@ -180,8 +186,8 @@ async function main(): Promise<void> {
   await section('scale', async () => {
     const model = opts.scaleModel ?? (opts.quick ? 'synthetic' : 'movenet-lightning');
     const clips: Clip[] = [];
-    for (const n of [30, 300, 3000]) clips.push(await loopedClip(ctx, source, n));
-    results.scale = await runScale(ctx, clips, { model, workers: 'auto', transport: 'jpeg', batchSize: opts.batchSize });
+    for (const n of opts.quick ? [30, 1000] : [30, 300, 3000]) clips.push(await loopedClip(ctx, source, n));
+    results.scale = await runScale(ctx, clips, { model, workers: 'auto', transport: defaultTransport, batchSize: opts.batchSize });
   });
 
   await section('peer', async () => {

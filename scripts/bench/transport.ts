@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import type { FrameEncoding } from '../../protocol/index.js';
-import { ffmpegArgs, type FramePixels } from '../../server/media/frame-source.js';
+import { extractFrames, ffmpegArgs, type FramePixels } from '../../server/media/frame-source.js';
 import { releasePayloads, toPayloads } from '../../server/pipeline/frame-payload.js';
 import { WorkerPool } from '../../workers/index.js';
 import { SAMPLE_FPS, rawFrames, type Clip, type FrameSet } from './clips.js';
@@ -55,11 +55,19 @@ export interface WorkerSideCost {
   decodeMs: Spread;
 }
 
+/** ffmpeg start → first frame, and → the first full batch (the pipeline's fixed start-up wait). */
+export interface FirstBatchLatency {
+  pixels: FramePixels;
+  firstFrameMs: Spread;
+  firstBatchMs: Spread;
+}
+
 export interface TransportResult {
   frames: number;
   width: number;
   height: number;
   ffmpeg: FfmpegOutputCost[];
+  firstBatch: FirstBatchLatency[];
   roundTrip: RoundTripCost[];
   workerSide: WorkerSideCost[];
   /** Server-side write of one raw frame to /dev/shm (the prototype's other half). */
@@ -69,7 +77,11 @@ export interface TransportResult {
 export async function runTransport(ctx: BenchContext, clip: Clip, frames: FrameSet, batchSize: number): Promise<TransportResult> {
   const raw = rawFrames(ctx, frames);
   const ffmpeg: FfmpegOutputCost[] = [];
-  for (const pixels of ['jpeg', 'rgb24'] as FramePixels[]) ffmpeg.push(await ffmpegOutputCost(ctx, clip, frames.count, pixels));
+  const firstBatch: FirstBatchLatency[] = [];
+  for (const pixels of ['jpeg', 'rgb24'] as FramePixels[]) {
+    ffmpeg.push(await ffmpegOutputCost(ctx, clip, frames.count, pixels));
+    firstBatch.push(await firstBatchLatency(ctx, clip, batchSize, pixels));
+  }
 
   const jpegs = Array.from({ length: frames.count }, (_, i) => readFileSync(path.join(frames.dir, `frame-${String(i).padStart(6, '0')}.jpg`)));
   const rawAll = readFileSync(raw);
@@ -90,7 +102,7 @@ export async function runTransport(ctx: BenchContext, clip: Clip, frames: FrameS
     decodeMs: spread(k.decodeMs),
   }));
 
-  return { frames: frames.count, width: frames.width, height: frames.height, ffmpeg, roundTrip, workerSide, shmWriteMs: shmWriteCost(ctx, rgbs) };
+  return { frames: frames.count, width: frames.width, height: frames.height, ffmpeg, firstBatch, roundTrip, workerSide, shmWriteMs: shmWriteCost(ctx, rgbs) };
 }
 
 /** ffmpeg's CPU per frame for one output format, from its own -benchmark report. */
@@ -125,6 +137,32 @@ async function ffmpegOutputCost(ctx: BenchContext, clip: Clip, frames: number, p
     wall.push((Number(m[3]) * 1000) / frames);
   }
   return { pixels, cpuMsPerFrame: spread(cpu), wallMsPerFrame: spread(wall), bytesPerFrame: bytes };
+}
+
+async function firstBatchLatency(ctx: BenchContext, clip: Clip, batchSize: number, pixels: FramePixels): Promise<FirstBatchLatency> {
+  const first: number[] = [];
+  const batch: number[] = [];
+  for (let rep = 0; rep < ctx.reps + 1; rep++) {
+    const t0 = performance.now();
+    let n = 0;
+    let tFirst = NaN;
+    for await (const _ of extractFrames({
+      ffmpeg: ctx.ffmpeg,
+      file: clip.file,
+      fps: Math.min(SAMPLE_FPS, clip.video.fps || SAMPLE_FPS),
+      maxFrames: clip.frames,
+      width: clip.video.width,
+      height: clip.video.height,
+      pixels,
+    })) {
+      if (n++ === 0) tFirst = performance.now() - t0;
+      if (n >= batchSize) break; // ends ffmpeg
+    }
+    if (rep === 0) continue;
+    first.push(tFirst);
+    batch.push(performance.now() - t0);
+  }
+  return { pixels, firstFrameMs: spread(first), firstBatchMs: spread(batch) };
 }
 
 async function roundTripCosts(ctx: BenchContext, frames: FrameSet, jpegs: Buffer[], rgbs: Buffer[], batchSize: number): Promise<RoundTripCost[]> {
