@@ -46,8 +46,10 @@ export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps)
       config.requestTimeoutMs,
     );
 
-    const release = await admission.enter(abort.signal);
+    // enter() inside the try: a BUSY refusal must clear the timer too (it held the request for REQUEST_TIMEOUT_MS).
+    let release: (() => void) | undefined;
     try {
+      release = await admission.enter(abort.signal);
       return await withTempDir(async (dir) => {
         const received = await receiveVideo(request, dir, { config, tools: deps.tools, observer: deps.observer });
         return await poseVideoRequest(
@@ -56,7 +58,7 @@ export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps)
         );
       });
     } finally {
-      release();
+      release?.();
       clearTimeout(timer);
       reply.raw.off('close', onClose);
     }
