@@ -7,7 +7,7 @@
  * Whatever fails, the temporary files are removed: nothing partial remains.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -34,6 +34,36 @@ export class DownloadError extends Error {
     super(message);
     this.name = 'DownloadError';
   }
+}
+
+/** Temporary files and staging folders of the downloads under way (removed by their own `finally`). */
+const inFlight = new Set<string>();
+
+/** Removes every temporary file of the downloads under way, synchronously: for SIGINT/SIGTERM handlers. */
+export function removeInFlight(): void {
+  for (const p of inFlight) rmSync(p, { recursive: true, force: true });
+  inFlight.clear();
+}
+
+const STAGING_PREFIX = '.download-';
+
+/** Removes staging folders that a killed earlier run left in modelsDir (their process is gone). */
+export function removeStaleStaging(modelsDir: string): string[] {
+  if (!existsSync(modelsDir)) return [];
+  const removed: string[] = [];
+  for (const entry of readdirSync(modelsDir)) {
+    const pid = Number(entry.startsWith(STAGING_PREFIX) ? entry.slice(STAGING_PREFIX.length).split('-')[0] : NaN);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+      continue; // still running: its own download
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    rmSync(path.join(modelsDir, entry), { recursive: true, force: true });
+    removed.push(entry);
+  }
+  return removed;
 }
 
 /**
@@ -108,13 +138,19 @@ class Meter extends Transform {
 }
 
 /**
+ * The pipeline tail for a response. `gzipDecoded`: the server sent the body with Content-Encoding gzip (as Apache
+ * does for .gz files with AddEncoding) and fetch has already removed that gzip layer.
+ */
+type Sinks = (gzipDecoded: boolean) => [Transform | Writable, ...(Transform | Writable)[]];
+
+/**
  * Fetches `url` through the meter into `sinks` (a pipeline tail: a file, or gunzip + tar reader), then checks
  * the recorded size and sha256. `name` labels progress lines.
  */
 async function fetchInto(
   file: DownloadFile,
   url: string,
-  sinks: () => [Transform | Writable, ...(Transform | Writable)[]],
+  sinks: Sinks,
   opts: DownloadOptions,
   name: string,
 ): Promise<{ bytes: number; sha256: string }> {
@@ -137,7 +173,9 @@ async function fetchInto(
         : new DownloadError('NETWORK_UNREACHABLE', `${url}: ${(err as Error).message}`);
     }
     if (!res.ok || !res.body) throw new DownloadError('HTTP_ERROR', `${url}: HTTP ${res.status} ${res.statusText}`);
-    const announced = Number(res.headers.get('content-length')) || 0;
+    const encoding = (res.headers.get('content-encoding') ?? 'identity').trim().toLowerCase();
+    // with a content encoding, Content-Length counts the encoded bytes, not the file's
+    const announced = encoding === 'identity' ? Number(res.headers.get('content-length')) || 0 : 0;
     if (file.size !== undefined && announced && announced !== file.size) {
       await res.body.cancel();
       throw new DownloadError('SIZE_MISMATCH', `${url}: the server announces ${announced} bytes, expected ${file.size} (${file.integrity})`);
@@ -145,7 +183,7 @@ async function fetchInto(
     meter = new Meter(announced || file.size || 0, touch, (line) => log(`${name}: ${line}`));
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
     try {
-      await pipeline(body, meter, ...sinks());
+      await pipeline(body, meter, ...sinks(encoding === 'gzip' || encoding === 'x-gzip'));
     } catch (err) {
       if (controller.signal.aborted) {
         throw new DownloadError('DOWNLOAD_STALLED', `${url}: no data for ${stallMs / 1000} s after ${meter.bytes} bytes`);
@@ -175,7 +213,7 @@ async function fetchInto(
  */
 async function fetchFromAny(
   file: DownloadFile,
-  sinks: () => [Transform | Writable, ...(Transform | Writable)[]],
+  sinks: Sinks,
   opts: DownloadOptions,
   name: string,
   beforeEachTry: () => void,
@@ -210,6 +248,7 @@ export async function downloadFile(spec: DownloadPlainFile, opts: DownloadOption
   }
   mkdirSync(path.dirname(dest), { recursive: true });
   const part = `${dest}.part`;
+  inFlight.add(part);
   try {
     const got = await fetchFromAny(spec, () => [createWriteStream(part)], opts, spec.dest, () => rmSync(part, { force: true }));
     log(`${spec.dest}: ${(got.bytes / 1e6).toFixed(1)} MB, sha256 ${got.sha256}` +
@@ -219,6 +258,7 @@ export async function downloadFile(spec: DownloadPlainFile, opts: DownloadOption
     return dest;
   } finally {
     rmSync(part, { force: true });
+    inFlight.delete(part);
   }
 }
 
@@ -231,15 +271,18 @@ export async function downloadArchive(file: DownloadTarball, opts: DownloadOptio
   const log = opts.log ?? (() => {});
   const name = path.basename(new URL(file.url).pathname);
   mkdirSync(opts.modelsDir, { recursive: true });
-  const staging = mkdtempSync(path.join(opts.modelsDir, '.download-'));
+  for (const stale of removeStaleStaging(opts.modelsDir)) log(`removed ${stale} (left by an interrupted run)`);
+  const staging = mkdtempSync(path.join(opts.modelsDir, `${STAGING_PREFIX}${process.pid}-`));
+  inFlight.add(staging);
   const members = file.members.map((m, i) => ({ ...m, key: safeMemberName(m.path), staged: path.join(staging, `member-${i}`) }));
   let writer: TarMemberWriter | undefined;
   try {
     await fetchFromAny(
       file,
-      () => {
+      (gzipDecoded) => {
         writer = new TarMemberWriter(new Map(members.map((m) => [m.key, m.staged])));
-        return [createGunzip(), writer];
+        if (gzipDecoded) log(`${name}: served with Content-Encoding gzip (already decompressed by the transfer)`);
+        return gzipDecoded ? [writer] : [createGunzip(), writer];
       },
       opts,
       name,
@@ -270,5 +313,6 @@ export async function downloadArchive(file: DownloadTarball, opts: DownloadOptio
     return placed;
   } finally {
     rmSync(staging, { recursive: true, force: true });
+    inFlight.delete(staging);
   }
 }

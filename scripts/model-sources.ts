@@ -118,7 +118,8 @@ const vitposeManifest = (size: 's' | 'b' | 'l' | 'h'): FileCheck => ({
 
 const vitposeManual = (size: 's' | 'b' | 'l' | 'h', plusName: string): string =>
   `save the ViTPose-${size.toUpperCase()} COCO checkpoint (ViTPose README, classic decoder) from ${VITPOSE_ONEDRIVE[size]} as ` +
-  `vitpose-${size}.pth, or ${VITPOSE_MIRROR}/resolve/main/vitpose%2B_${plusName}.pth as vitpose+_${plusName}.pth, into POSE_MODELS_DIR; ` +
+  `vitpose-${size}.pth` + (size === 'b' ? ` (the re-host has it too: ${VITPOSE_MIRROR}/resolve/main/vitpose-b.pth)` : '') +
+  `, or ${VITPOSE_MIRROR}/resolve/main/vitpose%2B_${plusName}.pth as vitpose+_${plusName}.pth, into POSE_MODELS_DIR; ` +
   '`npm run doctor` then checks it is there';
 
 /** ViTPose-S/L/H: the ViTPose++ file from the re-host, checked by the key manifest only (no size is known). */
@@ -154,7 +155,7 @@ export const MODEL_SOURCES: Record<string, ModelSource> = {
     kind: 'download',
     needs: [{ anyOf: ['vitpose-b.pth', 'vitpose+_base.pth'] }],
     license: VITPOSE_LICENSE,
-    manual: vitposeManual('b', 'base') + ` (the re-host also has ${VITPOSE_MIRROR}/resolve/main/vitpose-b.pth)`,
+    manual: vitposeManual('b', 'base'),
     files: [
       {
         type: 'file',

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, REPO_ROOT, loadDotEnv } from '../server/config.js';
-import { DownloadError, downloadArchive, downloadFile, type DownloadOptions } from './download-file.js';
+import { DownloadError, downloadArchive, downloadFile, type DownloadOptions, removeInFlight } from './download-file.js';
 import { type FileChecker, pythonFileChecker } from './model-file-check.js';
 import { type DownloadFile, type FileCheck, MODEL_SOURCES, type ModelSource, type NeededFile, outputsOf } from './model-sources.js';
 
@@ -110,7 +110,7 @@ export async function downloadModel(name: string, opts: ModelsDownloadOptions): 
       for (const file of todo) {
         const checks = checksOf(file);
         const label = file.type === 'file' ? file.dest : path.posix.basename(new URL(file.url).pathname);
-        say(`${label}: checked by ${file.integrity}`);
+        say(`${label}: verification: ${file.integrity}`);
         const dl: DownloadOptions = {
           modelsDir: opts.modelsDir,
           connectTimeoutMs: opts.connectTimeoutMs,
@@ -210,6 +210,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
       } else {
         error(`${name}: FAILED ${(err as Error).message}`);
       }
+      for (const need of missingFiles(sources[name], modelsDir).filter((n) => n.userSupplied)) {
+        error(`${name}: also needed, whatever the download: ${need.anyOf[0]}: ${need.userSupplied}`);
+      }
     }
   }
   return statuses.includes('failed') ? 1 : statuses.includes('needs-user-files') ? 3 : 0;
@@ -217,6 +220,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   loadDotEnv();
+  // Ctrl-C or a kill mid-download: remove the temporary files before leaving (nothing partial remains)
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      removeInFlight();
+      console.error(`models:download: ${signal}: stopped; temporary files removed`);
+      process.exit(code);
+    });
+  }
   main(process.argv.slice(2))
     .then((code) => process.exit(code))
     .catch((err) => {

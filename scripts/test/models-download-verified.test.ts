@@ -130,7 +130,7 @@ describe('vitpose-b: a plain checkpoint', () => {
     expect(readFileSync(path.join(dir, 'vitpose-b.pth')).equals(served.get('/vitpose-b.pth')!)).toBe(true);
     expect(readdirSync(dir)).toEqual(['vitpose-b.pth']);
     const text = logs.join('\n');
-    expect(text).toContain('checked by size and sha256 as published by third parties');
+    expect(text).toContain('verification: size and sha256 as published by third parties');
     expect(text).toMatch(/sha256 [0-9a-f]{64} \(verified\)/);
     expect(text).toMatch(/vitpose-b\.pth: vitpose checkpoint vs vitpose-manifest\.json: OK \(43 tensors, names and shapes\)/);
   });
@@ -226,6 +226,7 @@ describe('without network', () => {
     expect(text).toMatch(/hmr2: FAILED \[NETWORK_UNREACHABLE\] cannot reach posepool-no-such-host\.invalid \(\w+\); cannot reach 127\.0\.0\.1/);
     expect(text).toContain(`vitpose-b: no network here? run the command on a machine that has it and copy ${dir}, or by hand: save the ViTPose-B COCO checkpoint`);
     expect(text).toContain(`unpack it into ${dir}/hmr2/`);
+    expect(text).toContain('hmr2: also needed, whatever the download: SMPL_NEUTRAL.pkl: the SMPL body model is licensed');
     expect(pythonStarted).toBe(false);
     expect(readdirSync(dir)).toEqual([]);
   });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MODEL_NAMES, PROTOCOL } from '../../protocol/index.js';
 import { REPO_ROOT } from '../../server/config.js';
-import { DownloadError, downloadFile, probeHost } from '../download-file.js';
+import { DownloadError, downloadFile, probeHost, removeInFlight } from '../download-file.js';
 import { type DownloadFile, type DownloadPlainFile, type DownloadTarball, MODEL_SOURCES, type ModelSource, outputsOf } from '../model-sources.js';
 import { downloadModel, main, missingFiles } from '../models-download.js';
 
@@ -38,6 +38,7 @@ beforeAll(async () => {
     if (req.method === 'HEAD') res.writeHead(req.url === '/nope' ? 404 : 200).end();
     else if (req.url === '/w.bin') res.end(payload);
     else if (req.url === '/m.tar.gz') res.end(tarball);
+    else if (req.url === '/m-encoded.tar.gz') res.writeHead(200, { 'content-encoding': 'gzip' }).end(tarball); // Apache AddEncoding
     else if (req.url === '/stall') res.writeHead(200, { 'content-length': '100' }).write('x'); // never ends
     else res.writeHead(404).end();
   });
@@ -85,6 +86,16 @@ describe('downloadFile', () => {
       code: 'DOWNLOAD_STALLED',
     });
     expect(existsSync(path.join(dir, 's.bin.part'))).toBe(false);
+  });
+
+  it('removeInFlight (the SIGINT/SIGTERM handler) removes the temporary file of a download under way', async () => {
+    const pending = downloadFile(plain({ url: `${base}/stall`, dest: 's.bin', size: 100 }), { modelsDir: dir, stallTimeoutMs: 1500 }).catch((e) => e);
+    const part = path.join(dir, 's.bin.part');
+    for (let i = 0; i < 100 && !existsSync(part); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(existsSync(part)).toBe(true);
+    removeInFlight();
+    expect(existsSync(part)).toBe(false);
+    expect(await pending).toMatchObject({ code: 'DOWNLOAD_STALLED' });
   });
 
   it('without network it fails within seconds', async () => {
@@ -142,8 +153,25 @@ describe('downloadModel', () => {
     expect(readFileSync(path.join(dir, 'm', 'ckpt.pt'), 'utf8')).toBe('b');
     expect(readdirSync(dir)).toEqual(['m']); // no archive, no staging folder
     expect(readdirSync(path.join(dir, 'm')).sort()).toEqual(['ckpt.pt', 'data']);
+    // one member lost, and staging folders left by a killed run (pid gone) and by a live process (this one)
+    rmSync(path.join(dir, 'm', 'ckpt.pt'));
+    mkdirSync(path.join(dir, '.download-999999999-x'));
+    writeFileSync(path.join(dir, '.download-999999999-x', 'member-0'), 'left by a killed run');
+    mkdirSync(path.join(dir, `.download-${process.pid}-mine`)); // a live process's: kept
+    expect(await downloadModel('fake', { modelsDir: dir, sources: withUrl(`${base}/m.tar.gz`), log: (l) => logs.push(l) })).toBe('ready');
+    expect(logs.join('\n')).toContain('removed .download-999999999-x (left by an interrupted run)');
+    expect(readdirSync(dir).sort()).toEqual([`.download-${process.pid}-mine`, 'm']);
+    expect(readFileSync(path.join(dir, 'm', 'ckpt.pt'), 'utf8')).toBe('b');
+    rmSync(path.join(dir, `.download-${process.pid}-mine`), { recursive: true });
     // idempotent: nothing fetched again (the URL is gone now)
     expect(await downloadModel('fake', { modelsDir: dir, sources: withUrl(`${base}/gone`), log: () => {} })).toBe('ready');
+  });
+
+  it('a .tar.gz served with Content-Encoding gzip (fetch removes that layer) is unpacked all the same', async () => {
+    const logs: string[] = [];
+    expect(await downloadModel('fake', { modelsDir: dir, sources: withUrl(`${base}/m-encoded.tar.gz`), log: (l) => logs.push(l) })).toBe('ready');
+    expect(readFileSync(path.join(dir, 'm', 'ckpt.pt'), 'utf8')).toBe('b');
+    expect(logs.join('\n')).toContain('served with Content-Encoding gzip');
   });
 
   it('a tarball whose checksum differs leaves nothing behind', async () => {
