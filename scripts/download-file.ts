@@ -172,7 +172,10 @@ async function fetchInto(
         ? new DownloadError('DOWNLOAD_STALLED', `${url}: no answer within ${stallMs / 1000} s`)
         : new DownloadError('NETWORK_UNREACHABLE', `${url}: ${(err as Error).message}`);
     }
-    if (!res.ok || !res.body) throw new DownloadError('HTTP_ERROR', `${url}: HTTP ${res.status} ${res.statusText}`);
+    if (!res.ok || !res.body) {
+      await res.body?.cancel();
+      throw new DownloadError('HTTP_ERROR', `${url}: HTTP ${res.status} ${res.statusText}`);
+    }
     const encoding = (res.headers.get('content-encoding') ?? 'identity').trim().toLowerCase();
     // with a content encoding, Content-Length counts the encoded bytes, not the file's
     const announced = encoding === 'identity' ? Number(res.headers.get('content-length')) || 0 : 0;
