@@ -66,6 +66,8 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
       const log = request.log.child({ jobId: id });
 
       return await new Promise((resolve, reject) => {
+        // A refused upload is answered once its temporary directory is gone, not before.
+        let refused: { err: unknown } | null = null;
         const lifetime = withTempDir(async (dir) => {
           let job: Job;
           let received;
@@ -77,7 +79,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
           } catch (err) {
             cancelUpload.abort(err);
             giveBack(slot);
-            reject(err);
+            refused = { err };
             return;
           }
           // The job's own signal (DELETE, timeout, shutdown) also withdraws it from the admission queue.
@@ -92,12 +94,17 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
             limits: config.jobs,
             log,
           });
-        }).catch((err) => {
-          // Only the temporary directory itself can fail here (runJob records its own errors).
-          log.error({ err }, 'job bookkeeping failed');
-          giveBack(slot);
-          reject(err);
-        });
+        }).then(
+          () => {
+            if (refused) reject(refused.err);
+          },
+          (err) => {
+            // Only the temporary directory itself can fail here (runJob records its own errors).
+            log.error({ err }, 'job bookkeeping failed');
+            if (!refused) giveBack(slot);
+            reject(refused ? refused.err : err);
+          },
+        );
         running.add(lifetime);
         void lifetime.finally(() => running.delete(lifetime));
       });
