@@ -177,6 +177,7 @@ async function main(argv: string[]): Promise<void> {
         },
         { pool, config, ffmpeg: tools.ffmpeg, tempDir },
       ),
+      config.tempDir,
     );
     bar?.stop();
     bar = null;

@@ -94,7 +94,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
             limits: config.jobs,
             log,
           });
-        }).then(
+        }, config.tempDir).then(
           () => {
             if (refused) reject(refused.err);
           },

@@ -56,7 +56,7 @@ export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps)
           { id: String(request.id), ...received, signal: abort.signal, log: request.log, started },
           { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },
         );
-      });
+      }, config.tempDir);
     } finally {
       release?.();
       clearTimeout(timer);
