@@ -30,7 +30,7 @@ def letterbox_box(height: int, width: int) -> Box:
 def crop_and_resize(image: np.ndarray, box: Box, size: int) -> np.ndarray:
     """tf.image.cropAndResize(image, [box], [0], [size, size], 'bilinear', 0) cast to int32 (truncation).
 
-    image: HxWx3 uint8. Sample points: y = y_min*(H-1) + i*(y_max-y_min)*(H-1)/(size-1); a sample outside
+    image: HxWx3 uint8 (C-contiguous). Sample points: y = y_min*(H-1) + i*(y_max-y_min)*(H-1)/(size-1); a sample outside
     [0, H-1] x [0, W-1] is 0 (extrapolation value), as in TensorFlow's CropAndResize.
     """
     h, w = image.shape[:2]
@@ -46,15 +46,17 @@ def crop_and_resize(image: np.ndarray, box: Box, size: int) -> np.ndarray:
     bottom = np.ceil(yc).astype(np.intp)
     left = np.floor(xc).astype(np.intp)
     right = np.ceil(xc).astype(np.intp)
-    y_lerp = (yc - top).astype(np.float32)[:, None, None]
-    x_lerp = (xc - left).astype(np.float32)[None, :, None]
+    # Work on [size, size*3] views so every numpy inner loop runs over a whole row, not over 3 channels.
+    y_lerp = (yc - top).astype(np.float32)[:, None]
+    x_lerp = np.repeat((xc - left).astype(np.float32), 3)[None, :]
 
-    rows_top = np.take(image, top, axis=0)  # [size, W, 3] uint8: gather rows, then columns, then convert
-    rows_bottom = np.take(image, bottom, axis=0)
-    tl = np.take(rows_top, left, axis=1).astype(np.float32)
-    tr = np.take(rows_top, right, axis=1).astype(np.float32)
-    bl = np.take(rows_bottom, left, axis=1).astype(np.float32)
-    br = np.take(rows_bottom, right, axis=1).astype(np.float32)
+    pixels = image.reshape(h * w, 3)  # gather the four neighbours straight from the flat image, then convert
+
+    def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        flat = (rows[:, None] * w + cols[None, :]).ravel()
+        return np.take(pixels, flat, axis=0).reshape(size, size * 3).astype(np.float32)
+
+    tl, tr, bl, br = gather(top, left), gather(top, right), gather(bottom, left), gather(bottom, right)
     # top + (bottom - top) * y_lerp with top/bottom = left + (right - left) * x_lerp, as TF computes it (in place)
     tr -= tl
     tr *= x_lerp
@@ -65,7 +67,7 @@ def crop_and_resize(image: np.ndarray, box: Box, size: int) -> np.ndarray:
     br -= tr
     br *= y_lerp
     br += tr
-    out = br
+    out = br.reshape(size, size, 3)
     out[~valid_y] = 0.0
     out[:, ~valid_x] = 0.0
     return out.astype(np.int32)  # truncation toward zero, values are >= 0
