@@ -23,10 +23,12 @@ def rgb(name):
 
 @pytest.fixture(scope="module", params=["movenet-thunder", "movenet-lightning"])
 def backend(request):
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a worker with --threads 1; restored for the tests that follow
     ctx = LoadContext(model=request.param, device=torch.device("cpu"), threads=1, models_dir=REPO / "pose-service/.models",
                       repo_root=REPO)
-    return MoveNetBackend.load(ctx)
+    yield MoveNetBackend.load(ctx)
+    torch.set_num_threads(threads)
 
 
 def tfjs_reference(model, name):

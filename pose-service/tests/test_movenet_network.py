@@ -34,9 +34,11 @@ def fixture(model):
 
 @pytest.fixture(scope="module", params=MODELS)
 def nets(request):
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # restored for the tests that follow
     eager = MoveNet(load_graph_model(model_dir(REPO) / f"{request.param}.json"))
-    return request.param, eager, copy.deepcopy(eager).optimize_for_cpu()
+    yield request.param, eager, copy.deepcopy(eager).optimize_for_cpu()
+    torch.set_num_threads(threads)
 
 
 def test_same_padding_is_tensorflows():
