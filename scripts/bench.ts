@@ -19,6 +19,7 @@ import { makeContext, type BenchContext } from './bench/context.js';
 import { runEndToEnd, type EndToEndResult } from './bench/end-to-end.js';
 import { loadTfjsWasm, runPeer, type PeerResult } from './bench/peer.js';
 import { renderReport, type BenchResults } from './bench/report.js';
+import { startScriptNodeFlags } from './bench/server-process.js';
 import { runScale, type ScaleResult } from './bench/scale.js';
 import { runTransport, TRANSPORTS, type TransportResult } from './bench/transport.js';
 
@@ -33,6 +34,8 @@ interface Options {
   source?: string;
   scaleModel?: string;
   batchSize: number;
+  /** NODE_OPTIONS for every server process the bench starts (to try a V8 setting). */
+  serverNodeOptions?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -63,6 +66,9 @@ function parseArgs(argv: string[]): Options {
       case '--scale-model':
         opts.scaleModel = value();
         break;
+      case '--server-node-options':
+        opts.serverNodeOptions = value();
+        break;
       case '--batch-size':
         opts.batchSize = Number(value());
         break;
@@ -78,14 +84,14 @@ function parseArgs(argv: string[]): Options {
 }
 
 function usage(error?: string): never {
-  const text = `usage: npm run bench -- [--quick] [--reps N] [--only ${SECTIONS.join(',')}] [--models a,b] [--source clip] [--scale-model name] [--batch-size N]`;
+  const text = `usage: npm run bench -- [--quick] [--reps N] [--only ${SECTIONS.join(',')}] [--models a,b] [--source clip] [--scale-model name] [--batch-size N] [--server-node-options "--flag ..."]`;
   (error ? console.error : console.log)(error ? `bench: ${error}\n${text}` : text);
   process.exit(error ? 2 : 0);
 }
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
-  const ctx = makeContext({ quick: opts.quick, reps: opts.reps });
+  const ctx = makeContext({ quick: opts.quick, reps: opts.reps, serverEnv: opts.serverNodeOptions ? { NODE_OPTIONS: opts.serverNodeOptions } : {} });
   const cores = ctx.cores;
   const workerCounts = cores >= 2 ? [1, 2] : [1];
   const threadsFor = (workers: number) => Math.max(1, Math.floor(cores / workers));
@@ -112,6 +118,8 @@ async function main(): Promise<void> {
     frames: frames31.count,
     batchSize: opts.batchSize,
     defaults: { transport: defaultTransport, workers: defaults.workers, threads: defaults.threads },
+    serverNodeOptions: opts.serverNodeOptions,
+    serverNodeFlags: startScriptNodeFlags(ctx.repo),
     models: opts.models,
     loads,
     ceiling: [],
@@ -138,12 +146,14 @@ async function main(): Promise<void> {
   };
 
   await section('ceiling', async () => {
+    // --quick: the first 16 frames, and no "together" run.
+    const limit = opts.quick ? Math.min(16, frames31.count) : 0;
     for (const model of opts.models) {
       for (const workers of workerCounts) {
         const threads = threadsFor(workers);
         ctx.log(`ceiling: ${model}, 1 process × ${threads} thread(s)`);
-        results.ceiling.push(await runCeiling(ctx, model, frames31, { threads, processes: 1, batch: opts.batchSize }));
-        if (workers > 1) {
+        results.ceiling.push(await runCeiling(ctx, model, frames31, { threads, processes: 1, batch: opts.batchSize, limit }));
+        if (workers > 1 && !opts.quick) {
           ctx.log(`ceiling: ${model}, ${workers} processes × ${threads} thread(s) together`);
           results.ceiling.push(await runCeiling(ctx, model, frames31, { threads, processes: workers, batch: opts.batchSize }));
         }
@@ -184,7 +194,9 @@ async function main(): Promise<void> {
   });
 
   await section('scale', async () => {
-    const model = opts.scaleModel ?? (opts.quick ? 'synthetic' : 'movenet-lightning');
+    // The test double by default: the server's memory is the question, and its work per frame is the same
+    // (same frames, same payloads, one 17-keypoint person per frame); --scale-model picks a real model.
+    const model = opts.scaleModel ?? 'synthetic';
     const clips: Clip[] = [];
     for (const n of opts.quick ? [30, 1000] : [30, 300, 3000]) clips.push(await loopedClip(ctx, source, n));
     results.scale = await runScale(ctx, clips, { model, workers: 'auto', transport: defaultTransport, batchSize: opts.batchSize });

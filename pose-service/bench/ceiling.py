@@ -1,13 +1,14 @@
 """The ceiling: the model called in a loop inside one Python process, frames already decoded, no IPC.
 
     python pose-service/bench/ceiling.py --model movenet-thunder --threads 2 --frames DIR [--batch 8]
-        [--reps 5] [--modes tracking,single] [--barrier DIR --procs N] [--out FILE]
+        [--reps 5] [--modes tracking,single] [--limit N] [--barrier DIR] [--out FILE]
 
 Threads are applied exactly as a worker applies them. Frames are the JPEGs the server's ffmpeg makes, decoded
 once up front (the decode is timed separately). Each repetition is one pass over all frames in batches of
 --batch, through the same ``backend.detect`` a worker calls: mode ``tracking`` as the server calls it for
 videos (MoveNet: a second pass on a crop where the person is small), mode ``single`` with tracking off (one
-inference per frame: the like-for-like comparison with TF.js). One untimed pass warms up first.
+inference per frame: the like-for-like comparison with TF.js). One untimed pass warms up first. --limit
+takes only the first frames (the bench's --quick mode).
 
 With --barrier, several copies started together wait for each other after loading and warm-up (each writes
 ``ready.<pid>`` into DIR and waits for ``DIR/go``), so their timed passes overlap: N workers' true ceiling on
@@ -31,6 +32,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--modes", default="tracking,single")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N frames (0: all)")
     p.add_argument("--barrier")
     p.add_argument("--out")
     args = p.parse_args()
@@ -40,7 +42,8 @@ def main() -> None:
     backend = common.load_backend(args.model, torch, threads)
     load_ms = (common.now() - t0) * 1000
 
-    raws = [f.read_bytes() for f in common.frame_files(args.frames)]
+    files = common.frame_files(args.frames)
+    raws = [f.read_bytes() for f in (files[:args.limit] if args.limit > 0 else files)]
     t0 = common.now()
     images = [common.decode_jpeg(raw, cv2, numpy) for raw in raws]
     decode_ms = (common.now() - t0) * 1000 / len(images)
@@ -64,8 +67,7 @@ def main() -> None:
             backend.detect(batch, {"tracking": tracking, "vertices": False, "flipTest": False})
         return common.now() - start
 
-    for mode in modes:  # warm-up: every batch shape once
-        one_pass(mode == "tracking")
+    one_pass("tracking" in modes)  # warm-up: the batch shapes of both passes
 
     if args.barrier:
         Path(args.barrier, f"ready.{os.getpid()}").write_text("")

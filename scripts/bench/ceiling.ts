@@ -29,6 +29,8 @@ interface CeilingScriptResult {
 
 export interface CeilingResult {
   model: string;
+  /** Frames posed per repetition. */
+  frames: number;
   /** Processes run at once. */
   processes: number;
   threads: number;
@@ -45,7 +47,7 @@ export async function runCeiling(
   ctx: BenchContext,
   model: string,
   frames: FrameSet,
-  opts: { threads: number; processes: number; batch: number },
+  opts: { threads: number; processes: number; batch: number; limit?: number },
 ): Promise<CeilingResult> {
   const barrier = opts.processes > 1 ? mkdtempSync(path.join(ctx.workDir, 'barrier-')) : null;
   const args = [
@@ -55,6 +57,7 @@ export async function runCeiling(
     '--batch', String(opts.batch),
     '--reps', String(ctx.reps),
     '--modes', 'tracking,single',
+    ...(opts.limit ? ['--limit', String(opts.limit)] : []),
     ...(barrier ? ['--barrier', barrier] : []),
   ];
   try {
@@ -75,6 +78,7 @@ export async function runCeiling(
       Array.from({ length: ctx.reps }, (_, i) => results.reduce((s, r) => s + (r.modes[mode].fps[i] ?? NaN), 0));
     return {
       model,
+      frames: results[0].frames,
       processes: opts.processes,
       threads: results[0].threads,
       fps: { tracking: spread(sumPerRep('tracking')), single: spread(sumPerRep('single')) },

@@ -20,10 +20,12 @@ export interface BenchContext {
   quick: boolean;
   /** Timed repetitions per measurement. */
   reps: number;
+  /** Extra environment for the server processes (e.g. NODE_OPTIONS from --server-node-options). */
+  serverEnv: Record<string, string>;
   log(message: string): void;
 }
 
-export function makeContext(opts: { quick: boolean; reps?: number }): BenchContext {
+export function makeContext(opts: { quick: boolean; reps?: number; serverEnv?: Record<string, string> }): BenchContext {
   const resultsDir = path.join(REPO_ROOT, 'bench-results');
   const workDir = path.join(resultsDir, 'work');
   mkdirSync(workDir, { recursive: true });
@@ -40,7 +42,8 @@ export function makeContext(opts: { quick: boolean; reps?: number }): BenchConte
     ffprobe: tools.ffprobe.path,
     cores: os.availableParallelism?.() ?? os.cpus().length,
     quick: opts.quick,
-    reps: opts.reps ?? (opts.quick ? 2 : 5),
+    reps: opts.reps ?? (opts.quick ? 2 : 3),
+    serverEnv: opts.serverEnv ?? {},
     log(message: string) {
       const t = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
       const load = os.loadavg()[0].toFixed(1);

@@ -7,6 +7,7 @@
  */
 import type { Clip } from './clips.js';
 import type { BenchContext } from './context.js';
+import { measureCpu } from './proc-cpu.js';
 import { startBenchServer, uploadVideo, withMemory } from './server-process.js';
 import { spread, type Spread } from './stats.js';
 
@@ -51,6 +52,8 @@ export interface EndToEndResult {
   wallMs: Spread;
   serverPeakKb: number;
   workerPeakKb: number[];
+  /** CPU per frame over the timed repetitions: the server's Node process, its ffmpeg/ffprobe runs, the workers (summed). */
+  cpuMsPerFrame: { server: number; mediaTools: number; workers: number };
   startMs: number;
 }
 
@@ -70,11 +73,16 @@ export async function runEndToEnd(ctx: BenchContext, config: EndToEndConfig, cli
     const fields = { fps: 10, maxFrames: clip.frames };
     const warm = await uploadVideo(server.url, clip.file, fields);
     checkResponse(warm, clip.frames);
-    const { value: runs, serverPeakKb, workerPeakKb } = await withMemory(server, async () => {
-      const out: EndToEndRep[] = [];
-      for (let i = 0; i < reps; i++) out.push(toRep(checkResponse(await uploadVideo(server.url, clip.file, fields), clip.frames)));
-      return out;
-    });
+    const workerPids = await server.workerPids();
+    const { value: measured, serverPeakKb, workerPeakKb } = await withMemory(server, () =>
+      measureCpu(server.pid, workerPids, async () => {
+        const out: EndToEndRep[] = [];
+        for (let i = 0; i < reps; i++) out.push(toRep(checkResponse(await uploadVideo(server.url, clip.file, fields), clip.frames)));
+        return out;
+      }),
+    );
+    const runs = measured.value;
+    const frames = reps * clip.frames;
     return {
       config,
       clipFrames: clip.frames,
@@ -83,6 +91,11 @@ export async function runEndToEnd(ctx: BenchContext, config: EndToEndConfig, cli
       wallMs: spread(runs.map((r) => r.wallMs)),
       serverPeakKb,
       workerPeakKb,
+      cpuMsPerFrame: {
+        server: measured.serverMs / frames,
+        mediaTools: measured.mediaToolsMs / frames,
+        workers: measured.workersMs.reduce((a, b) => a + b, 0) / frames,
+      },
       startMs,
     };
   } finally {

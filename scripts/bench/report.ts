@@ -17,6 +17,10 @@ export interface BenchResults {
   batchSize: number;
   /** The server's defaults on this machine: POSE_TRANSPORT, and what POSE_WORKERS/POSE_THREADS=auto resolve to. */
   defaults: { transport: string; workers: number; threads: number };
+  /** NODE_OPTIONS given to the server processes, if any. */
+  serverNodeOptions?: string;
+  /** Node flags of `npm start` (package.json), which the bench's server processes get too. */
+  serverNodeFlags: string[];
   models: string[];
   loads: { section: string; load1: number }[];
   ceiling: CeilingResult[];
@@ -52,7 +56,9 @@ export function renderReport(r: BenchResults): string {
       `Load average (1 min) at start and after each section: ${loads}. ` +
       `Frames: ${r.frames} frames of ${r.source.file} (${r.source.width}x${r.source.height} ${r.source.codec}, looped, sampled at 10 fps), ` +
       `batches of ${r.batchSize}. Server defaults here: POSE_TRANSPORT=${r.defaults.transport}, POSE_WORKERS=auto → ${r.defaults.workers} × ${r.defaults.threads} thread(s). ` +
-      `Each cell: median of ${r.reps} repetitions (min–max).`,
+      `Each cell: median of ${r.reps} repetitions (min–max).` +
+      ` Server: \`node ${[...r.serverNodeFlags, 'dist/server/main.js'].join(' ')}\` (as \`npm start\`)` +
+      (r.serverNodeOptions ? ` with NODE_OPTIONS="${r.serverNodeOptions}".` : '.'),
   );
   out.push('');
 
@@ -64,7 +70,7 @@ export function renderReport(r: BenchResults): string {
       table(
         ['model', 'processes × threads', 'frames/s as served (tracking)', 'frames/s one pass', 'inferences/frame (tracking)', 'JPEG decode/frame'],
         r.ceiling.map((c) => [
-          c.model,
+          c.model + (c.frames !== r.frames ? ` (first ${c.frames} frames)` : ''),
           `${c.processes} × ${c.threads}${c.processes > 1 ? ' (together, summed)' : ''}`,
           fmtSpread(c.fps.tracking),
           fmtSpread(c.fps.single),
@@ -115,7 +121,7 @@ export function renderReport(r: BenchResults): string {
         [...r.endToEnd, ...r.transportEndToEnd].map((e) => {
           const m = (k: keyof EndToEndResult['reps'][number]) => spread(e.reps.map((x) => x[k] as number)).median;
           return [
-            e.config.model + (e.config.transport !== 'jpeg' ? ` (${e.config.transport})` : ''),
+            e.config.model + (e.config.transport !== r.defaults.transport ? ` (${e.config.transport})` : ''),
             `${e.config.workers} × ${e.config.threads}`,
             num(m('wallMs'), 0),
             num(m('receiveProbeMs'), 0),
@@ -126,6 +132,26 @@ export function renderReport(r: BenchResults): string {
             num(m('transportMs'), 0),
             num(m('responseMs'), 0),
             `${(m('bodyBytes') / 1024).toFixed(0)} KiB`,
+          ];
+        }),
+      ),
+    );
+    out.push('');
+    out.push('CPU per frame during the timed uploads (Linux /proc: user + system), against the CPU the cores offer per frame at that speed:');
+    out.push('');
+    out.push(
+      table(
+        ['model', 'N × T', 'ffmpeg + ffprobe', 'server (Node)', 'workers', 'sum', 'cores × wall per frame'],
+        [...r.endToEnd, ...r.transportEndToEnd].map((e) => {
+          const c = e.cpuMsPerFrame;
+          return [
+            e.config.model + (e.config.transport !== r.defaults.transport ? ` (${e.config.transport})` : ''),
+            `${e.config.workers} × ${e.config.threads}`,
+            ms(c.mediaTools),
+            ms(c.server),
+            ms(c.workers),
+            ms(c.mediaTools + c.server + c.workers),
+            ms((r.machine.cores * 1000) / e.fps.median),
           ];
         }),
       ),
@@ -220,7 +246,7 @@ export function renderReport(r: BenchResults): string {
     out.push('');
     out.push(
       table(
-        ['frames', 'wall', 'frames/s', 'server peak RSS', 'server RSS when ready', 'workers peak RSS', 'response'],
+        ['frames', 'wall', 'frames/s', 'server peak RSS', 'server RSS when ready', 'workers peak RSS', 'response', 'server CPU/frame'],
         s.rows.map((x) => [
           String(x.frames),
           `${num(x.wallMs / 1000)} s`,
@@ -229,6 +255,7 @@ export function renderReport(r: BenchResults): string {
           mib(x.serverIdleKb),
           x.workerPeakKb.map(mib).join(', '),
           `${(x.responseBytes / 2 ** 20).toFixed(1)} MiB`,
+          ms(x.serverCpuMsPerFrame),
         ]),
       ),
     );

@@ -5,6 +5,7 @@
  */
 import type { Clip } from './clips.js';
 import type { BenchContext } from './context.js';
+import { measureCpu } from './proc-cpu.js';
 import { procMemory } from './proc-memory.js';
 import { startBenchServer, uploadVideo, withMemory } from './server-process.js';
 
@@ -19,6 +20,8 @@ export interface ScaleRow {
   workerPeakKb: number[];
   responseBytes: number;
   framesFailed: number;
+  /** CPU of the server's own Node process per frame (ffmpeg and the workers apart). */
+  serverCpuMsPerFrame: number;
 }
 
 export interface ScaleResult {
@@ -47,9 +50,10 @@ export async function runScale(
     });
     try {
       const idle = procMemory(server.pid);
-      const { value: r, serverPeakKb, workerPeakKb } = await withMemory(server, () =>
-        uploadVideo(server.url, clip.file, { fps: 10, maxFrames: clip.frames }),
+      const { value: measured, serverPeakKb, workerPeakKb } = await withMemory(server, () =>
+        measureCpu(server.pid, [], () => uploadVideo(server.url, clip.file, { fps: 10, maxFrames: clip.frames })),
       );
+      const r = measured.value;
       if (r.status !== 200) throw new Error(`scale ${clip.frames}: upload answered ${r.status}: ${JSON.stringify(r.json).slice(0, 300)}`);
       const s = r.json.summary;
       if (s.framesSampled !== clip.frames) throw new Error(`scale: expected ${clip.frames} frames, got ${s.framesSampled}`);
@@ -63,6 +67,7 @@ export async function runScale(
         workerPeakKb,
         responseBytes: r.bodyBytes,
         framesFailed: s.framesFailed,
+        serverCpuMsPerFrame: measured.serverMs / clip.frames,
       });
     } finally {
       await server.stop();

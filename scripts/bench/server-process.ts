@@ -29,10 +29,26 @@ interface HealthBody {
   workers: { id: string; state: string; pid: number | null; lastError: { summary?: string; message: string } | null }[];
 }
 
+/**
+ * The Node flags `npm start` gives the server (package.json scripts.start = "node [flags] dist/server/main.js"),
+ * so the bench measures the process `npm start` runs.
+ */
+export function startScriptNodeFlags(repo: string): string[] {
+  try {
+    const start: string = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')).scripts?.start ?? '';
+    const words = start.trim().split(/\s+/);
+    if (words[0] !== 'node') return [];
+    const main = words.findIndex((w) => w.endsWith('.js'));
+    return main > 1 ? words.slice(1, main).filter((w) => w.startsWith('--')) : [];
+  } catch {
+    return [];
+  }
+}
+
 export async function startBenchServer(ctx: BenchContext, env: Record<string, string>, readyTimeoutMs = 180_000): Promise<BenchServer> {
-  const child = spawn(process.execPath, [path.join(ctx.repo, 'dist', 'server', 'main.js')], {
+  const child = spawn(process.execPath, [...startScriptNodeFlags(ctx.repo), path.join(ctx.repo, 'dist', 'server', 'main.js')], {
     cwd: ctx.repo,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...ctx.serverEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
