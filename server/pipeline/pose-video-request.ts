@@ -24,6 +24,9 @@ export function unavailableError(pool: Pick<ServerPool, 'lastErrors'>): ApiError
   });
 }
 
+/** Per-frame codes that mean "no worker could pose it" (as opposed to the frame or the model failing). */
+const UNSERVED = new Set(['POSE_SERVICE_UNAVAILABLE', 'WORKER_CRASHED', 'WORKER_TIMEOUT']);
+
 /** Optional observer of finished videos (metrics). */
 export interface FramesObserver {
   observeFrames(frames: PoseResponse['frames']): void;
@@ -42,7 +45,7 @@ export interface PoseRequest {
 }
 
 export interface PoseRequestDeps {
-  pool: Pick<ServerPool, 'detect' | 'model' | 'desired' | 'lastErrors'>;
+  pool: Pick<ServerPool, 'detect' | 'model' | 'desired' | 'lastErrors' | 'isAvailable'>;
   config: Pick<Config, 'batchSize' | 'transport'>;
   ffmpeg: string;
   /** The request's private directory (file transport). */
@@ -69,7 +72,10 @@ export async function poseVideoRequest(req: PoseRequest, deps: PoseRequestDeps):
     },
     { pool, ffmpeg: deps.ffmpeg, batchSize: deps.config.batchSize, transport: deps.config.transport, tempDir: deps.tempDir },
   );
-  if (result.frames.length > 0 && result.frames.every((f) => f.error?.code === 'POSE_SERVICE_UNAVAILABLE')) {
+  // Nothing posed for want of a worker (none was ready, or the workers died under the video and none is
+  // ready now): 503 with the cause and Retry-After, not a 200 whose every frame is an error.
+  const unserved = result.frames.length > 0 && result.frames.every((f) => f.error && UNSERVED.has(f.error.code));
+  if (unserved && (result.frames.every((f) => f.error?.code === 'POSE_SERVICE_UNAVAILABLE') || !pool.isAvailable())) {
     throw unavailableError(pool);
   }
   const response = buildPoseResponse({
