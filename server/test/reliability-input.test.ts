@@ -193,6 +193,7 @@ describe('size limits on the stream (MAX_UPLOAD_MB=5)', () => {
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
     const res = await rawUpload(server.url, { head: multipartHead({}), file: total, chunked });
     clearInterval(sampler);
+    console.info(`[figures] 200 MB upload ${_how}, MAX_UPLOAD_MB=5: ${res.status} after ${(res.bytesWritten / 1048576).toFixed(1)} MB sent, ${res.msToResponse} ms; test process RSS +${((peak - rss0) / 1048576).toFixed(1)} MB at peak`);
     expectError({ ...res, headers: { get: (k: string) => res.headers[k] } }, 413, 'UPLOAD_TOO_LARGE');
     expect(res.json.error.limitBytes).toBe(5 * 1024 * 1024);
     // The answer came while the client was still sending: after about 5 MB, not 200 MB.

@@ -169,6 +169,7 @@ describe('lifecycle faults with 2 workers (synthetic test double; slow: each wai
     expect(res.status, res.text).toBe(200);
     expectAllFrames(res.json, 24);
     expect(res.json.frames.every((f: any) => !f.error && f.persons.length === 1)).toBe(true);
+    console.info(`[figures] SIGSTOP mid-batch: 200 with 24/24 frames ${tookMs} ms after the stop (POSE_BATCH_TIMEOUT_MS=2000)`);
     // Held up by about the batch timeout (2 s), not longer.
     expect(tookMs).toBeGreaterThanOrEqual(1800);
     expect(tookMs).toBeLessThan(8000);
@@ -210,6 +211,7 @@ describe('lifecycle faults with 2 workers (synthetic test double; slow: each wai
     const sent = batchesSent(server.logs, requestId).length;
     await sleep(600);
     expect(batchesSent(server.logs, requestId).length).toBe(sent); // nothing more went out
+    console.info(`[figures] hang-up mid-processing: ${sent} of 15 batches sent, then none; workers idle`);
     expect(sent).toBeLessThanOrEqual(4); // the first batch and those already in flight (workers + 1)
     expect(sent).toBeLessThan(15);
     const h = await getHealth(server.url);
