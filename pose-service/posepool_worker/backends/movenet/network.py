@@ -291,8 +291,8 @@ class MoveNet(nn.Module):
             raise ModelFileError(graph.json_path, f"unexpected input shape {shape}")
         self.input_size = shape[1]
         w = graph.weight
-        self.register_buffer("mean", _t(w(SPC + "Reshape").reshape(1, 3, 1, 1)))
-        self.register_buffer("scale", _t(w(SPC + "truediv").reshape(1, 3, 1, 1)))
+        self.register_buffer("mean", _t(w(SPC + "Reshape").reshape(1, 1, 1, 3)))  # NHWC, like the input
+        self.register_buffer("scale", _t(w(SPC + "truediv").reshape(1, 1, 1, 3)))
         self.register_buffer("shift", _t(w(SPC + "sub_1/y").reshape(1, 1, 1, 1)))
         self.trunk: nn.Module = MoveNetTrunk(graph, self.input_size)
         self.decode_constants = DecodeConstants.from_graph(graph)
@@ -306,9 +306,9 @@ class MoveNet(nn.Module):
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """[B, S, S, 3] integer RGB -> [B, 3, S, S] float in channels_last memory, as the graph computes it:
         (x - mean) * scale - 1 with the graph's float16 constants (scale = 0.007843017578125, not 1/127.5)."""
-        x = images.permute(0, 3, 1, 2).to(torch.float32)
-        x = (x - self.mean) * self.scale - self.shift
-        return x.contiguous(memory_format=torch.channels_last)
+        x = images.to(torch.float32, copy=True)  # a new NHWC tensor: normalize it in place
+        x.sub_(self.mean).mul_(self.scale).sub_(self.shift)
+        return x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last, no copy
 
         self.regress_head = self.trunk.regress_head
         self.offset_head = self.trunk.offset_head
