@@ -106,6 +106,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     POSE_TEMP_DIR: tempRoot,
     MAX_UPLOAD_MB: String(MAX_UPLOAD_MB),
     ...o.env,
+  }).catch((err: unknown) => {
+    rmSync(tempRoot, { recursive: true, force: true });
+    throw err;
   });
   try {
     await until(async () => (await health(server.url)).status === 'ready', 180_000);
@@ -294,7 +297,10 @@ async function startServer(env: Record<string, string>): Promise<ServerProcess> 
       await fetch(`${url}/health/live`);
       return { child, url, exited };
     } catch {
-      if (Date.now() > end) throw new Error(`the server did not listen within 60 s:\n${out}`);
+      if (Date.now() > end) {
+        child.kill('SIGKILL'); // never leave it running (its workers exit with it)
+        throw new Error(`the server did not listen within 60 s:\n${out}`);
+      }
       await sleep(100);
     }
   }
