@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { FrameSet } from './clips.js';
 import type { BenchContext } from './context.js';
 import { startPythonScript } from './python-script.js';
-import { spread, type Spread } from './stats.js';
+import { median, spread, type Spread } from './stats.js';
 
 export type CeilingMode = 'tracking' | 'single';
 
@@ -23,7 +23,7 @@ interface CeilingScriptResult {
   frames: number;
   loadMs: number;
   decodeMsPerFrame: number;
-  modes: Record<CeilingMode, { fps: number[]; inferencesPerFrame: number }>;
+  modes: Record<CeilingMode, { fps: number[]; cpuMsPerFrame: number[]; coresUsed: number[]; inferencesPerFrame: number }>;
   torch: string;
 }
 
@@ -36,6 +36,10 @@ export interface CeilingResult {
   threads: number;
   /** Frames/s of all processes together, per repetition (sum over processes). */
   fps: Record<CeilingMode, Spread>;
+  /** CPU per frame (user + system, all threads), median over repetitions and processes. */
+  cpuMsPerFrame: Record<CeilingMode, number>;
+  /** CPU time ÷ wall time of all processes together: the cores the measurement actually got (≈ processes × threads when the machine is quiet). */
+  coresUsed: Record<CeilingMode, number>;
   /** Per process, per mode, the raw frames/s. */
   perProcess: Record<CeilingMode, number[]>[];
   inferencesPerFrame: Record<CeilingMode, number>;
@@ -82,6 +86,14 @@ export async function runCeiling(
       processes: opts.processes,
       threads: results[0].threads,
       fps: { tracking: spread(sumPerRep('tracking')), single: spread(sumPerRep('single')) },
+      cpuMsPerFrame: {
+        tracking: median(results.flatMap((r) => r.modes.tracking.cpuMsPerFrame)),
+        single: median(results.flatMap((r) => r.modes.single.cpuMsPerFrame)),
+      },
+      coresUsed: {
+        tracking: results.reduce((s, r) => s + median(r.modes.tracking.coresUsed), 0),
+        single: results.reduce((s, r) => s + median(r.modes.single.coresUsed), 0),
+      },
       perProcess: results.map((r) => ({ tracking: r.modes.tracking.fps, single: r.modes.single.fps })),
       inferencesPerFrame: {
         tracking: results[0].modes.tracking.inferencesPerFrame,

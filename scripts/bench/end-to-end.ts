@@ -54,6 +54,8 @@ export interface EndToEndResult {
   workerPeakKb: number[];
   /** CPU per frame over the timed repetitions: the server's Node process, its ffmpeg/ffprobe runs, the workers (summed). */
   cpuMsPerFrame: { server: number; mediaTools: number; workers: number };
+  /** CPU of all those processes ÷ the timed wall time: the cores the run actually got. */
+  coresUsed: number;
   startMs: number;
 }
 
@@ -96,6 +98,7 @@ export async function runEndToEnd(ctx: BenchContext, config: EndToEndConfig, cli
         mediaTools: measured.mediaToolsMs / frames,
         workers: measured.workersMs.reduce((a, b) => a + b, 0) / frames,
       },
+      coresUsed: (measured.serverMs + measured.mediaToolsMs + measured.workersMs.reduce((a, b) => a + b, 0)) / runs.reduce((s, r) => s + r.wallMs, 0),
       startMs,
     };
   } finally {

@@ -46,6 +46,11 @@ function ceilingOf(r: BenchResults, model: string, threads: number, processes: n
   return r.ceiling.find((c) => c.model === model && c.threads === threads && c.processes === processes);
 }
 
+/** All CPU per frame of an end-to-end run: ffmpeg/ffprobe, the server, the workers. */
+function cpuSum(e: EndToEndResult): number {
+  return e.cpuMsPerFrame.mediaTools + e.cpuMsPerFrame.server + e.cpuMsPerFrame.workers;
+}
+
 export function renderReport(r: BenchResults): string {
   const out: string[] = [];
   const loads = r.loads.map((l) => `${l.section} ${l.load1.toFixed(1)}`).join(', ');
@@ -68,13 +73,15 @@ export function renderReport(r: BenchResults): string {
     out.push('');
     out.push(
       table(
-        ['model', 'processes × threads', 'frames/s as served (tracking)', 'frames/s one pass', 'inferences/frame (tracking)', 'JPEG decode/frame'],
+        ['model', 'processes × threads', 'frames/s as served (tracking)', 'frames/s one pass', 'inferences/frame (tracking)', 'CPU/frame as served', 'cores obtained', 'JPEG decode/frame'],
         r.ceiling.map((c) => [
           c.model + (c.frames !== r.frames ? ` (first ${c.frames} frames)` : ''),
           `${c.processes} × ${c.threads}${c.processes > 1 ? ' (together, summed)' : ''}`,
           fmtSpread(c.fps.tracking),
           fmtSpread(c.fps.single),
           num(c.inferencesPerFrame.tracking),
+          ms(c.cpuMsPerFrame.tracking),
+          `${num(c.coresUsed.tracking)} of ${c.processes * c.threads}`,
           ms(c.decodeMsPerFrame),
         ]),
       ),
@@ -82,7 +89,8 @@ export function renderReport(r: BenchResults): string {
     out.push('');
     out.push(
       '"As served" is what a worker runs for a video (MoveNet: a second inference on a crop around the person where it is small); "one pass" has tracking off. ' +
-        'N × ceiling for N workers uses the threads each worker gets (POSE_THREADS=auto = cores ÷ N).',
+        'N × ceiling for N workers uses the threads each worker gets (POSE_THREADS=auto = cores ÷ N). ' +
+        '"Cores obtained" = CPU time ÷ wall time: below processes × threads, other work on the machine took the rest (or threads waited on each other).',
     );
     out.push('');
   }
@@ -93,7 +101,7 @@ export function renderReport(r: BenchResults): string {
     out.push('');
     out.push(
       table(
-        ['model', 'POSE_WORKERS × threads', 'frames/s', 'wall', 'N × ceiling (alone)', 'e2e ÷ N × ceiling', 'N together (ceiling)', 'e2e ÷ together'],
+        ['model', 'POSE_WORKERS × threads', 'frames/s', 'wall', 'N × ceiling (alone)', 'e2e ÷ N × ceiling', 'N together (ceiling)', 'e2e ÷ together', 'cores obtained', 'CPU/frame: ceiling ÷ e2e'],
         r.endToEnd.map((e) => {
           const alone = ceilingOf(r, e.config.model, e.config.threads, 1);
           const together = e.config.workers > 1 ? ceilingOf(r, e.config.model, e.config.threads, e.config.workers) : alone;
@@ -108,9 +116,16 @@ export function renderReport(r: BenchResults): string {
             Number.isFinite(nAlone) ? num(e.fps.median / nAlone) : 'n/a',
             num(tog),
             Number.isFinite(tog) ? num(e.fps.median / tog) : 'n/a',
+            `${num(e.coresUsed)} of ${r.machine.cores}`,
+            alone ? num(alone.cpuMsPerFrame.tracking / cpuSum(e)) : 'n/a',
           ];
         }),
       ),
+    );
+    out.push('');
+    out.push(
+      '"CPU/frame: ceiling ÷ e2e" is the load-independent form of the efficiency: the ceiling\'s CPU per frame (one process alone, same threads) ' +
+        'over all the CPU the end-to-end run spends per frame (workers, server, ffmpeg). Where the cores are saturated, e2e ÷ N × ceiling tends to it.',
     );
     out.push('');
     out.push('Split of the wall time (medians, ms for the whole video; Σ = summed over batches, which overlap when N > 1):');
@@ -141,7 +156,7 @@ export function renderReport(r: BenchResults): string {
     out.push('');
     out.push(
       table(
-        ['model', 'N × T', 'ffmpeg + ffprobe', 'server (Node)', 'workers', 'sum', 'cores × wall per frame'],
+        ['model', 'N × T', 'ffmpeg + ffprobe', 'server (Node)', 'workers', 'sum', 'cores × wall per frame', 'peak RSS: server / each worker'],
         [...r.endToEnd, ...r.transportEndToEnd].map((e) => {
           const c = e.cpuMsPerFrame;
           return [
@@ -152,6 +167,7 @@ export function renderReport(r: BenchResults): string {
             ms(c.workers),
             ms(c.mediaTools + c.server + c.workers),
             ms((r.machine.cores * 1000) / e.fps.median),
+            `${mib(e.serverPeakKb)} / ${e.workerPeakKb.map(mib).join(', ')}`,
           ];
         }),
       ),
@@ -295,7 +311,7 @@ export function renderReport(r: BenchResults): string {
     const goal = alone ? 0.9 * e.config.workers * alone.fps.tracking.median : NaN;
     targets.push([
       `${e.config.model} POSE_WORKERS=${e.config.workers}: e2e ≥ 0.9 × N × ceiling`,
-      `${num(e.fps.median)} vs ${num(goal)} frames/s`,
+      `${num(e.fps.median)} vs ${num(goal)} frames/s (CPU per frame: ceiling ÷ e2e = ${alone ? num(alone.cpuMsPerFrame.tracking / cpuSum(e)) : 'n/a'})`,
       met(Number.isFinite(goal) ? e.fps.median >= goal : null),
     ]);
   }
