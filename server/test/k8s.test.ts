@@ -238,7 +238,7 @@ describe('Dockerfile', () => {
     const flags = Object.fromEntries(healthcheck.getFlags().map((f) => [f.getName(), f.getValue()]));
     expect(Object.keys(flags).sort()).toEqual(['interval', 'retries', 'start-period', 'timeout']);
     expect(last('EXPOSE')!.getArgumentsContent()).toBe('3001');
-    expect(last('CMD')!.getArgumentsContent()).toBe('["node", "dist/server/main.js"]');
+    expect(last('CMD')!.getArgumentsContent()).toBe('["node", "--max-semi-space-size=8", "dist/server/main.js"]');
     expect(last('ENV')!.getArgumentsContent()).toMatch(/POSE_PYTHON=\/opt\/pose-venv\/bin\/python/);
   });
 
