@@ -91,8 +91,6 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
       request.log.info({ code: api.code, status: api.status }, api.message);
     }
     if (api.retryAfterS !== undefined) reply.header('retry-after', String(api.retryAfterS));
-    // The rest of a refused oversized body is not worth reading: end the connection after the answer.
-    if (api.code === 'UPLOAD_TOO_LARGE') reply.header('connection', 'close');
     reply.code(api.status).send(api.body(String(request.id)));
   });
 
