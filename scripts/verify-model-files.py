@@ -39,21 +39,18 @@ def import_backend_code():
     sys.path.insert(0, str(SERVICE_DIR))
     import torch  # noqa: F401 - the reason this needs the workers' interpreter
 
-    from posepool_worker.backends.topdown.checkpoints import read_checkpoint, state_dict_of
+    from posepool_worker.backends.topdown.checkpoints import read_checkpoint, shape_mismatch, state_dict_of
     from posepool_worker.backends.vitpose.weights import to_model_state
     from posepool_worker.errors import StartupError
 
-    return {"read_checkpoint": read_checkpoint, "state_dict_of": state_dict_of, "to_model_state": to_model_state,
+    return {"read_checkpoint": read_checkpoint, "shape_mismatch": shape_mismatch, "state_dict_of": state_dict_of,
+            "to_model_state": to_model_state,
             "StartupError": StartupError, "torch": torch}
 
 
 def hmr2_ignored():
     from posepool_worker.backends.hmr2.backend import IGNORED
     return IGNORED
-
-
-def few(items: list[str], n: int = 4) -> str:
-    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
 def check_checkpoint(code: dict, fmt: str, manifest_path: Path, path: Path) -> dict:
@@ -77,19 +74,11 @@ def check_checkpoint(code: dict, fmt: str, manifest_path: Path, path: Path) -> d
         ignored = hmr2_ignored()
         state = {k: v for k, v in state.items() if not ignored.match(k)}
     got = {k: tuple(v.shape) for k, v in state.items()}
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    wrong = sorted(f"{k} {list(got[k])} != {list(expected[k])}" for k in set(got) & set(expected) if got[k] != expected[k])
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing: {few(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected: {few(unexpected)}")
-        if wrong:
-            parts.append(f"{len(wrong)} wrong shapes: {few(wrong)}")
-        return {**out, "ok": False, "problem": f"does not match the key manifest ({'; '.join(parts)})",
-                "missing": len(missing), "unexpected": len(unexpected), "wrongShapes": len(wrong)}
+    mismatch = code["shape_mismatch"](expected, got, shape_text=lambda shape: str(list(shape)))
+    if mismatch:
+        return {**out, "ok": False, "problem": f"does not match the key manifest ({mismatch['summary']})",
+                "missing": mismatch["missing"], "unexpected": mismatch["unexpected"],
+                "wrongShapes": mismatch["wrongShapes"]}
     return {**out, "ok": True, "tensors": len(got), "parameters": sum(math.prod(s) for s in got.values())}
 
 

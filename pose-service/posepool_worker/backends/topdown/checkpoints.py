@@ -179,27 +179,42 @@ def out_of_memory_at_load(model: str, device: torch.device, exc: BaseException) 
         "model (POSE_MODEL), or free the GPU; `nvidia-smi` shows what holds its memory")
 
 
+
+def shape_mismatch(expected: dict[str, tuple], got: dict[str, tuple],
+                   shape_text: Callable[[tuple], str] = str) -> dict | None:
+    """How ``got`` (name -> shape) differs from ``expected``: None when they match, else a one-line summary
+    (keys missing, unexpected, of the wrong shape; the first few of each) and the counts."""
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    wrong = sorted(f"{k} {shape_text(got[k])} != {shape_text(expected[k])}"
+                   for k in set(got) & set(expected) if got[k] != expected[k])
+    if not (missing or unexpected or wrong):
+        return None
+
+    def few(keys: list[str]) -> str:
+        return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing: {few(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected: {few(unexpected)}")
+    if wrong:
+        parts.append(f"{len(wrong)} wrong shapes: {few(wrong)}")
+    return {"summary": "; ".join(parts), "missing": len(missing), "unexpected": len(unexpected),
+            "wrongShapes": len(wrong)}
+
+
 def materialize(build: Callable[[torch.device], torch.nn.Module], state: dict[str, torch.Tensor],
                 device: torch.device, model: str, path: Path, hint: str) -> torch.nn.Module:
     """Build on ``meta``, allocate on ``device``, load ``state`` strictly; eval mode, no grads."""
     net = build(torch.device("meta"))
     expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        def few(keys):
-            return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing: {few(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected: {few(unexpected)}")
-        if wrong:
-            parts.append("wrong shapes: " + few([f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
-                                                 for k in wrong]))
+    mismatch = shape_mismatch({k: tuple(v.shape) for k, v in expected.items()},
+                              {k: tuple(v.shape) for k, v in state.items()})
+    if mismatch:
         raise StartupError("ModelFilesMissing",
-                           f"{model}: {path} does not match the {model} architecture ({'; '.join(parts)})", hint)
+                           f"{model}: {path} does not match the {model} architecture ({mismatch['summary']})", hint)
     try:
         net = net.to_empty(device=device)
         net.load_state_dict(state, strict=True)
