@@ -22,8 +22,9 @@ export interface FramePayload {
 
 export interface DetectOptions {
   /**
-   * Video mode: refine each frame with a second pass on a crop around the person found in the
-   * first pass (MoveNet's torso-based crop region). Default true for videos.
+   * Video mode: the batch's frames are consecutive frames of one video, in order. MoveNet poses
+   * each frame on a crop around the person found in the frame before it (tfjs-models' tracking);
+   * the batch's first frame is detected afresh. Default true; false for unrelated still images.
    */
   tracking?: boolean;
   /** HMR2: include the 6890 SMPL vertices per person (large). Default false. */

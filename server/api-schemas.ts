@@ -167,7 +167,7 @@ export function videoFormSchema(limits: { maxFramesLimit: number; defaultFps: nu
         default: limits.defaultMaxFrames,
         description: 'cap on sampled frames (MAX_FRAMES_LIMIT bounds it)',
       },
-      tracking: { type: 'boolean', default: true, description: 'MoveNet: refine each frame on a crop around the person' },
+      tracking: { type: 'boolean', default: true, description: 'MoveNet: pose each frame on a crop around the person found in the frame before (tracking)' },
       smoothing: { type: 'boolean', default: true, description: 'one-euro smoothing of keypoints over time' },
     },
   } as const;

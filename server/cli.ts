@@ -38,7 +38,7 @@ options:
   --fps <n>            frames sampled per second of video (default 10, capped at the source rate)
   --max-frames <n>     cap on sampled frames (default 300, at most MAX_FRAMES_LIMIT)
   --role <label>       label echoed in the result (default rider)
-  --no-tracking        MoveNet: do not refine each frame on a crop around the person
+  --no-tracking        MoveNet: pose each frame letterboxed, without the crop from the frame before
   --no-smoothing       no one-euro smoothing of keypoints over time
   -o, --output <file>  write the JSON there instead of stdout
   --pretty             indent the JSON

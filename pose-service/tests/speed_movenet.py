@@ -5,8 +5,8 @@ Usage (repo root):  /usr/bin/python3 pose-service/tests/speed_movenet.py [--repe
 
 - "model": backend.infer() on the committed fixture inputs (int32 [B,S,S,3] -> keypoints): the network,
   decoding included, with no pre/post-processing; the same work TF.js's graph does, so the numbers compare.
-- "detect": backend.detect() on decoded RGB frames (the fixture stills and frames): letterbox crop, pass 1,
-  tracking crops and pass 2, persons in pixels (tracking=True, the default).
+- "detect": backend.detect() on decoded RGB frames (the fixture stills and frames): crop tracking from frame to
+  frame, persons in pixels (tracking=True, the default).
 - "wasm": `node pose-service/tests/movenet_tfjs.mjs speed MODEL` (tfjs-backend-wasm, one input at a time).
 Each cell: the best of N repeats (least disturbed by other processes) and the median, in ms per frame.
 """

