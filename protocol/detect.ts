@@ -11,12 +11,15 @@ export interface FramePayload {
   /** The frame's index among the sampled frames of its video (echoed back). */
   index: number;
   encoding: FrameEncoding;
-  /** Pixel size of the upright frame. Required for rgb24; informative otherwise. */
+  /** Pixel size of the upright frame. Required for rgb24 and rgb24-file; informative otherwise. */
   width: number;
   height: number;
   /** base64 of the JPEG bytes (jpeg) or of width*height*3 RGB bytes, row-major (rgb24). */
   data?: string;
-  /** Absolute path of a JPEG file in the server's private per-request directory (file). */
+  /**
+   * Absolute path of a file in the server's private per-request directory: JPEG bytes (file), or
+   * width*height*3 RGB bytes, row-major (rgb24-file). The server deletes it when the batch returns.
+   */
   path?: string;
 }
 

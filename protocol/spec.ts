@@ -44,7 +44,7 @@ export type FrameErrorCode =
   | 'POSE_SERVICE_UNAVAILABLE'
   | 'CANCELLED';
 
-export type FrameEncoding = 'jpeg' | 'rgb24' | 'file';
+export type FrameEncoding = 'jpeg' | 'rgb24' | 'file' | 'rgb24-file';
 
 export const PROTOCOL: ProtocolSpec = require('./protocol.json');
 

@@ -154,7 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
     pythonSource = 'PATH (no set-up record: run `npm run setup`)';
   }
 
-  const transport = str(env, 'POSE_TRANSPORT', 'jpeg') as FrameEncoding;
+  const transport = str(env, 'POSE_TRANSPORT', 'rgb24-file') as FrameEncoding;
   if (!PROTOCOL.frameEncodings.includes(transport)) {
     throw new ConfigError('POSE_TRANSPORT', `"${transport}" is not one of ${PROTOCOL.frameEncodings.join(', ')}`);
   }

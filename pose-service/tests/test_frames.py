@@ -44,6 +44,24 @@ def test_rgb24_round_trip():
     assert np.array_equal(img, rgb) and img.flags["C_CONTIGUOUS"] and img.flags["WRITEABLE"]
 
 
+def test_rgb24_file_reads_raw_pixels_from_the_path(tmp_path):
+    rgb = colour_image()
+    path = tmp_path / "f.rgb"
+    path.write_bytes(rgb.tobytes())
+    img = decode_frame({"index": 0, "encoding": "rgb24-file", "path": str(path), "width": 24, "height": 16})
+    assert np.array_equal(img, rgb) and img.flags["C_CONTIGUOUS"]
+
+
+@pytest.mark.parametrize("size, message", [(24 * 16 * 3 - 1, "holds 1151 bytes; 24x16x3 needs 1152"),
+                                           (24 * 16 * 3 + 5, "holds more than 1152 bytes"), (0, "holds 0 bytes")])
+def test_rgb24_file_of_the_wrong_size_is_frame_decode_failed(tmp_path, size, message):
+    path = tmp_path / "f.rgb"
+    path.write_bytes(b"\0" * size)
+    with pytest.raises(FrameError) as err:
+        decode_frame({"index": 0, "encoding": "rgb24-file", "path": str(path), "width": 24, "height": 16})
+    assert err.value.code == "FRAME_DECODE_FAILED" and message in err.value.message
+
+
 def test_file_encoding_reads_the_path(tmp_path):
     path = tmp_path / "f.png"
     path.write_bytes(base64.b64decode(png_b64(colour_image())))
@@ -59,6 +77,9 @@ def test_file_encoding_reads_the_path(tmp_path):
     ({"encoding": "rgb24", "width": 0, "height": 4, "data": "AAAA"}, "positive integer"),
     ({"encoding": "file", "path": "/nonexistent/frame.jpg"}, "cannot read"),
     ({"encoding": "file"}, "'path'"),
+    ({"encoding": "rgb24-file", "width": 4, "height": 4}, "'path'"),
+    ({"encoding": "rgb24-file", "path": "/nonexistent/frame.rgb", "width": 4, "height": 4}, "cannot read"),
+    ({"encoding": "rgb24-file", "path": "/nonexistent/frame.rgb"}, "positive integer"),
     ({"encoding": "webp", "data": "AAAA"}, "unknown encoding"),
 ])
 def test_bad_payloads_are_frame_decode_failed(payload, fragment):

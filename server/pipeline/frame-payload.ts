@@ -1,7 +1,9 @@
 /**
  * Turns decoded frames into `detect` payloads for the chosen transport:
- * jpeg (bytes in the message, base64), rgb24 (raw pixels in the message, base64) or file (a JPEG
- * written to the request's private temp directory; the worker reads it, the server deletes it).
+ * jpeg (bytes in the message, base64), rgb24 (raw pixels in the message, base64), file (a JPEG
+ * written to the request's private temp directory; the worker reads it, the server deletes it) or
+ * rgb24-file (raw pixels written there: no JPEG encode in ffmpeg, no decode in the worker, nothing
+ * large in the message; the default, see BENCHMARKS.md).
  */
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,10 +14,10 @@ export async function toPayloads(frames: DecodedFrame[], transport: FrameEncodin
   return Promise.all(
     frames.map(async (f): Promise<FramePayload> => {
       const base = { index: f.index, width: f.width, height: f.height };
-      if (transport === 'file') {
-        const file = path.join(tempDir, `frame-${String(f.index).padStart(6, '0')}.jpg`);
+      if (transport === 'file' || transport === 'rgb24-file') {
+        const file = path.join(tempDir, `frame-${String(f.index).padStart(6, '0')}.${transport === 'file' ? 'jpg' : 'rgb'}`);
         await writeFile(file, f.data);
-        return { ...base, encoding: 'file', path: file };
+        return { ...base, encoding: transport, path: file };
       }
       return { ...base, encoding: transport, data: f.data.toString('base64') };
     }),

@@ -96,7 +96,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
       maxFrames: input.maxFrames,
       width: video.width,
       height: video.height,
-      pixels: deps.transport === 'rgb24' ? 'rgb24' : 'jpeg',
+      pixels: deps.transport === 'rgb24' || deps.transport === 'rgb24-file' ? 'rgb24' : 'jpeg',
       signal,
     },
     decodeOutcome,
@@ -106,8 +106,12 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   const inFlight = new Set<Promise<void>>();
   let fatal: unknown = null;
 
-  const runBatch = async (batch: DecodedFrame[]): Promise<void> => {
-    const payloads = await toPayloads(batch, deps.transport, deps.tempDir);
+  const runBatch = async (decoded: DecodedFrame[]): Promise<void> => {
+    const payloads = await toPayloads(decoded, deps.transport, deps.tempDir);
+    // Keep only what the results need: the pixels now live in the payloads (or their files), and a batch
+    // waiting for a worker must not hold a second copy of raw frames.
+    const batch = decoded.map((f) => ({ index: f.index, timeMs: f.timeMs }));
+    decoded.length = 0;
     const t0 = performance.now();
     try {
       const result = await deps.pool.detect({ requestId: input.requestId, frames: payloads, options }, { signal });
