@@ -2,18 +2,18 @@
 and turn its payloads into RGB arrays with the worker's own code (posepool_worker.frames.decode_frame).
 
     python pose-service/bench/transport_decode.py --frames DIR --raw FILE --width W --height H
-        [--batch 8] [--reps 5] [--shm-dir /dev/shm] [--out FILE]
+        [--batch 8] [--reps 5] [--out FILE]
 
-Transports: ``jpeg`` (base64 JPEG in the message), ``rgb24`` (base64 raw pixels in the message), ``file`` (a
-JPEG file path in the message), and ``shm-raw``, a prototype the protocol does not have: raw pixels in a file
-on a RAM-backed folder (/dev/shm), read with one copy (what a shared-memory transport would cost at least).
+Transports (POSE_TRANSPORT): ``jpeg`` (base64 JPEG in the message), ``rgb24`` (base64 raw pixels in the
+message), ``file`` (a JPEG file path in the message) and ``rgb24-file`` (a path to a file of raw pixels,
+width*height*3 bytes, read with np.fromfile, no decode). The files are in a normal temp folder
+(tempfile.mkdtemp() default, like the server's per-request folder), not a RAM-backed one.
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,11 +29,10 @@ def main() -> None:
     p.add_argument("--height", type=int, required=True)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--shm-dir", default="/dev/shm")
     p.add_argument("--out")
     args = p.parse_args()
 
-    numpy, cv2, torch, _ = common.set_threads(1)
+    common.set_threads(1)  # as a worker: one thread for numpy, cv2 and torch
     from posepool_worker.frames import decode_frame
 
     files = common.frame_files(args.frames)
@@ -43,12 +42,10 @@ def main() -> None:
     raws = [raw_all[i * size:(i + 1) * size] for i in range(len(jpegs))]
 
     file_dir = Path(tempfile.mkdtemp(prefix="posepool-bench-"))
-    shm_dir = Path(tempfile.mkdtemp(prefix="posepool-bench-", dir=args.shm_dir)) if os.path.isdir(args.shm_dir) else None
     try:
         for i, jpeg in enumerate(jpegs):
             (file_dir / f"frame-{i:06d}.jpg").write_bytes(jpeg)
-            if shm_dir:
-                (shm_dir / f"frame-{i:06d}.rgb").write_bytes(raws[i])
+            (file_dir / f"frame-{i:06d}.rgb").write_bytes(raws[i])
 
         def payload(kind: str, i: int) -> dict:
             base = {"index": i, "width": args.width, "height": args.height}
@@ -58,14 +55,11 @@ def main() -> None:
                 return {**base, "encoding": "rgb24", "data": base64.b64encode(raws[i]).decode("ascii")}
             if kind == "file":
                 return {**base, "encoding": "file", "path": str(file_dir / f"frame-{i:06d}.jpg")}
-            return {**base, "encoding": "shm-raw", "path": str(shm_dir / f"frame-{i:06d}.rgb")}
+            if kind == "rgb24-file":
+                return {**base, "encoding": "rgb24-file", "path": str(file_dir / f"frame-{i:06d}.rgb")}
+            raise ValueError(kind)
 
-        def to_image(pl: dict):
-            if pl["encoding"] == "shm-raw":
-                return numpy.fromfile(pl["path"], dtype=numpy.uint8).reshape(pl["height"], pl["width"], 3)
-            return decode_frame(pl)
-
-        kinds = ["jpeg", "rgb24", "file"] + (["shm-raw"] if shm_dir else [])
+        kinds = ["jpeg", "rgb24", "file", "rgb24-file"]
         results = {}
         n = len(jpegs)
         for kind in kinds:
@@ -83,7 +77,7 @@ def main() -> None:
                     msg = json.loads(body)
                     t1 = common.now()
                     for pl in msg["params"]["frames"]:
-                        to_image(pl)
+                        decode_frame(pl)
                     t_parse += t1 - t0
                     t_decode += common.now() - t1
                 parse.append(t_parse * 1000 / n)
@@ -91,8 +85,6 @@ def main() -> None:
             results[kind] = {"messageBytesPerFrame": message_bytes, "parseMs": parse[1:], "decodeMs": decode[1:]}
     finally:
         shutil.rmtree(file_dir, ignore_errors=True)
-        if shm_dir:
-            shutil.rmtree(shm_dir, ignore_errors=True)
 
     common.write_json(args.out, {"frames": len(jpegs), "width": args.width, "height": args.height, "kinds": results})
 

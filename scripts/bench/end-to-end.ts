@@ -1,6 +1,7 @@
 /**
  * posepool end to end: the real server process, real workers, one upload at a time through HTTP
- * (upload → response), after one untimed warm-up upload. Each repetition gives frames/s and wall
+ * (upload → response), after one untimed warm-up upload (of the same clip, or of `warmUp` when
+ * given: a long clip is warmed up with a short one). Each repetition gives frames/s and wall
  * time, and the split: receive+probe (server, before the pipeline), decode wait
  * (ffmpeg not hidden behind inference), and per-batch sums of inference, worker decode and
  * transport from the response's summary.timing, then the response (serialise, send, parse).
@@ -59,7 +60,7 @@ export interface EndToEndResult {
   startMs: number;
 }
 
-export async function runEndToEnd(ctx: BenchContext, config: EndToEndConfig, clip: Clip, reps = ctx.reps): Promise<EndToEndResult> {
+export async function runEndToEnd(ctx: BenchContext, config: EndToEndConfig, clip: Clip, reps = ctx.reps, warmUp: Clip = clip): Promise<EndToEndResult> {
   const t0 = performance.now();
   const server = await startBenchServer(ctx, {
     POSE_MODEL: config.model,
@@ -68,13 +69,13 @@ export async function runEndToEnd(ctx: BenchContext, config: EndToEndConfig, cli
     POSE_TRANSPORT: config.transport,
     POSE_BATCH_SIZE: String(config.batchSize),
     POSE_DEVICE: 'cpu',
-    MAX_FRAMES_LIMIT: String(Math.max(3000, clip.frames)),
+    MAX_FRAMES_LIMIT: String(Math.max(3000, clip.frames, warmUp.frames)),
   });
   const startMs = performance.now() - t0;
   try {
     const fields = { fps: 10, maxFrames: clip.frames };
-    const warm = await uploadVideo(server.url, clip.file, fields);
-    checkResponse(warm, clip.frames);
+    const warm = await uploadVideo(server.url, warmUp.file, { fps: 10, maxFrames: warmUp.frames });
+    checkResponse(warm, warmUp.frames);
     const workerPids = await server.workerPids();
     const { value: measured, serverPeakKb, workerPeakKb } = await withMemory(server, () =>
       measureCpu(server.pid, workerPids, async () => {

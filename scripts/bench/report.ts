@@ -5,7 +5,7 @@ import type { EndToEndResult } from './end-to-end.js';
 import type { PeerResult } from './peer.js';
 import type { ScaleResult } from './scale.js';
 import { fmtSpread, mib, num, spread, type Spread } from './stats.js';
-import type { TransportResult } from './transport.js';
+import { pixelsOf, type TransportResult } from './transport.js';
 
 export interface BenchResults {
   startedAt: string;
@@ -24,7 +24,13 @@ export interface BenchResults {
   models: string[];
   loads: { section: string; load1: number }[];
   ceiling: CeilingResult[];
+  /** End to end on the 31-frame clip. */
   endToEnd: EndToEndResult[];
+  /**
+   * End to end on a longer video (310 frames: the same frames looped), full run only, default model:
+   * the steady state, where the fixed cost per video (receive, probe, ffmpeg's start-up) weighs little.
+   */
+  endToEndLong: EndToEndResult[];
   transportEndToEnd: EndToEndResult[];
   transport: TransportResult | null;
   baseline: BaselineResult | null;
@@ -49,6 +55,28 @@ function ceilingOf(r: BenchResults, model: string, threads: number, processes: n
 /** All CPU per frame of an end-to-end run: ffmpeg/ffprobe, the server, the workers. */
 function cpuSum(e: EndToEndResult): number {
   return e.cpuMsPerFrame.mediaTools + e.cpuMsPerFrame.server + e.cpuMsPerFrame.workers;
+}
+
+const E2E_HEADER = ['model', 'POSE_WORKERS × threads', 'frames/s', 'wall', 'N × ceiling (alone)', 'e2e ÷ N × ceiling', 'N together (ceiling)', 'e2e ÷ together', 'cores obtained', 'CPU/frame: ceiling ÷ e2e'];
+
+/** One row of an end-to-end table (E2E_HEADER), against the ceiling measured on the 31-frame clip. */
+function e2eRow(r: BenchResults, e: EndToEndResult): string[] {
+  const alone = ceilingOf(r, e.config.model, e.config.threads, 1);
+  const together = e.config.workers > 1 ? ceilingOf(r, e.config.model, e.config.threads, e.config.workers) : alone;
+  const nAlone = alone ? alone.fps.tracking.median * e.config.workers : NaN;
+  const tog = together ? together.fps.tracking.median : NaN;
+  return [
+    e.config.model,
+    `${e.config.workers} × ${e.config.threads}`,
+    fmtSpread(e.fps),
+    `${fmtSpread(e.wallMs, 0)} ms`,
+    num(nAlone),
+    Number.isFinite(nAlone) ? num(e.fps.median / nAlone) : 'n/a',
+    num(tog),
+    Number.isFinite(tog) ? num(e.fps.median / tog) : 'n/a',
+    `${num(e.coresUsed)} of ${r.machine.cores}`,
+    alone ? num(alone.cpuMsPerFrame.tracking / cpuSum(e)) : 'n/a',
+  ];
 }
 
 export function renderReport(r: BenchResults): string {
@@ -101,25 +129,8 @@ export function renderReport(r: BenchResults): string {
     out.push('');
     out.push(
       table(
-        ['model', 'POSE_WORKERS × threads', 'frames/s', 'wall', 'N × ceiling (alone)', 'e2e ÷ N × ceiling', 'N together (ceiling)', 'e2e ÷ together', 'cores obtained', 'CPU/frame: ceiling ÷ e2e'],
-        r.endToEnd.map((e) => {
-          const alone = ceilingOf(r, e.config.model, e.config.threads, 1);
-          const together = e.config.workers > 1 ? ceilingOf(r, e.config.model, e.config.threads, e.config.workers) : alone;
-          const nAlone = alone ? alone.fps.tracking.median * e.config.workers : NaN;
-          const tog = together ? together.fps.tracking.median : NaN;
-          return [
-            e.config.model,
-            `${e.config.workers} × ${e.config.threads}`,
-            fmtSpread(e.fps),
-            `${fmtSpread(e.wallMs, 0)} ms`,
-            num(nAlone),
-            Number.isFinite(nAlone) ? num(e.fps.median / nAlone) : 'n/a',
-            num(tog),
-            Number.isFinite(tog) ? num(e.fps.median / tog) : 'n/a',
-            `${num(e.coresUsed)} of ${r.machine.cores}`,
-            alone ? num(alone.cpuMsPerFrame.tracking / cpuSum(e)) : 'n/a',
-          ];
-        }),
+        E2E_HEADER,
+        r.endToEnd.map((e) => e2eRow(r, e)),
       ),
     );
     out.push('');
@@ -175,6 +186,26 @@ export function renderReport(r: BenchResults): string {
     out.push('');
   }
 
+  // 2b. End to end on a longer video
+  if (r.endToEndLong.length) {
+    const frames = r.endToEndLong[0].clipFrames;
+    out.push(`### posepool end to end, a longer video (${frames} frames): steady state`);
+    out.push('');
+    out.push(
+      table(
+        [...E2E_HEADER, 'CPU/frame: ffmpeg + ffprobe', 'server (Node)', 'workers'],
+        r.endToEndLong.map((e) => [...e2eRow(r, e), ms(e.cpuMsPerFrame.mediaTools), ms(e.cpuMsPerFrame.server), ms(e.cpuMsPerFrame.workers)]),
+      ),
+    );
+    out.push('');
+    out.push(
+      `The ${r.frames} frames of the clip above looped to ${frames} (same frames, so the same work per frame; the ceiling is the one measured on the ${r.frames} frames), ` +
+        `warmed up with one untimed ${r.frames}-frame upload. The fixed cost per video (receiving the upload, ffprobe, ffmpeg's start-up before its first batch) ` +
+        `is paid once per ${frames} frames instead of once per ${r.frames}: what remains is the steady-state cost per frame.`,
+    );
+    out.push('');
+  }
+
   // 3. Baseline
   const best = [...r.endToEnd].filter((e) => e.config.model === r.baseline?.model).sort((a, b) => b.fps.median - a.fps.median)[0];
   if (r.baseline) {
@@ -215,7 +246,7 @@ export function renderReport(r: BenchResults): string {
       table(
         ['POSE_TRANSPORT', 'ffmpeg output (CPU/frame)', 'server prep', 'round trip − inference', 'of which worker decode', 'total added', 'message/frame', 'e2e frames/s'],
         t.roundTrip.map((rt) => {
-          const f = ff(rt.transport === 'rgb24' ? 'rgb24' : 'jpeg');
+          const f = ff(pixelsOf(rt.transport));
           const e = e2e(rt.transport);
           return [
             rt.transport,
@@ -231,13 +262,22 @@ export function renderReport(r: BenchResults): string {
       ),
     );
     out.push('');
-    out.push('Worker side alone, in one process (message parse + payload → RGB array, per frame):');
+    out.push(
+      'jpeg: ffmpeg encodes JPEG, base64 in the message, the worker decodes it. rgb24: ffmpeg outputs raw RGB, base64 in the message (width × height × 3 bytes per frame, × 4/3, through Node and the pipe). ' +
+        "file: the JPEG is written to the request's private temp folder, the message carries its path, the worker reads and decodes it. " +
+        "rgb24-file: ffmpeg outputs raw RGB (no JPEG encode), the server writes each frame's width × height × 3 bytes to the private temp folder, " +
+        'the message carries path, width and height, the worker reads it with np.fromfile (no decode). ' +
+        'Server prep = payloads made (base64 or file write) + files deleted; total added = ffmpeg output + server prep + round trip − inference. ' +
+        'The round trip uses a synthetic worker (its inference is measured and subtracted); the temp folder is a normal one (os.tmpdir()), not /dev/shm.',
+    );
+    out.push('');
+    out.push('Worker side alone, in one process (message parse + payload → RGB array with the worker\'s decode_frame, per frame; files in a normal temp folder):');
     out.push('');
     out.push(
       table(
         ['payload', 'message/frame', 'parse', 'decode', 'sum'],
         t.workerSide.map((w) => [
-          w.kind === 'shm-raw' ? 'shm-raw (prototype: raw RGB file in /dev/shm, not in the protocol)' : w.kind,
+          w.kind,
           `${(w.messageBytesPerFrame / 1024).toFixed(1)} KiB`,
           ms(w.parseMs.median),
           ms(w.decodeMs.median),
@@ -245,7 +285,6 @@ export function renderReport(r: BenchResults): string {
         ]),
       ),
     );
-    if (t.shmWriteMs) out.push(`\nServer side of the shm prototype: writing one raw frame to /dev/shm ${ms(t.shmWriteMs.median)}.`);
     for (const f of t.firstBatch) {
       out.push(
         `\nffmpeg start-up (${f.pixels}): first frame after ${ms(f.firstFrameMs.median)}, first batch of ${r.batchSize} after ${ms(f.firstBatchMs.median)} ` +
@@ -306,14 +345,27 @@ export function renderReport(r: BenchResults): string {
   out.push('### Targets');
   out.push('');
   const targets: string[][] = [];
-  for (const e of r.endToEnd) {
+  // e2e ≥ 0.9 × N × ceiling: judged on the longer video where it was run (the steady state), the 31-frame
+  // clip's rows shown too (their fixed cost per video is a large share of a short upload).
+  const e2eTarget = (e: EndToEndResult, label: string, verdict: boolean) => {
     const alone = ceilingOf(r, e.config.model, e.config.threads, 1);
     const goal = alone ? 0.9 * e.config.workers * alone.fps.tracking.median : NaN;
+    const ok = met(Number.isFinite(goal) ? e.fps.median >= goal : null);
     targets.push([
-      `${e.config.model} POSE_WORKERS=${e.config.workers}: e2e ≥ 0.9 × N × ceiling`,
+      `${e.config.model} POSE_WORKERS=${e.config.workers}, ${label}: e2e ≥ 0.9 × N × ceiling`,
       `${num(e.fps.median)} vs ${num(goal)} frames/s (CPU per frame: ceiling ÷ e2e = ${alone ? num(alone.cpuMsPerFrame.tracking / cpuSum(e)) : 'n/a'})`,
-      met(Number.isFinite(goal) ? e.fps.median >= goal : null),
+      verdict ? ok : `${ok} (for information: judged on the longer video)`,
     ]);
+  };
+  for (const e of r.endToEnd) {
+    const long = r.endToEndLong.find((l) => l.config.model === e.config.model && l.config.workers === e.config.workers && l.config.threads === e.config.threads);
+    if (long) e2eTarget(long, `${long.clipFrames}-frame video`, true);
+    e2eTarget(e, `${e.clipFrames}-frame clip`, !long);
+  }
+  for (const l of r.endToEndLong) {
+    if (!r.endToEnd.some((e) => e.config.model === l.config.model && e.config.workers === l.config.workers && e.config.threads === l.config.threads)) {
+      e2eTarget(l, `${l.clipFrames}-frame video`, true);
+    }
   }
   if (r.baseline && best) {
     const wall31 = (r.baseline.wallMs * r.frames) / r.baseline.frames;

@@ -1,19 +1,18 @@
 /**
  * Transport: what it costs, per frame, to get a frame from ffmpeg to a worker as an RGB array and its
- * result back, for each way the protocol offers (POSE_TRANSPORT) and one it does not (raw pixels in
- * a RAM-backed file, the floor for a shared-memory design):
- *   1. ffmpeg's output: CPU per frame to write JPEG (jpeg, file) or raw RGB (rgb24) frames
+ * result back, for each way the protocol offers (POSE_TRANSPORT):
+ *   1. ffmpeg's output: CPU per frame to write JPEG (jpeg, file) or raw RGB (rgb24, rgb24-file) frames
  *      (ffmpeg -benchmark: user+system time), same decode and sampling as the server;
  *   2. the round trip through a real WorkerPool and worker process with the synthetic test double
  *      (its "inference" is a few patch means, measured and subtracted): the server's payload
- *      preparation (toPayloads: base64, or a file write), JSON-RPC serialisation, the pipe, the
- *      worker's parse and decode, the result back;
+ *      preparation (toPayloads: base64, or a file write into a private temp dir, JPEG for file, raw
+ *      RGB for rgb24-file), JSON-RPC serialisation, the pipe, the worker's parse and decode (or read),
+ *      the result back;
  *   3. the worker's side alone, in-process (pose-service/bench/transport_decode.py): message parse
- *      and payload → RGB array, the shared-memory prototype included.
+ *      and payload → RGB array with the worker's own decode_frame.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -26,7 +25,12 @@ import type { BenchContext } from './context.js';
 import { runPythonScript } from './python-script.js';
 import { spread, type Spread } from './stats.js';
 
-export const TRANSPORTS: FrameEncoding[] = ['jpeg', 'rgb24', 'file'];
+export const TRANSPORTS: FrameEncoding[] = ['jpeg', 'rgb24', 'file', 'rgb24-file'];
+
+/** What ffmpeg outputs for a transport: raw RGB for rgb24 and rgb24-file, JPEG for jpeg and file. */
+export function pixelsOf(transport: string): FramePixels {
+  return transport === 'rgb24' || transport === 'rgb24-file' ? 'rgb24' : 'jpeg';
+}
 
 export interface FfmpegOutputCost {
   pixels: FramePixels;
@@ -70,8 +74,6 @@ export interface TransportResult {
   firstBatch: FirstBatchLatency[];
   roundTrip: RoundTripCost[];
   workerSide: WorkerSideCost[];
-  /** Server-side write of one raw frame to /dev/shm (the prototype's other half). */
-  shmWriteMs: Spread | null;
 }
 
 export async function runTransport(ctx: BenchContext, clip: Clip, frames: FrameSet, batchSize: number): Promise<TransportResult> {
@@ -102,7 +104,7 @@ export async function runTransport(ctx: BenchContext, clip: Clip, frames: FrameS
     decodeMs: spread(k.decodeMs),
   }));
 
-  return { frames: frames.count, width: frames.width, height: frames.height, ffmpeg, firstBatch, roundTrip, workerSide, shmWriteMs: shmWriteCost(ctx, rgbs) };
+  return { frames: frames.count, width: frames.width, height: frames.height, ffmpeg, firstBatch, roundTrip, workerSide };
 }
 
 /** ffmpeg's CPU per frame for one output format, from its own -benchmark report. */
@@ -183,7 +185,8 @@ async function roundTripCosts(ctx: BenchContext, frames: FrameSet, jpegs: Buffer
     if (!(await pool.whenReady(120_000))) throw new Error(`the synthetic worker did not start: ${JSON.stringify(pool.lastErrors())}`);
     const out: RoundTripCost[] = [];
     for (const transport of TRANSPORTS) {
-      const data = transport === 'rgb24' ? rgbs : jpegs;
+      const pixels = pixelsOf(transport);
+      const data = pixels === 'rgb24' ? rgbs : jpegs;
       const prep: number[] = [];
       const overhead: number[] = [];
       const decode: number[] = [];
@@ -200,7 +203,7 @@ async function roundTripCosts(ctx: BenchContext, frames: FrameSet, jpegs: Buffer
             timeMs: 0,
             width: frames.width,
             height: frames.height,
-            pixels: (transport === 'rgb24' ? 'rgb24' : 'jpeg') as FramePixels,
+            pixels,
             data: buf,
           }));
           const t0 = performance.now();
@@ -238,23 +241,5 @@ async function roundTripCosts(ctx: BenchContext, frames: FrameSet, jpegs: Buffer
   } finally {
     rmSync(tempDir, { recursive: true, force: true });
     await pool.close({ graceMs: 2000 });
-  }
-}
-
-function shmWriteCost(ctx: BenchContext, rgbs: Buffer[]): Spread | null {
-  if (!existsSync('/dev/shm')) return null;
-  const dir = mkdtempSync(path.join('/dev/shm', 'posepool-bench-'));
-  try {
-    const per: number[] = [];
-    for (let rep = 0; rep < ctx.reps + 1; rep++) {
-      const t0 = performance.now();
-      rgbs.forEach((b, i) => writeFileSync(path.join(dir, `f${i}.rgb`), b));
-      const t = performance.now() - t0;
-      rgbs.forEach((_, i) => rmSync(path.join(dir, `f${i}.rgb`), { force: true }));
-      if (rep > 0) per.push(t / rgbs.length);
-    }
-    return spread(per);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
