@@ -128,6 +128,18 @@ def test_tracking_does_not_chain_frames_of_another_size(backend, monkeypatch):
     assert calls == [1, 1, 1, 1, 1]  # each detected afresh: 2 + 2 + 1 (nobody: no crop)
 
 
+def test_batched_tracking_for_accelerators_detects_every_frame_afresh_in_two_passes(backend, monkeypatch):
+    """What detect does with tracking on CUDA: all frames letterboxed in one call, then the small persons'
+    crops in one call; a frame with nobody gets no second pass. Same keypoints as each frame detected alone."""
+    calls = spy_on_infer(backend, monkeypatch)
+    images = [rgb("messi5.jpg"), rgb("basketball1.jpg"), np.zeros((120, 160, 3), np.uint8)]
+    out = backend.track_batched(images)
+    assert calls == [3, 2]
+    alone = [backend.detect_afresh(img) for img in images]
+    for a, b in zip(out, alone):
+        assert np.abs(a - b).max() < 0.05
+
+
 def test_without_tracking_one_batched_pass(backend, monkeypatch):
     calls = spy_on_infer(backend, monkeypatch)
     images = [rgb("messi5.jpg"), rgb("basketball1.jpg"), np.zeros((120, 160, 3), np.uint8)]

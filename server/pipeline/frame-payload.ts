@@ -5,7 +5,7 @@
  * rgb24-file (raw pixels written there: no JPEG encode in ffmpeg, no decode in the worker, nothing
  * large in the message; the default, see BENCHMARKS.md).
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FrameEncoding, FramePayload } from '../../protocol/index.js';
 import type { DecodedFrame } from '../media/frame-source.js';
@@ -25,5 +25,5 @@ export async function toPayloads(frames: DecodedFrame[], transport: FrameEncodin
 }
 
 export async function releasePayloads(payloads: FramePayload[]): Promise<void> {
-  await Promise.all(payloads.map((p) => (p.path ? rm(p.path, { force: true }) : undefined)));
+  await Promise.all(payloads.map((p) => (p.path ? unlink(p.path).catch(() => undefined) : undefined)));
 }

@@ -12,6 +12,8 @@ detect() for a batch of frames:
           (the person left it) falls back to detecting afresh, as tfjs-models resets its tracker.
           Batches of one video are independent of each other (each starts afresh), so several workers
           can pose them in parallel, in any order.
+          On an accelerator (CUDA) every frame is detected afresh instead, as two batched passes: there a
+          batch of 8 costs about what one frame does, so a chain of batch-1 calls would be the slow path.
 A pose whose score (mean of keypoint scores > 0.2) is below 0.25 comes back as no person.
 
 Why tracking runs frame by frame rather than as batched passes: on CPU the model is no faster per frame
@@ -123,7 +125,7 @@ class MoveNetBackend(PoseBackend):
         if not images:
             return []
         if options.get("tracking", True):
-            keypoints = self.track(images)
+            keypoints = self.track(images) if self.device.type == "cpu" else self.track_batched(images)
         else:
             keypoints = self.pose_boxes(images, [crop.letterbox_box(img.shape[0], img.shape[1]) for img in images])
         return [self.persons(kp, img.shape[0], img.shape[1]) for kp, img in zip(keypoints, images)]
@@ -147,6 +149,22 @@ class MoveNetBackend(PoseBackend):
             out.append(kp)
             found = crop.pose_score(kp[:, 2]) >= MIN_POSE_SCORE
             previous, previous_shape = (kp, img.shape) if found else (None, None)
+        return out
+
+    def track_batched(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """On an accelerator, where a batch costs little more than one frame: every frame detected afresh, as two
+        batched passes (all frames letterboxed; then the crops of the small persons) instead of a chain of
+        batch-1 calls."""
+        keypoints = self.pose_boxes(images, [crop.letterbox_box(img.shape[0], img.shape[1]) for img in images])
+        picked = [(i, box) for i, (img, kp) in enumerate(zip(images, keypoints))
+                  if (box := self.crop_box(kp, img.shape[0], img.shape[1], MAX_CROP_FRACTION)) is not None]
+        if not picked:
+            return keypoints
+        refined = self.pose_boxes([images[i] for i, _ in picked], [box for _, box in picked])
+        out = list(keypoints)
+        for (i, _), kp in zip(picked, refined):
+            if crop.pose_score(kp[:, 2]) >= MIN_POSE_SCORE:  # the crop lost the person: keep the letterbox pass
+                out[i] = kp
         return out
 
     def detect_afresh(self, img: np.ndarray) -> np.ndarray:
