@@ -180,10 +180,12 @@ async function main(): Promise<void> {
       // A longer video (the same frames looped, so the same work per frame; the ceiling is the 31-frame one):
       // upload receive, ffprobe and ffmpeg's start-up are a fixed cost per video, a large share of 31 frames.
       const clip310 = await loopedClip(ctx, source, LONG_CLIP_FRAMES);
-      for (const workers of workerCounts) {
-        const config = { model: defaultModel, workers, threads: threadsFor(workers), transport: defaultTransport, batchSize: opts.batchSize };
-        ctx.log(`end to end, ${clip310.frames} frames: ${defaultModel}, POSE_WORKERS=${workers} POSE_THREADS=${config.threads}, ${defaultTransport}`);
-        results.endToEndLong.push(await runEndToEnd(ctx, config, clip310, ctx.reps, clip31));
+      for (const model of models) {
+        for (const workers of workerCounts) {
+          const config = { model, workers, threads: threadsFor(workers), transport: defaultTransport, batchSize: opts.batchSize };
+          ctx.log(`end to end, ${clip310.frames} frames: ${model}, POSE_WORKERS=${workers} POSE_THREADS=${config.threads}, ${defaultTransport}`);
+          results.endToEndLong.push(await runEndToEnd(ctx, config, clip310, ctx.reps, clip31));
+        }
       }
     }
   });
