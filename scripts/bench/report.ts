@@ -116,7 +116,7 @@ export function renderReport(r: BenchResults): string {
     );
     out.push('');
     out.push(
-      '"As served" is what a worker runs for a video (MoveNet: a second inference on a crop around the person where it is small); "one pass" has tracking off. ' +
+      '"As served" is what a worker runs for a video (MoveNet on CPU: each frame on the crop from the frame before, a batch\'s first frame detected afresh); "one pass" has tracking off. ' +
         'N × ceiling for N workers uses the threads each worker gets (POSE_THREADS=auto = cores ÷ N). ' +
         '"Cores obtained" = CPU time ÷ wall time: below processes × threads, other work on the machine took the rest (or threads waited on each other).',
     );
