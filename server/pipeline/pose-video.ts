@@ -7,7 +7,7 @@
  * per-frame error (the pool retries a crashed or timed-out batch once before it gives up).
  */
 import type { FastifyBaseLogger } from 'fastify';
-import type { DetectOptions, FrameEncoding, FrameResult } from '../../protocol/index.js';
+import type { DetectOptions, FrameEncoding, FramePayload, FrameResult } from '../../protocol/index.js';
 import { ApiError } from '../errors.js';
 import { extractFrames, type DecodedFrame } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
@@ -107,7 +107,15 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   let fatal: unknown = null;
 
   const runBatch = async (decoded: DecodedFrame[]): Promise<void> => {
-    const payloads = await toPayloads(decoded, deps.transport, deps.tempDir);
+    let payloads: FramePayload[];
+    try {
+      payloads = await toPayloads(decoded, deps.transport, deps.tempDir);
+    } catch (err) {
+      // The frame files could not be written (disk full, temp folder gone): the server's fault, for the whole video.
+      const reason = (err as NodeJS.ErrnoException).code ?? 'write failed';
+      fatal ??= new ApiError('INTERNAL_ERROR', `could not hand frames to the workers: ${reason} writing to the temp folder (POSE_TEMP_DIR)`, { cause: err });
+      return;
+    }
     // Keep only what the results need: the pixels now live in the payloads (or their files), and a batch
     // waiting for a worker must not hold a second copy of raw frames.
     const batch = decoded.map((f) => ({ index: f.index, timeMs: f.timeMs }));
