@@ -18,7 +18,8 @@ export interface FramePayload {
   data?: string;
   /**
    * Absolute path of a file in the server's private per-request directory: JPEG bytes (file), or
-   * width*height*3 RGB bytes, row-major (rgb24-file). The server deletes it when the batch returns.
+   * width*height*3 RGB bytes, row-major (rgb24-file). The server deletes it when the batch returns,
+   * or when it gives up on the batch (the worker's result is then dropped).
    */
   path?: string;
 }

@@ -121,6 +121,17 @@ def test_tracking_resets_when_the_person_is_lost(backend, monkeypatch):
     assert calls == [1, 1, 1, 1, 1, 1]
 
 
+def test_tracking_does_not_chain_across_a_missing_frame(backend, monkeypatch):
+    """The worker leaves out frames that failed to decode: frame 3 after frame 1 is detected afresh."""
+    calls = spy_on_infer(backend, monkeypatch)
+    img = rgb("messi5.jpg")
+    backend.detect([img, img, img], {"indices": [0, 1, 3]})
+    assert calls == [1, 1, 1, 1, 1]  # 0: letterbox + crop; 1: chained crop; 3: letterbox + crop
+    calls.clear()
+    backend.detect([img, img, img], {"indices": [0, 1, 2]})
+    assert calls == [1, 1, 1, 1]
+
+
 def test_tracking_does_not_chain_frames_of_another_size(backend, monkeypatch):
     calls = spy_on_infer(backend, monkeypatch)
     out = backend.detect([rgb("messi5.jpg"), rgb("basketball1.jpg"), np.zeros((120, 160, 3), np.uint8)], {})
@@ -147,12 +158,21 @@ def test_without_tracking_one_batched_pass(backend, monkeypatch):
     assert calls == [3] and [len(p) for p in out] == [1, 1, 0]
 
 
-def test_cpu_inference_runs_in_chunks_with_the_same_results(backend):
+def test_cpu_inference_runs_in_chunks_with_the_same_results(backend, monkeypatch):
     s = backend.input_size
-    inputs = np.random.default_rng(1).integers(0, 256, (5, s, s, 3)).astype(np.int32)
+    inputs = np.random.default_rng(1).integers(0, 256, (10, s, s, 3)).astype(np.int32)
+    sizes = []
+    real_net = backend.net
+
+    def net(x):
+        sizes.append(x.shape[0])
+        return real_net(x)
+
+    monkeypatch.setattr(backend, "net", net)
     chunked = backend.infer(inputs)
-    one_by_one = np.concatenate([backend.infer(inputs[i:i + 1]) for i in range(5)])
-    assert chunked.shape == (5, 17, 3)
+    assert sizes == {"movenet-thunder": [2, 2, 2, 2, 2], "movenet-lightning": [8, 2]}[backend.model_name]
+    one_by_one = np.concatenate([backend.infer(inputs[i:i + 1]) for i in range(10)])
+    assert chunked.shape == (10, 17, 3)
     assert np.abs(chunked - one_by_one).max() < 1e-4
 
 

@@ -11,7 +11,7 @@ import type { FrameEncoding, FramePayload } from '../../protocol/index.js';
 import type { DecodedFrame } from '../media/frame-source.js';
 
 export async function toPayloads(frames: DecodedFrame[], transport: FrameEncoding, tempDir: string): Promise<FramePayload[]> {
-  return Promise.all(
+  const settled = await Promise.allSettled(
     frames.map(async (f): Promise<FramePayload> => {
       const base = { index: f.index, width: f.width, height: f.height };
       if (transport === 'file' || transport === 'rgb24-file') {
@@ -22,6 +22,13 @@ export async function toPayloads(frames: DecodedFrame[], transport: FrameEncodin
       return { ...base, encoding: transport, data: f.data.toString('base64') };
     }),
   );
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const made = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  if (failed) {
+    await releasePayloads(made); // the files this batch did write (a write can fail half-way: a disk filling up)
+    throw failed.reason;
+  }
+  return made;
 }
 
 export async function releasePayloads(payloads: FramePayload[]): Promise<void> {

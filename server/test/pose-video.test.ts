@@ -3,6 +3,7 @@
  * batches, and a temp folder that cannot take the frame files fails the video with a clear
  * INTERNAL_ERROR, not a stray rejection.
  */
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -17,15 +18,18 @@ import { findTools } from './support/tools.js';
 const tools = findTools();
 const clip = path.join(import.meta.dirname, 'fixtures', 'vtest-3s.mp4');
 
-/** A pool double: answers each frame with no person, and records what it was sent. */
-function recordingPool(): PosePool & { calls: DetectParams[] } {
+/** A pool double: answers each frame with no person, and records what it was sent and whether each frame file existed. */
+function recordingPool(): PosePool & { calls: DetectParams[]; filesPresent: boolean[] } {
   const calls: DetectParams[] = [];
+  const filesPresent: boolean[] = [];
   return {
     calls,
+    filesPresent,
     desired: 2,
     model: () => null,
     async detect(params: DetectParams): Promise<DetectResult> {
       calls.push(params);
+      for (const f of params.frames) filesPresent.push(Boolean(f.path && existsSync(f.path)));
       return {
         frames: params.frames.map((f) => ({ index: f.index, persons: [] })),
         timing: { decodeMs: 0, inferMs: 0, totalMs: 0 },
@@ -43,14 +47,21 @@ async function run(tempDir: string, pool = recordingPool()) {
 }
 
 describe('poseVideo', () => {
-  it('sends every frame once, in order, in batches, as raw frame files of the upright size', async () => {
+  it('sends every frame once, in order, in batches, as raw frame files of the upright size, deleted after each batch', async () => {
     const pool = recordingPool();
-    const result = await run(os.tmpdir(), pool);
-    expect(result.frames.map((f) => f.index)).toEqual([...Array(12).keys()]);
-    expect(pool.calls.map((c) => c.frames.length)).toEqual([4, 4, 4]);
-    const first = pool.calls[0].frames[0];
-    expect(first).toMatchObject({ encoding: 'rgb24-file', width: 768, height: 576 });
-    expect(first.path).toMatch(/frame-000000\.rgb$/);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pose-video-test-'));
+    try {
+      const result = await run(dir, pool);
+      expect(result.frames.map((f) => f.index)).toEqual([...Array(12).keys()]);
+      expect(pool.calls.map((c) => c.frames.length)).toEqual([4, 4, 4]);
+      const first = pool.calls[0].frames[0];
+      expect(first).toMatchObject({ encoding: 'rgb24-file', width: 768, height: 576 });
+      expect(first.path).toBe(path.join(dir, 'frame-000000.rgb'));
+      expect(pool.filesPresent).toEqual(Array(12).fill(true)); // each file is there while its batch is posed
+      expect(readdirSync(dir)).toEqual([]); // and gone once it returned
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('fails the video with INTERNAL_ERROR naming POSE_TEMP_DIR when the frame files cannot be written', async () => {

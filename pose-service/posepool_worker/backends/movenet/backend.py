@@ -6,7 +6,8 @@ detect() for a batch of frames:
   tracking on (options["tracking"], default True: consecutive frames of one video, in order): tfjs-models'
           crop tracking over the batch. Frame k is posed on the torso-based crop region computed from
           frame k-1's keypoints (determineNextCropRegion): one inference per frame. Where there is no
-          previous pose (the batch's first frame, a frame of another size, or after the person was lost)
+          previous pose (the batch's first frame, a frame of another size, a gap in the frame indices where a
+          frame failed to decode, or after the person was lost)
           the frame is detected afresh: a letterbox pass, then, where the person is small enough, a
           second pass on the crop from that pass's own keypoints. A crop whose pose scores under 0.25
           (the person left it) falls back to detecting afresh, as tfjs-models resets its tracker.
@@ -125,21 +126,26 @@ class MoveNetBackend(PoseBackend):
         if not images:
             return []
         if options.get("tracking", True):
-            keypoints = self.track(images) if self.device.type == "cpu" else self.track_batched(images)
+            keypoints = (self.track(images, options.get("indices")) if self.device.type == "cpu"
+                         else self.track_batched(images))
         else:
             keypoints = self.pose_boxes(images, [crop.letterbox_box(img.shape[0], img.shape[1]) for img in images])
         return [self.persons(kp, img.shape[0], img.shape[1]) for kp, img in zip(keypoints, images)]
 
-    def track(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Consecutive frames in order: each posed on the crop from the previous frame's pose (see the module doc)."""
+    def track(self, images: list[np.ndarray], indices: list[int] | None = None) -> list[np.ndarray]:
+        """Consecutive frames in order: each posed on the crop from the previous frame's pose (see the module doc).
+        ``indices`` (the frames' protocol indices): where one is not the previous one + 1 (a frame between them
+        failed to decode), the chain starts afresh."""
         out: list[np.ndarray] = []
         previous: np.ndarray | None = None
         previous_shape: tuple[int, ...] | None = None
-        for img in images:
+        for k, img in enumerate(images):
             h, w = img.shape[:2]
             kp = None
+            follows = previous is not None and previous_shape == img.shape and (
+                indices is None or k == 0 or indices[k] == indices[k - 1] + 1)
             # chained, the crop replaces the letterbox pass, so it is used wherever tfjs-models would use it
-            box = self.crop_box(previous, h, w, 1.0) if previous is not None and previous_shape == img.shape else None
+            box = self.crop_box(previous, h, w, 1.0) if follows else None
             if box is not None:
                 kp = self.pose_boxes([img], [box])[0]
                 if crop.pose_score(kp[:, 2]) < MIN_POSE_SCORE:

