@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { extractFrames } from '../../server/media/frame-source.js';
-import { SAMPLE_FPS, type Clip } from './clips.js';
+import { clipFrameSource, type Clip } from './clips.js';
 import type { BenchContext } from './context.js';
 import { median } from './stats.js';
 
@@ -33,15 +33,7 @@ interface PerFrameOutput {
 export async function runBaseline(ctx: BenchContext, model: string, clip: Clip, frames: number, concurrency = 2): Promise<BaselineResult> {
   const t0 = performance.now();
   const jpegs: Buffer[] = [];
-  for await (const f of extractFrames({
-    ffmpeg: ctx.ffmpeg,
-    file: clip.file,
-    fps: Math.min(SAMPLE_FPS, clip.video.fps || SAMPLE_FPS),
-    maxFrames: frames,
-    width: clip.video.width,
-    height: clip.video.height,
-    pixels: 'jpeg',
-  })) {
+  for await (const f of extractFrames(clipFrameSource(ctx, clip, frames, 'jpeg'))) {
     jpegs.push(f.data);
   }
   const extractMs = performance.now() - t0;

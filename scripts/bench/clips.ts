@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { extractFrames } from '../../server/media/frame-source.js';
+import { extractFrames, type FramePixels, type FrameSourceOptions } from '../../server/media/frame-source.js';
 import { probeVideo, type VideoInfo } from '../../server/media/probe.js';
 import type { BenchContext } from './context.js';
 
@@ -37,10 +37,28 @@ export interface Source {
   framesPerCopy: number;
 }
 
+/** The server's sampling rate for a video: SAMPLE_FPS, capped at the source's. */
+export function sampleFps(video: VideoInfo): number {
+  return Math.min(SAMPLE_FPS, video.fps || SAMPLE_FPS);
+}
+
+/** The server's frame source options for a clip's first `maxFrames` sampled frames. */
+export function clipFrameSource(ctx: BenchContext, clip: Clip, maxFrames: number, pixels: FramePixels): FrameSourceOptions {
+  return {
+    ffmpeg: ctx.ffmpeg,
+    file: clip.file,
+    fps: sampleFps(clip.video),
+    maxFrames,
+    width: clip.video.width,
+    height: clip.video.height,
+    pixels,
+  };
+}
+
 export async function openSource(ctx: BenchContext, file = path.join(ctx.repo, DEFAULT_SOURCE)): Promise<Source> {
   if (!existsSync(file)) throw new Error(`benchmark source clip not found: ${file}`);
   const video = await probeVideo(ctx.ffprobe, file);
-  const fps = Math.min(SAMPLE_FPS, video.fps || SAMPLE_FPS);
+  const fps = sampleFps(video);
   const framesPerCopy = Math.max(1, Math.floor((video.durationMs / 1000) * fps + 1e-6));
   return { file: path.resolve(file), video, framesPerCopy };
 }
@@ -76,18 +94,7 @@ export async function jpegFrames(ctx: BenchContext, clip: Clip, count = clip.fra
     mkdirSync(dir, { recursive: true });
     let n = 0;
     const outcome: { error?: string } = {};
-    for await (const f of extractFrames(
-      {
-        ffmpeg: ctx.ffmpeg,
-        file: clip.file,
-        fps: Math.min(SAMPLE_FPS, clip.video.fps || SAMPLE_FPS),
-        maxFrames: count,
-        width: clip.video.width,
-        height: clip.video.height,
-        pixels: 'jpeg',
-      },
-      outcome,
-    )) {
+    for await (const f of extractFrames(clipFrameSource(ctx, clip, count, 'jpeg'), outcome)) {
       writeFileSync(path.join(dir, frameName(f.index)), f.data);
       n++;
     }

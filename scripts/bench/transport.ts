@@ -20,7 +20,7 @@ import type { FrameEncoding } from '../../protocol/index.js';
 import { extractFrames, ffmpegArgs, type FramePixels } from '../../server/media/frame-source.js';
 import { releasePayloads, toPayloads } from '../../server/pipeline/frame-payload.js';
 import { WorkerPool } from '../../workers/index.js';
-import { SAMPLE_FPS, rawFrames, type Clip, type FrameSet } from './clips.js';
+import { clipFrameSource, rawFrames, type Clip, type FrameSet } from './clips.js';
 import type { BenchContext } from './context.js';
 import { runPythonScript } from './python-script.js';
 import { spread, type Spread } from './stats.js';
@@ -109,15 +109,7 @@ export async function runTransport(ctx: BenchContext, clip: Clip, frames: FrameS
 
 /** ffmpeg's CPU per frame for one output format, from its own -benchmark report. */
 async function ffmpegOutputCost(ctx: BenchContext, clip: Clip, frames: number, pixels: FramePixels): Promise<FfmpegOutputCost> {
-  const args = ffmpegArgs({
-    ffmpeg: ctx.ffmpeg,
-    file: clip.file,
-    fps: Math.min(SAMPLE_FPS, clip.video.fps || SAMPLE_FPS),
-    maxFrames: frames,
-    width: clip.video.width,
-    height: clip.video.height,
-    pixels,
-  }).map((a, i, all) => (all[i - 1] === '-loglevel' ? 'info' : a));
+  const args = ffmpegArgs(clipFrameSource(ctx, clip, frames, pixels)).map((a, i, all) => (all[i - 1] === '-loglevel' ? 'info' : a));
   const cpu: number[] = [];
   const wall: number[] = [];
   let bytes = 0;
@@ -148,15 +140,7 @@ async function firstBatchLatency(ctx: BenchContext, clip: Clip, batchSize: numbe
     const t0 = performance.now();
     let n = 0;
     let tFirst = NaN;
-    for await (const _ of extractFrames({
-      ffmpeg: ctx.ffmpeg,
-      file: clip.file,
-      fps: Math.min(SAMPLE_FPS, clip.video.fps || SAMPLE_FPS),
-      maxFrames: clip.frames,
-      width: clip.video.width,
-      height: clip.video.height,
-      pixels,
-    })) {
+    for await (const _ of extractFrames(clipFrameSource(ctx, clip, clip.frames, pixels))) {
       if (n++ === 0) tFirst = performance.now() - t0;
       if (n >= batchSize) break; // ends ffmpeg
     }
