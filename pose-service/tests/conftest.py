@@ -20,6 +20,7 @@ SERVICE_DIR = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(SERVICE_DIR))
 
+from posepool_worker.backends.topdown.test_settings import TINY_MODELS_ENV  # noqa: E402
 from posepool_worker.framing import FrameDecoder, encode_message  # noqa: E402
 
 
@@ -135,6 +136,21 @@ def synthetic_worker():
     client.ready = client.wait_ready()
     yield client
     client.close()
+
+
+def rgb(name: str):
+    """A fixture image as HxWx3 uint8 RGB, C-contiguous (what a worker's frame decoding gives a backend)."""
+    import cv2  # here: conftest itself stays importable without cv2
+    import numpy as np
+
+    return np.ascontiguousarray(cv2.cvtColor(cv2.imread(str(FIXTURES / name)), cv2.COLOR_BGR2RGB))
+
+
+@pytest.fixture
+def tiny_env(monkeypatch):
+    """The top-down models with their tiny test architectures and full-frame boxes (no MoveNet pass)."""
+    monkeypatch.setenv(TINY_MODELS_ENV, "1")
+    monkeypatch.setenv("POSE_TOPDOWN_BOXES", "full-frame")
 
 
 def jpeg_frame(index: int, path: Path = FIXTURES / "messi5.jpg") -> dict:

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES
+from conftest import rgb
 from posepool_worker.backends.base import LoadContext
 from posepool_worker.backends.hmr2 import HMR2Backend
 from posepool_worker.backends.hmr2 import camera
 from posepool_worker.backends.hmr2.config import CHECKPOINT, J19_REGRESSOR, TINY
 from posepool_worker.backends.hmr2.network import HMR2Net
-from posepool_worker.backends.topdown.test_settings import TINY_MODELS_ENV
 from posepool_worker.errors import StartupError
 from test_topdown_fakes import hmr2_models_dir
 
@@ -27,16 +26,6 @@ def ctx(models_dir):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     return hmr2_models_dir(tmp_path_factory.mktemp("models"), TINY_SHAPES)
-
-
-@pytest.fixture
-def tiny_env(monkeypatch):
-    monkeypatch.setenv(TINY_MODELS_ENV, "1")
-    monkeypatch.setenv("POSE_TOPDOWN_BOXES", "full-frame")
-
-
-def rgb(name):
-    return cv2.cvtColor(cv2.imread(str(FIXTURES / name)), cv2.COLOR_BGR2RGB)
 
 
 def test_missing_files_name_the_fix(tmp_path, tiny_env, models):

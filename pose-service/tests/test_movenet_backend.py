@@ -3,22 +3,17 @@ frames, chunked inference, and the real worker process serving movenet-lightning
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, jpeg_frame
+from conftest import FIXTURES, jpeg_frame, rgb
 from posepool_worker.backends.base import COCO17_KEYPOINTS, LoadContext
 from posepool_worker.backends.movenet import MoveNetBackend, crop
 
 REPO = Path(__file__).resolve().parents[2]
 REF_DIR = FIXTURES / "movenet"
 NOSE, L_SHOULDER, L_HIP, L_ANKLE = 0, 5, 11, 15
-
-
-def rgb(name):
-    return np.ascontiguousarray(cv2.cvtColor(cv2.imread(str(FIXTURES / name)), cv2.COLOR_BGR2RGB))
 
 
 @pytest.fixture(scope="module", params=["movenet-thunder", "movenet-lightning"])

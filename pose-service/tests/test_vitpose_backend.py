@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import FIXTURES
+from conftest import rgb
 from posepool_worker.backends.base import LoadContext
 from posepool_worker.backends.topdown.boxes import PersonBoxSource
 from posepool_worker.backends.topdown.test_settings import TINY_MODELS_ENV
@@ -28,16 +28,6 @@ TINY_SHAPES = {k: v.shape for k, v in ViTPoseNet(TINY, device=torch.device("meta
 def ctx(models_dir, model="vitpose-s"):
     return LoadContext(model=model, device=torch.device("cpu"), threads=1, models_dir=Path(models_dir),
                        repo_root=Path(__file__).resolve().parents[2])
-
-
-@pytest.fixture
-def tiny_env(monkeypatch):
-    monkeypatch.setenv(TINY_MODELS_ENV, "1")
-    monkeypatch.setenv("POSE_TOPDOWN_BOXES", "full-frame")
-
-
-def rgb(name):
-    return cv2.cvtColor(cv2.imread(str(FIXTURES / name)), cv2.COLOR_BGR2RGB)
 
 
 def test_missing_weights_point_to_the_download_command(tmp_path, tiny_env):
