@@ -6,16 +6,8 @@
  * ends a Node process. Found by server/test/reliability-unavailable.test.ts (close after an outage).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DetectParams } from '../../protocol/index.js';
-import { WorkerPool } from '../pool.js';
 import { PoolClosedError } from '../worker-errors.js';
-import { captureLogger } from './support/capture-logger.js';
-import { FakeFleet } from './support/fake-worker.js';
-
-const batch = (requestId: string): DetectParams => ({
-  requestId,
-  frames: [{ index: 0, encoding: 'rgb24', width: 1, height: 1, data: 'AAAA' }],
-});
+import { fakeBatch, fakePool } from './support/fake-worker.js';
 
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
@@ -26,21 +18,12 @@ afterEach(() => {
 describe('WorkerPool.close with several callers waiting (test-double workers)', () => {
   it.each([2, 3])('%i workers that never start, as many callers waiting: close settles, no unhandled rejection', async (workers) => {
     process.on('unhandledRejection', onUnhandled);
-    const fleet = new FakeFleet({ start: () => ({ kind: 'never' }) });
-    const pool = new WorkerPool({
-      python: '/fake/bin/python',
-      serviceDir: '/nowhere',
-      model: 'synthetic',
-      device: 'cpu',
-      threads: 1,
-      workers,
-      startupTimeoutMs: 10_000,
-      batchTimeoutMs: 200,
-      logger: captureLogger('debug').logger,
-      spawnWorker: (id) => fleet.spawn(id),
-    });
+    const { pool } = fakePool(
+      { start: () => ({ kind: 'never' }) },
+      { workers, startupTimeoutMs: 10_000, backoff: undefined }, // the pool's own backoff
+    );
     pool.start();
-    const waiting = Array.from({ length: workers }, (_, i) => pool.detect(batch(`w${i}`)).catch((e: unknown) => e));
+    const waiting = Array.from({ length: workers }, (_, i) => pool.detect(fakeBatch(`w${i}`)).catch((e: unknown) => e));
     await new Promise((r) => setTimeout(r, 20));
     await pool.close({ graceMs: 100 });
     for (const w of await Promise.all(waiting)) expect(w).toBeInstanceOf(PoolClosedError);

@@ -1,39 +1,15 @@
 /** WorkerPool scheduling, retry, fail-fast and close, over in-memory test-double workers (real timers, short delays). */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DetectParams } from '../../protocol/index.js';
 import { WorkerPool, type WorkerPoolOptions } from '../pool.js';
 import { CancelledError, PoolBusyError, PoolClosedError, PoolUnavailableError } from '../worker-errors.js';
-import { captureLogger } from './support/capture-logger.js';
-import { FakeFleet, type FakeScript } from './support/fake-worker.js';
+import { fakeBatch, fakePool, type FakeScript } from './support/fake-worker.js';
 
 const pools: WorkerPool[] = [];
 
 function makePool(script: FakeScript, opts: Partial<WorkerPoolOptions> = {}) {
-  const fleet = new FakeFleet(script);
-  const log = captureLogger('debug');
-  const pool = new WorkerPool({
-    python: '/fake/bin/python',
-    serviceDir: '/nowhere',
-    model: 'synthetic',
-    device: 'cpu',
-    threads: 1,
-    workers: 2,
-    startupTimeoutMs: 1000,
-    batchTimeoutMs: 200,
-    logger: log.logger,
-    backoff: { initialMs: 20, maxMs: 200 },
-    spawnWorker: (id) => fleet.spawn(id),
-    ...opts,
-  });
-  pools.push(pool);
-  return { pool, fleet, log };
-}
-
-function batch(requestId: string, indices: number[]): DetectParams {
-  return {
-    requestId,
-    frames: indices.map((index) => ({ index, encoding: 'rgb24', width: 1, height: 1, data: 'AAAA' })),
-  };
+  const made = fakePool(script, opts);
+  pools.push(made.pool);
+  return made;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -66,7 +42,7 @@ describe('WorkerPool (test-double workers)', () => {
     await pool.whenReady(1000);
     await sleep(10);
     const started = Date.now();
-    const results = await Promise.all([pool.detect(batch('a', [0, 1, 2])), pool.detect(batch('a', [3, 4, 5]))]);
+    const results = await Promise.all([pool.detect(fakeBatch('a', [0, 1, 2])), pool.detect(fakeBatch('a', [3, 4, 5]))]);
     const elapsed = Date.now() - started;
     expect(elapsed).toBeLessThan(290); // in parallel, not 2 × 150 ms
     expect(new Set(results.map((r) => r.workerId))).toEqual(new Set(['w0', 'w1']));
@@ -83,7 +59,7 @@ describe('WorkerPool (test-double workers)', () => {
     pool.start();
     await pool.whenReady(1000);
     await sleep(10);
-    const r = await pool.detect(batch('r', [7, 8]));
+    const r = await pool.detect(fakeBatch('r', [7, 8]));
     expect(r.attempts).toBe(2);
     expect(r.frames.map((f) => [f.index, f.error])).toEqual([
       [7, undefined],
@@ -104,7 +80,7 @@ describe('WorkerPool (test-double workers)', () => {
     pool.start();
     await pool.whenReady(1000);
     await sleep(10);
-    const r = await pool.detect(batch('r', [1, 2, 3]));
+    const r = await pool.detect(fakeBatch('r', [1, 2, 3]));
     expect(r.attempts).toBe(2);
     expect(r.frames.map((f) => f.index)).toEqual([1, 2, 3]);
     for (const f of r.frames) {
@@ -120,14 +96,14 @@ describe('WorkerPool (test-double workers)', () => {
     await pool.whenReady(1000);
     await sleep(10);
     const started = Date.now();
-    const r = await pool.detect(batch('t', [0, 1]));
+    const r = await pool.detect(fakeBatch('t', [0, 1]));
     expect(Date.now() - started).toBeLessThan(400);
     expect(r.frames.map((f) => f.error?.code)).toEqual(['WORKER_TIMEOUT', 'WORKER_TIMEOUT']);
     expect(r.frames[0].error?.message).toMatch(/longer than 80 ms/);
     await sleep(150);
     expect(fleet.spawned.length).toBe(4);
     expect(pool.health().status).toBe('ready');
-    const ok = await pool.detect(batch('t2', [5]));
+    const ok = await pool.detect(fakeBatch('t2', [5]));
     expect(ok.frames[0].error).toBeUndefined();
   });
 
@@ -138,7 +114,7 @@ describe('WorkerPool (test-double workers)', () => {
     await sleep(10);
     fleet.spawned[0].crash('SIGTERM');
     await sleep(5);
-    const results = await Promise.all([1, 2, 3].map((i) => pool.detect(batch(`b${i}`, [i]))));
+    const results = await Promise.all([1, 2, 3].map((i) => pool.detect(fakeBatch(`b${i}`, [i]))));
     expect(results.map((r) => r.workerId)).toEqual(['w1', 'w1', 'w1']);
     expect(results.every((r) => r.attempts === 1)).toBe(true);
     expect(fleet.violations()).toEqual([]);
@@ -152,7 +128,7 @@ describe('WorkerPool (test-double workers)', () => {
     expect(health.status).toBe('unavailable');
     expect(health.workers[0].lastError).toMatchObject({ type: 'ModuleNotFoundError', message: "No module named 'cv2'", hint: 'run `npm run setup`' });
     const started = Date.now();
-    const err = await pool.detect(batch('u', [0])).catch((e: unknown) => e);
+    const err = await pool.detect(fakeBatch('u', [0])).catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(50);
     expect(err).toBeInstanceOf(PoolUnavailableError);
     expect((err as PoolUnavailableError).lastErrors[0]).toMatchObject({ type: 'ModuleNotFoundError', python: '/fake/bin/python' });
@@ -165,7 +141,7 @@ describe('WorkerPool (test-double workers)', () => {
     const { pool } = makePool({ start: () => ({ kind: 'fail', afterMs: 40 }) });
     pool.start();
     const started = Date.now();
-    const err = await pool.detect(batch('w', [0])).catch((e: unknown) => e);
+    const err = await pool.detect(fakeBatch('w', [0])).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PoolUnavailableError);
     expect(Date.now() - started).toBeLessThan(400); // not the 1000 ms startup timeout, nor the acquire timeout
   });
@@ -177,7 +153,7 @@ describe('WorkerPool (test-double workers)', () => {
     // callers keep coming while it fails
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < 20; i++) {
-      calls.push(pool.detect(batch(`c${i}`, [i])).catch((e: unknown) => e));
+      calls.push(pool.detect(fakeBatch(`c${i}`, [i])).catch((e: unknown) => e));
       await sleep(50);
     }
     const errors = await Promise.all(calls);
@@ -193,10 +169,10 @@ describe('WorkerPool (test-double workers)', () => {
     pool.start();
     await pool.whenReady(1000);
     await sleep(5);
-    const running = pool.detect(batch('a', [0]));
+    const running = pool.detect(fakeBatch('a', [0]));
     await sleep(5);
-    const queued = [pool.detect(batch('b', [1])), pool.detect(batch('c', [2]))];
-    const err = await pool.detect(batch('d', [3])).catch((e: unknown) => e);
+    const queued = [pool.detect(fakeBatch('b', [1])), pool.detect(fakeBatch('c', [2]))];
+    const err = await pool.detect(fakeBatch('d', [3])).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PoolBusyError);
     expect((err as PoolBusyError).reason).toBe('queue-full');
     const done = await Promise.all([running, ...queued]);
@@ -210,9 +186,9 @@ describe('WorkerPool (test-double workers)', () => {
     await sleep(5);
     const running = new AbortController();
     const queued = new AbortController();
-    const p1 = pool.detect(batch('run', [0]), { signal: running.signal }).catch((e: unknown) => e);
+    const p1 = pool.detect(fakeBatch('run', [0]), { signal: running.signal }).catch((e: unknown) => e);
     await sleep(5);
-    const p2 = pool.detect(batch('queue', [1]), { signal: queued.signal }).catch((e: unknown) => e);
+    const p2 = pool.detect(fakeBatch('queue', [1]), { signal: queued.signal }).catch((e: unknown) => e);
     await sleep(5);
     queued.abort();
     running.abort();
@@ -221,24 +197,24 @@ describe('WorkerPool (test-double workers)', () => {
     await sleep(80);
     expect(fleet.spawned[0].batches.map((b) => b.requestId)).toEqual(['run']);
     // the worker was released after its batch, and serves the next caller
-    const next = await pool.detect(batch('next', [2]));
+    const next = await pool.detect(fakeBatch('next', [2]));
     expect(next.workerId).toBe('w0');
     const aborted = new AbortController();
     aborted.abort();
-    await expect(pool.detect(batch('x', [3]), { signal: aborted.signal })).rejects.toBeInstanceOf(CancelledError);
+    await expect(pool.detect(fakeBatch('x', [3]), { signal: aborted.signal })).rejects.toBeInstanceOf(CancelledError);
   });
 
   it('turns a worker-side BATCH_FAILED into INFERENCE_FAILED frames and keeps the worker', async () => {
     const { pool, fleet } = makePool({ batch: (_w, k) => (k === 1 ? { kind: 'rpc-error', code: -32002, message: 'RuntimeError: boom' } : { kind: 'ok' }) }, { workers: 1 });
     pool.start();
     await pool.whenReady(1000);
-    const r = await pool.detect(batch('f', [4, 5]));
+    const r = await pool.detect(fakeBatch('f', [4, 5]));
     expect(r.frames.map((f) => f.error)).toEqual([
       { code: 'INFERENCE_FAILED', message: 'RuntimeError: boom' },
       { code: 'INFERENCE_FAILED', message: 'RuntimeError: boom' },
     ]);
     expect(fleet.spawned).toHaveLength(1);
-    expect((await pool.detect(batch('g', [6]))).frames[0].error).toBeUndefined();
+    expect((await pool.detect(fakeBatch('g', [6]))).frames[0].error).toBeUndefined();
   });
 
   it('close: queued callers get PoolClosedError, in-flight batches finish within the grace, workers shut down; idempotent', async () => {
@@ -246,9 +222,9 @@ describe('WorkerPool (test-double workers)', () => {
     pool.start();
     await pool.whenReady(1000);
     await sleep(5);
-    const inflight = pool.detect(batch('in', [0]));
+    const inflight = pool.detect(fakeBatch('in', [0]));
     await sleep(5);
-    const queued = pool.detect(batch('q', [1])).catch((e: unknown) => e);
+    const queued = pool.detect(fakeBatch('q', [1])).catch((e: unknown) => e);
     const c1 = pool.close({ graceMs: 1000 });
     const c2 = pool.close({ graceMs: 1000 });
     expect(await queued).toBeInstanceOf(PoolClosedError);
@@ -256,7 +232,7 @@ describe('WorkerPool (test-double workers)', () => {
     await Promise.all([c1, c2]);
     expect(fleet.alive()).toHaveLength(0);
     expect(fleet.spawned[0].shutdownCalls).toBe(1);
-    await expect(pool.detect(batch('late', [2]))).rejects.toBeInstanceOf(PoolClosedError);
+    await expect(pool.detect(fakeBatch('late', [2]))).rejects.toBeInstanceOf(PoolClosedError);
     expect(pool.health().status).toBe('unavailable');
     expect(pool.health().workers[0].state).toBe('stopped');
   });
@@ -264,7 +240,7 @@ describe('WorkerPool (test-double workers)', () => {
   it('close does not hang while creates are pending (workers that never become ready)', async () => {
     const { pool, fleet } = makePool({ start: () => ({ kind: 'never' }) });
     pool.start();
-    const waiting = pool.detect(batch('w', [0])).catch((e: unknown) => e);
+    const waiting = pool.detect(fakeBatch('w', [0])).catch((e: unknown) => e);
     await sleep(20);
     const started = Date.now();
     await pool.close({ graceMs: 100 });

@@ -5,6 +5,7 @@
  * only to a worker that said ready: a violation is recorded in `violations` (tests assert it empty).
  */
 import type { DetectParams, DetectResult, ReadyParams, WorkerHealthResult } from '../../../protocol/index.js';
+import { WorkerPool, type WorkerPoolOptions } from '../../pool.js';
 import type { PoseWorker, WorkerExit } from '../../pose-worker.js';
 import {
   WorkerCrashedError,
@@ -17,6 +18,7 @@ import {
   type WorkerExitInfo,
 } from '../../worker-errors.js';
 import { WorkerStateMachine, type WorkerState } from '../../worker-state.js';
+import { captureLogger } from './capture-logger.js';
 
 export type StartBehaviour =
   | { kind: 'ready'; afterMs?: number }
@@ -252,4 +254,36 @@ export class FakeFleet {
   alive(): FakeWorker[] {
     return this.spawned.filter((w) => w.state !== 'exited');
   }
+}
+
+/**
+ * A WorkerPool over a FakeFleet following `script`: 2 single-thread workers, short timeouts and
+ * backoff (startup 1 s, batch 200 ms, backoff 20 ms doubling to 200 ms); `opts` override any of it.
+ */
+export function fakePool(script: FakeScript, opts: Partial<WorkerPoolOptions> = {}) {
+  const fleet = new FakeFleet(script);
+  const log = captureLogger('debug');
+  const pool = new WorkerPool({
+    python: FAKE_PYTHON,
+    serviceDir: '/nowhere',
+    model: 'synthetic',
+    device: 'cpu',
+    threads: 1,
+    workers: 2,
+    startupTimeoutMs: 1000,
+    batchTimeoutMs: 200,
+    logger: log.logger,
+    backoff: { initialMs: 20, maxMs: 200 },
+    spawnWorker: (id) => fleet.spawn(id),
+    ...opts,
+  });
+  return { pool, fleet, log };
+}
+
+/** A detect call for 1x1 raw frames with these indices. */
+export function fakeBatch(requestId: string, indices: number[] = [0]): DetectParams {
+  return {
+    requestId,
+    frames: indices.map((index) => ({ index, encoding: 'rgb24', width: 1, height: 1, data: 'AAAA' })),
+  };
 }
