@@ -4,21 +4,11 @@
  * hang is killed at batchTimeoutMs and comes back as WORKER_TIMEOUT; dead workers are replaced and
  * close() leaves no child process.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { WorkerPool } from '../pool.js';
-import { childPids, PIPE_NOISE, realPool, realWorkersAvailable, rgbBatch, until } from './support/real-workers.js';
+import { describe, expect, it } from 'vitest';
+import { PIPE_NOISE, realPool, realPoolHarness, realWorkersAvailable, rgbBatch, until } from './support/real-workers.js';
 
-const open: WorkerPool[] = [];
-const tmp = mkdtempSync(join(tmpdir(), 'posepool-faults-'));
-
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((p) => p.close({ graceMs: 1000 })));
-  expect(childPids()).toEqual([]);
-});
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const { open, tmp } = realPoolHarness('faults');
 
 describe.skipIf(!realWorkersAvailable())('pool faults mid-batch (real Python workers)', () => {
   it('a worker killed mid-batch: the batch is retried on the other worker, every frame back; the dead one is replaced', async () => {

@@ -3,24 +3,15 @@
  * that fails to load, a worker that exits right after ready. The pool must show the real cause
  * fast, never a pipe error, stay near idle while it retries with backoff, and recover by itself.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { WorkerPool } from '../pool.js';
 import { PoolUnavailableError } from '../worker-errors.js';
 import type { CapturedLogger } from './support/capture-logger.js';
 import { buildCv2LessVenv, isCv2LessVenvSupported } from './support/cv2-less-venv.js';
-import { childPids, PIPE_NOISE, realPool, realWorkersAvailable, rgbBatch, sleep, until } from './support/real-workers.js';
+import { PIPE_NOISE, realPool, realPoolHarness, realWorkersAvailable, rgbBatch, sleep, until } from './support/real-workers.js';
 
-const open: WorkerPool[] = [];
-const tmp = mkdtempSync(join(tmpdir(), 'posepool-startup-'));
-
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((p) => p.close({ graceMs: 1000 })));
-  expect(childPids()).toEqual([]);
-});
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const { open, tmp } = realPoolHarness('startup');
 
 function noPipeNoise(pool: WorkerPool, log: CapturedLogger, extra: unknown[] = []): void {
   expect(JSON.stringify(pool.health())).not.toMatch(PIPE_NOISE);

@@ -3,9 +3,11 @@
  * backend, run by Debian's /usr/bin/python3, which has numpy, torch and cv2).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, expect } from 'vitest';
 import type { DetectParams, FramePayload } from '../../../protocol/index.js';
 import { WorkerPool, type WorkerPoolOptions } from '../../pool.js';
 import { captureLogger, type CapturedLogger } from './capture-logger.js';
@@ -94,4 +96,19 @@ export async function until(check: () => boolean, timeoutMs: number): Promise<bo
     await sleep(50);
   }
   return check();
+}
+
+/**
+ * For a test file of real pools: `open` (push each pool: closed after every test, which must leave
+ * no child process) and `tmp` (a private folder for the file, removed after all its tests).
+ */
+export function realPoolHarness(prefix: string): { open: WorkerPool[]; tmp: string } {
+  const open: WorkerPool[] = [];
+  const tmp = mkdtempSync(join(tmpdir(), `posepool-${prefix}-`));
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((p) => p.close({ graceMs: 1000 })));
+    expect(childPids()).toEqual([]);
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  return { open, tmp };
 }
