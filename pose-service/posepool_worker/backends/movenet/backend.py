@@ -127,7 +127,7 @@ class MoveNetBackend(PoseBackend):
             return []
         if options.get("tracking", True):
             keypoints = (self.track(images, options.get("indices")) if self.device.type == "cpu"
-                         else self.track_batched(images))
+                         else self.detect_afresh(images))
         else:
             keypoints = self.pose_boxes(images, [crop.letterbox_box(img.shape[0], img.shape[1]) for img in images])
         return [self.persons(kp, img.shape[0], img.shape[1]) for kp, img in zip(keypoints, images)]
@@ -137,32 +137,30 @@ class MoveNetBackend(PoseBackend):
         ``indices`` (the frames' protocol indices): where one is not the previous one + 1 (a frame between them
         failed to decode), the chain starts afresh."""
         out: list[np.ndarray] = []
-        previous: np.ndarray | None = None
-        previous_shape: tuple[int, ...] | None = None
         for k, img in enumerate(images):
             h, w = img.shape[:2]
             kp = None
-            follows = previous is not None and previous_shape == img.shape and (
-                indices is None or k == 0 or indices[k] == indices[k - 1] + 1)
+            follows = (k > 0 and images[k - 1].shape == img.shape
+                       and (indices is None or indices[k] == indices[k - 1] + 1))
             # chained, the crop replaces the letterbox pass, so it is used wherever tfjs-models would use it
-            box = self.crop_box(previous, h, w, 1.0) if follows else None
+            # (crop_box gives None when the previous frame has no person)
+            box = self.crop_box(out[k - 1], h, w, 1.0) if follows else None
             if box is not None:
                 kp = self.pose_boxes([img], [box])[0]
                 if crop.pose_score(kp[:, 2]) < MIN_POSE_SCORE:
                     kp = None  # the person left the crop: detect afresh
             if kp is None:
-                kp = self.detect_afresh(img)
+                kp = self.detect_afresh([img])[0]
             out.append(kp)
-            found = crop.pose_score(kp[:, 2]) >= MIN_POSE_SCORE
-            previous, previous_shape = (kp, img.shape) if found else (None, None)
         return out
 
-    def track_batched(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """On an accelerator, where a batch costs little more than one frame: every frame detected afresh, as two
-        batched passes (all frames letterboxed; then the crops of the small persons) instead of a chain of
-        batch-1 calls."""
+    def detect_afresh(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """No previous pose: the letterbox pass, then the crop around the person it found where that is smaller,
+        each pass batched over ``images`` (on an accelerator the whole batch is detected this way, where a batch
+        costs little more than one frame; on CPU a frame whose chain is broken)."""
         keypoints = self.pose_boxes(images, [crop.letterbox_box(img.shape[0], img.shape[1]) for img in images])
         picked = [(i, box) for i, (img, kp) in enumerate(zip(images, keypoints))
+                  # a second pass: only worth it for a small person
                   if (box := self.crop_box(kp, img.shape[0], img.shape[1], MAX_CROP_FRACTION)) is not None]
         if not picked:
             return keypoints
@@ -172,16 +170,6 @@ class MoveNetBackend(PoseBackend):
             if crop.pose_score(kp[:, 2]) >= MIN_POSE_SCORE:  # the crop lost the person: keep the letterbox pass
                 out[i] = kp
         return out
-
-    def detect_afresh(self, img: np.ndarray) -> np.ndarray:
-        """No previous pose: the letterbox pass, then the crop around the person it found where that is smaller."""
-        h, w = img.shape[:2]
-        kp = self.pose_boxes([img], [crop.letterbox_box(h, w)])[0]
-        box = self.crop_box(kp, h, w, MAX_CROP_FRACTION)  # a second pass: only worth it for a small person
-        if box is None:
-            return kp
-        refined = self.pose_boxes([img], [box])[0]
-        return refined if crop.pose_score(refined[:, 2]) >= MIN_POSE_SCORE else kp  # the crop lost the person
 
     @staticmethod
     def crop_box(keypoints: np.ndarray, height: int, width: int, max_fraction: float) -> crop.Box | None:
