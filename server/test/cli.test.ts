@@ -102,9 +102,17 @@ describe('posepool pose (CLI)', () => {
     expect(Date.now() - t0).toBeLessThan(15_000); // fails fast, not after POSE_STARTUP_TIMEOUT_MS
   });
 
-  it('runs as the package bin: npx posepool', () => {
-    const r = spawnSync('npx', ['--no-install', 'posepool', '--version'], { cwd: REPO, env: baseEnv, encoding: 'utf8', timeout: 60_000 });
+  // What `npx posepool` / a global install runs: npm links package.json's bin and the OS reads the file's
+  // shebang. Checked without npx itself, whose cache handling of a package's own bin differs between npm
+  // versions and machines (a fresh CI machine once answered 127 where every other machine ran it).
+  it('runs as the package bin: package.json bin → a node script with a shebang', () => {
+    const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+    const bin = path.join(REPO, pkg.bin.posepool);
+    expect(bin).toBe(CLI);
+    expect(readFileSync(bin, 'utf8').split('\n', 1)[0]).toBe('#!/usr/bin/env node');
+    const r = spawnSync(process.execPath, [bin, '--version'], { cwd: os.tmpdir(), env: baseEnv, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')).version);
+    expect(r.stdout.trim()).toBe(pkg.version);
   });
 });
