@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from posepool_worker.backends.movenet.backend import model_dir
-from posepool_worker.backends.movenet.network import MoveNet, SameConv2d, same_padding
+from posepool_worker.backends.movenet import network
+from posepool_worker.backends.movenet.network import MoveNet, SameConv2d, same_padding, trunk_disagreement
 from posepool_worker.backends.movenet.tfjs_graph import load_graph_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,6 +94,40 @@ def test_batch_equals_one_by_one(nets):
         batch = optimized(torch.from_numpy(inputs[:4])).numpy()
         single = np.concatenate([optimized(torch.from_numpy(inputs[i:i + 1])).numpy() for i in range(4)])
     assert np.abs(batch - single).max() < 1e-5
+
+
+def test_relu6_widths_are_padded_to_the_onednn_block_with_the_same_results(nets):
+    model, eager, _ = nets
+    widened = copy.deepcopy(eager.trunk).pad_relu6_widths(16)
+    convs = [m for m in widened.modules() if isinstance(m, SameConv2d)]
+    relu6 = [c for c in convs if c.act == "relu6"]
+    assert relu6 and all(c.weight.shape[0] % 16 == 0 for c in relu6)
+    if model == "movenet-thunder":  # x1.75: the stem's 56 and expansions such as 168 were not multiples of 16
+        assert eager.trunk.stem.weight.shape[0] == 56 and widened.stem.weight.shape[0] == 64
+    for c in convs:  # every conv still takes what the layer before it gives
+        assert c.groups == 1 or c.groups == c.weight.shape[0]
+    with torch.no_grad():
+        assert trunk_disagreement(eager.trunk, widened, eager.input_size) < 1e-4
+
+
+def test_an_optimized_trunk_that_disagrees_with_eager_is_not_used(monkeypatch, caplog):
+    """The load-time check, with a TEST DOUBLE for a wrong oneDNN graph (the real one was torch 1.13's ReLU6 on
+    AVX-512): the eager trunk stays and a warning names the disagreement."""
+    class WrongGraph(torch.nn.Module):
+        def __init__(self, trunk):
+            super().__init__()
+            self.trunk = trunk
+
+        def forward(self, x):
+            heatmap, center, features = self.trunk(x)
+            return heatmap + 1.0, center, features
+
+    monkeypatch.setattr(network.torch.jit, "optimize_for_inference", WrongGraph)
+    net = MoveNet(load_graph_model(model_dir(REPO) / "movenet-lightning.json"))
+    eager = net.trunk
+    with caplog.at_level("WARNING", logger=network.log.name):
+        assert net.optimize_for_cpu().trunk is eager
+    assert "disagrees with the eager trunk by 1" in caplog.text
 
 
 def test_architecture_read_from_the_graph(nets):

@@ -11,13 +11,17 @@ carry a 4x4 kernel whose first row and column are zero, with symmetric padding 1
 start where TF's do and the extra zero row/col lands on TF's bottom/right pad, exactly TF's SAME.
 
 Speed (torch 1.13 CPU): MoveNet.optimize_for_cpu() freezes the trunk into a TorchScript graph of oneDNN
-ops (see there); inputs are channels_last (NHWC, like the graph).
+ops (see there); inputs are channels_last (NHWC, like the graph). Before freezing, every ReLU6 layer is
+widened with zero channels to a multiple of 16 (torch 1.13's in-place oneDNN ReLU6 is wrong on other
+widths on AVX-512 machines), and the frozen graph is checked against the eager trunk before it is used.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import re
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -30,6 +34,14 @@ from .tfjs_graph import GraphModel, ModelFileError
 FE = "StatefulPartitionedCall/center_net_mobile_net_v2fpn_feature_extractor/model_1/"
 SPC = "StatefulPartitionedCall/"
 HEADS = ("kpt_heatmap_0", "center_0", "kpt_regress_0", "kpt_offset_0")
+# oneDNN's fp32 channel block on AVX-512 (AVX2 uses 8, which divides it). torch 1.13's frozen-graph ReLU6
+# (prim::MKLDNNHardTanh_, in place on the blocked tensor) gives wrong values when a width is not a multiple of
+# the block: Thunder's widths 56 and 168 (x1.75) were off by up to 45 on a Xeon (AVX-512), right on an EPYC
+# (AVX2); Lightning's widths happen to be multiples of 16. torch 2.x is right on both.
+ONEDNN_CHANNEL_BLOCK = 16
+OPTIMIZED_TRUNK_TOLERANCE = 0.01  # on logits; oneDNN vs eager rounding is ~3e-4, the bug above was >= 8
+
+log = logging.getLogger(__name__)
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -67,6 +79,26 @@ class SameConv2d(nn.Module):
         self.act = act
         self.out_size = -(-in_size // stride)
 
+    @property
+    def depthwise(self) -> bool:
+        return self.groups > 1
+
+    def pad_channels(self, out_to: Optional[int] = None, in_to: Optional[int] = None) -> None:
+        """Widen with zero filters (outputs that are exactly 0, and stay 0 through ReLU / ReLU6) and zero input
+        columns (inputs that are ignored): the same arithmetic on the real channels."""
+        w, b = self.weight.data, self.bias.data if self.bias is not None else None
+        if out_to is not None and out_to > w.shape[0]:
+            extra = out_to - w.shape[0]
+            w = F.pad(w, (0, 0, 0, 0, 0, 0, 0, extra))
+            b = F.pad(b, (0, extra)) if b is not None else None
+            if self.depthwise:
+                self.groups = out_to
+        if in_to is not None and not self.depthwise and in_to > w.shape[1]:
+            w = F.pad(w, (0, 0, 0, 0, 0, in_to - w.shape[1]))
+        self.weight = nn.Parameter(w.contiguous(), requires_grad=False)
+        if b is not None:
+            self.bias = nn.Parameter(b.contiguous(), requires_grad=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
         if self.act == "relu6":
@@ -98,6 +130,18 @@ def _activation(graph: GraphModel, node_name: str) -> str:
 def _stride(graph: GraphModel, node_name: str) -> int:
     s = graph.node(node_name).attr_ints("strides")
     return s[1] if s else 1
+
+
+def _widen(chain: Sequence[SameConv2d], multiple: int) -> None:
+    """chain = producer (dense), the depthwise convs it feeds, the consumer (dense): widen the channels that
+    flow between them to a multiple of `multiple`."""
+    width = chain[0].weight.shape[0]
+    padded = -(-width // multiple) * multiple
+    if padded == width:
+        return
+    for conv in chain[:-1]:
+        conv.pad_channels(out_to=padded)
+    chain[-1].pad_channels(in_to=padded)
 
 
 class InvertedResidual(nn.Module):
@@ -269,6 +313,19 @@ class MoveNetTrunk(nn.Module):
         self.regress_head, self.offset_head = PointHead(heads[2]), PointHead(heads[3])
         self.out_size = cur
 
+    def pad_relu6_widths(self, multiple: int) -> "MoveNetTrunk":
+        """Widen every ReLU6 output (stem, each block's expansion and depthwise, Conv_1) to a multiple of
+        `multiple` channels; block outputs, the FPN and the heads are unchanged, and so are the results."""
+        blocks = [b for stage in (self.stage4, self.stage8, self.stage16, self.stage32) for b in stage]
+        first = blocks[0]
+        if isinstance(first.expand, nn.Identity):
+            _widen([self.stem, first.depthwise, first.project], multiple)
+        for block in blocks:
+            if isinstance(block.expand, SameConv2d):
+                _widen([block.expand, block.depthwise, block.project], multiple)
+        _widen([self.head_conv, self.fpn_top], multiple)
+        return self
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> heatmap logits [B,17,G,G], center logits [B,1,G,G], FPN features [B,C,G,G] (for the PointHeads)."""
         x = self.stem(x)
@@ -310,9 +367,6 @@ class MoveNet(nn.Module):
         x.sub_(self.mean).mul_(self.scale).sub_(self.shift)
         return x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last, no copy
 
-        self.regress_head = self.trunk.regress_head
-        self.offset_head = self.trunk.offset_head
-
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         heatmap, center, features = self.trunk(self.normalize(images))
         features = features.contiguous()
@@ -329,10 +383,26 @@ class MoveNet(nn.Module):
         """Swap the trunk for a frozen TorchScript graph with oneDNN (MKL-DNN) ops: prepacked weights, blocked
         layouts, in-place ReLU6. torch 1.13's eager conv2d sends small 1x1 convs (batch 1, or 1 thread) to a
         slow THNN path; this graph calls oneDNN for every conv. Scripted, not traced: no slow eager run at load,
-        and any batch size."""
-        if not torch.backends.mkldnn.is_available():
+        and any batch size. The graph is built from a copy whose ReLU6 widths are padded (ONEDNN_CHANNEL_BLOCK),
+        then compared with the eager trunk on one probe image; where they disagree the eager trunk stays (slow,
+        right) and a warning says why."""
+        if not torch.backends.mkldnn.is_available() or isinstance(self.trunk, torch.jit.ScriptModule):
             return self
+        eager = self.trunk.eval()
         with torch.no_grad():
-            scripted = torch.jit.script(self.trunk.eval())
-            self.trunk = torch.jit.optimize_for_inference(torch.jit.freeze(scripted))
+            widened = copy.deepcopy(eager).pad_relu6_widths(ONEDNN_CHANNEL_BLOCK)
+            optimized = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(widened)))
+            err = trunk_disagreement(eager, optimized, self.input_size)
+        if err > OPTIMIZED_TRUNK_TOLERANCE:
+            log.warning("the oneDNN graph of the MoveNet trunk disagrees with the eager trunk by %.3g on a probe "
+                        "(torch %s); keeping the eager trunk (right, slower)", err, torch.__version__)
+            return self
+        self.trunk = optimized
         return self
+
+
+def trunk_disagreement(a: nn.Module, b: nn.Module, size: int) -> float:
+    """Largest absolute difference between two trunks' outputs on a fixed pseudo-random normalized image."""
+    probe = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    probe = probe.contiguous(memory_format=torch.channels_last)
+    return max(float((x - y).abs().max()) for x, y in zip(a(probe), b(probe)))
