@@ -5,7 +5,8 @@
 Like the seed's per-frame script: the process starts, imports numpy/cv2/torch, loads the model, reads one
 JPEG frame from stdin, poses it, writes one JSON result to stdout, and exits. Nothing survives between frames.
 Thread settings are left at the libraries' defaults (the seed set none). The model's load is the worker's
-load minus MoveNet's two warm-up inferences (the seed had none; leaving them out favours the baseline).
+load minus MoveNet's two warm-up inferences and its CPU-graph check (the seed had neither; leaving them out
+favours the baseline).
 """
 from __future__ import annotations
 
