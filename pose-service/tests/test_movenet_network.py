@@ -135,7 +135,7 @@ def test_architecture_read_from_the_graph(nets):
     assert eager.input_size == {"movenet-thunder": 256, "movenet-lightning": 192}[model]
     assert eager.decode_constants.grid == eager.input_size // 4
     trunk = eager.trunk
-    blocks = [*trunk.stage4, *trunk.stage8, *trunk.stage16, *trunk.stage32]
+    blocks = trunk.backbone_blocks()
     assert len(blocks) == 17  # expanded_conv + block_1..16
     assert [b.depthwise.stride[0] for b in blocks].count(2) == 4
     assert sum(b.residual for b in blocks) == 10

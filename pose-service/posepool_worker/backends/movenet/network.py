@@ -313,10 +313,14 @@ class MoveNetTrunk(nn.Module):
         self.regress_head, self.offset_head = PointHead(heads[2]), PointHead(heads[3])
         self.out_size = cur
 
+    def backbone_blocks(self) -> list[InvertedResidual]:
+        """The 17 backbone blocks in order, across the four stages."""
+        return [*self.stage4, *self.stage8, *self.stage16, *self.stage32]
+
     def pad_relu6_widths(self, multiple: int) -> "MoveNetTrunk":
         """Widen every ReLU6 output (stem, each block's expansion and depthwise, Conv_1) to a multiple of
         `multiple` channels; block outputs, the FPN and the heads are unchanged, and so are the results."""
-        blocks = [b for stage in (self.stage4, self.stage8, self.stage16, self.stage32) for b in stage]
+        blocks = self.backbone_blocks()
         first = blocks[0]
         if isinstance(first.expand, nn.Identity):
             _widen([self.stem, first.depthwise, first.project], multiple)
