@@ -38,10 +38,10 @@ def load_backend(model: str, torch, threads: int, warm_up: bool = True):
     had neither, so the per-frame baseline is not charged for them."""
     from posepool_worker.backends import backend_class
     from posepool_worker.backends.base import LoadContext
-    from posepool_worker.backends.movenet import network
 
     cls = backend_class(model)
-    if not warm_up and hasattr(cls, "warm_up"):
+    if not warm_up and hasattr(cls, "warm_up"):  # MoveNet's: the only backend with a warm-up and a graph check
+        from posepool_worker.backends.movenet import network
         cls.warm_up = lambda self: None  # this process only: the baseline's load is not charged for a warm-up
         network.trunk_disagreement = lambda *args: 0.0  # this process only: no graph check either
     ctx = LoadContext(model=model, device=torch.device("cpu"), threads=threads,
