@@ -2,13 +2,17 @@
  * Streams sampled frames out of a video with ffmpeg, while it is still decoding.
  *
  * ffmpeg runs with an argument array (never a shell), applies rotation metadata (its default
- * autorotate), samples with the fps filter and stops after maxFrames. Frames are read from its
- * stdout as they come; the consumer's pace is the backpressure (a paused pipe stalls ffmpeg),
- * so memory holds only the frames in flight, not the video.
+ * autorotate), samples with the fps filter and stops after maxFrames. Frames are read as they
+ * come, from a unix socket ffmpeg listens on (raw frames, where a socket directory is given) or
+ * from its stdout; the consumer's pace is the backpressure (an unread socket or pipe stalls
+ * ffmpeg), so memory holds only the frames in flight, not the video.
  */
 import { spawn } from 'node:child_process';
+import { unlink } from 'node:fs/promises';
+import path from 'node:path';
 import { ApiError } from '../errors.js';
 import { JpegSplitter } from './jpeg-splitter.js';
+import { MAX_SOCKET_PATH_BYTES, RawFrameSocket } from './raw-frame-socket.js';
 
 export type FramePixels = 'jpeg' | 'rgb24';
 
@@ -35,22 +39,48 @@ export interface FrameSourceOptions {
   signal?: AbortSignal;
   /** JPEG quality for ffmpeg's -q:v (2 = best … 31). */
   jpegQuality?: number;
+  /**
+   * rgb24: assemble every frame in one buffer, reused: a yielded frame's `data` is overwritten by the
+   * next frame, so the consumer must be done with it before it pulls again (the pipeline's spool is:
+   * it writes each frame's file first). No per-frame allocation of a frame-sized buffer; those drove
+   * V8 into a full mark-compact every ~10 frames (BENCHMARKS.md).
+   */
+  reuseFrameBuffer?: boolean;
+  /**
+   * rgb24: a private directory where ffmpeg may listen on a unix socket for the frames
+   * (raw-frame-socket.ts: no per-read buffers). Without it, on Windows, or where the socket fails,
+   * frames come over ffmpeg's stdout.
+   */
+  socketDir?: string;
 }
 
-export function ffmpegArgs(o: FrameSourceOptions): string[] {
-  const output =
+export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string): string[] {
+  const format =
     o.pixels === 'jpeg'
       ? ['-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', String(o.jpegQuality ?? 3), '-pix_fmt', 'yuvj420p']
       : ['-f', 'rawvideo', '-pix_fmt', 'rgb24'];
+  const target = socketPath ? ['-listen', '1', `unix:${socketPath}`] : ['pipe:1'];
   return [
     '-hide_banner', '-loglevel', 'error', '-nostdin',
     '-i', o.file,
     '-map', '0:v:0', '-an', '-sn', '-dn',
     '-vf', `fps=${o.fps}`,
     '-frames:v', String(o.maxFrames),
-    ...output,
-    'pipe:1',
+    ...format,
+    ...target,
   ];
+}
+
+/** ffmpeg executables whose socket output failed where their stdout worked: they get the pipe from then on. */
+const socketUnsupported = new Set<string>();
+
+let socketCounter = 0;
+
+/** Where ffmpeg should listen for this extraction, or null for its stdout. */
+export function rawSocketPath(o: FrameSourceOptions, platform: NodeJS.Platform = process.platform): string | null {
+  if (o.pixels !== 'rgb24' || !o.socketDir || platform === 'win32' || socketUnsupported.has(o.ffmpeg)) return null;
+  const p = path.join(o.socketDir, `frames-${process.pid}-${++socketCounter}.sock`);
+  return Buffer.byteLength(p) <= MAX_SOCKET_PATH_BYTES ? p : null;
 }
 
 /**
@@ -62,20 +92,6 @@ export async function* extractFrames(
   o: FrameSourceOptions,
   result: { error?: string; stderr?: string } = {},
 ): AsyncGenerator<DecodedFrame> {
-  const child = spawn(o.ffmpeg, ffmpegArgs(o), { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (s: string) => {
-    if (stderr.length < 8192) stderr += s;
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
-  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-  const kill = () => child.kill('SIGKILL');
-  o.signal?.addEventListener('abort', kill, { once: true });
-
-  const frameBytes = o.width * o.height * 3;
   const step = 1000 / o.fps;
   let index = 0;
   const make = (data: Buffer): DecodedFrame => ({
@@ -87,41 +103,115 @@ export async function* extractFrames(
     data,
   });
 
+  const socketPath = rawSocketPath(o);
+  if (socketPath) {
+    const reader = new RawFrameSocket(o.width * o.height * 3, o.reuseFrameBuffer ?? false);
+    const run = startFfmpeg(o, ffmpegArgs(o, socketPath));
+    try {
+      let exited = false;
+      void run.outcome.then(() => (exited = true));
+      if (await reader.connect(socketPath, () => exited || (o.signal?.aborted ?? false))) {
+        for await (const data of reader.frames()) yield make(data);
+        settle(await run.outcome, index, o, result);
+        return;
+      }
+    } finally {
+      reader.close();
+      run.dispose();
+      await unlink(socketPath).catch(() => undefined);
+    }
+    if (o.signal?.aborted) return;
+    // ffmpeg exited before it listened: an input it cannot decode, or no socket output in this build.
+    // Its stdout tells which; where that works, this ffmpeg gets the pipe from now on.
+  }
+
+  const run = startFfmpeg(o, ffmpegArgs(o));
   try {
-    const splitter = o.pixels === 'jpeg' ? new JpegSplitter() : null;
-    let raw: Buffer[] = [];
-    let rawBytes = 0;
-    for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
-      if (splitter) {
-        for (const jpeg of splitter.push(chunk)) yield make(jpeg);
-      } else {
-        raw.push(chunk);
-        rawBytes += chunk.length;
-        while (rawBytes >= frameBytes) {
-          const all = Buffer.concat(raw, rawBytes);
-          yield make(all.subarray(0, frameBytes));
-          const rest = all.subarray(frameBytes);
-          raw = rest.length ? [rest] : [];
-          rawBytes = rest.length;
-        }
+    for await (const data of pipeFrames(run.stdout, o)) yield make(data);
+    settle(await run.outcome, index, o, result);
+    if (socketPath && index > 0) socketUnsupported.add(o.ffmpeg);
+  } finally {
+    run.dispose();
+  }
+}
+
+interface FfmpegOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  spawnError?: Error;
+  stderr: string;
+}
+
+interface FfmpegRun {
+  stdout: NodeJS.ReadableStream;
+  outcome: Promise<FfmpegOutcome>;
+  /** Stops listening for the abort signal; kills ffmpeg if it still runs (the consumer stopped early). */
+  dispose(): void;
+}
+
+function startFfmpeg(o: FrameSourceOptions, args: string[]): FfmpegRun {
+  const child = spawn(o.ffmpeg, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s: string) => {
+    if (stderr.length < 8192) stderr += s;
+  });
+  const outcome = new Promise<FfmpegOutcome>((resolve) => {
+    child.once('close', (code, signal) => resolve({ code, signal, stderr }));
+    child.once('error', (spawnError) => resolve({ code: -1, signal: null, spawnError, stderr }));
+  });
+  const kill = () => child.kill('SIGKILL');
+  o.signal?.addEventListener('abort', kill, { once: true });
+  return {
+    stdout: child.stdout,
+    outcome,
+    dispose: () => {
+      o.signal?.removeEventListener('abort', kill);
+      if (child.exitCode === null && child.signalCode === null) kill();
+    },
+  };
+}
+
+/** Frames from ffmpeg's stdout: JPEGs split at their markers, or raw frames assembled chunk by chunk. */
+async function* pipeFrames(stdout: NodeJS.ReadableStream, o: FrameSourceOptions): AsyncGenerator<Buffer> {
+  if (o.pixels === 'jpeg') {
+    const splitter = new JpegSplitter();
+    for await (const chunk of stdout as AsyncIterable<Buffer>) yield* splitter.push(chunk);
+    return;
+  }
+  // Each frame is copied straight from the pipe's chunks into its frame buffer (its own, or the
+  // reused one): no concatenated intermediate, and no chunk kept alive past its frame.
+  const frameBytes = o.width * o.height * 3;
+  let frame: Buffer | null = null;
+  let filled = 0;
+  for await (const chunk of stdout as AsyncIterable<Buffer>) {
+    let offset = 0;
+    while (offset < chunk.length) {
+      frame ??= Buffer.allocUnsafeSlow(frameBytes);
+      const n = chunk.copy(frame, filled, offset, Math.min(chunk.length, offset + frameBytes - filled));
+      filled += n;
+      offset += n;
+      if (filled === frameBytes) {
+        const done = frame;
+        if (!o.reuseFrameBuffer) frame = null;
+        filled = 0;
+        yield done;
       }
     }
-    const outcome = await Promise.race([exited, spawnError.then((e) => ({ code: -1, signal: null, spawn: e }))]);
-    if (o.signal?.aborted) return;
-    if ('spawn' in outcome) {
-      throw new Error(`could not start ffmpeg (${o.ffmpeg}): ${(outcome.spawn as Error).message}`);
-    }
-    result.stderr = stderr;
-    if (outcome.code !== 0) {
-      const reason = stderr.trim().split('\n').slice(-1)[0] || `ffmpeg exited with ${outcome.code ?? outcome.signal}`;
-      if (index === 0) throw new ApiError('UNDECODABLE_VIDEO', `ffmpeg could not decode the video: ${clean(reason)}`);
-      result.error = clean(reason);
-    } else if (index === 0) {
-      throw new ApiError('UNDECODABLE_VIDEO', 'ffmpeg decoded no frame from the video');
-    }
-  } finally {
-    o.signal?.removeEventListener('abort', kill);
-    if (child.exitCode === null && child.signalCode === null) kill();
+  }
+}
+
+/** Turns ffmpeg's exit into the stream's outcome, once its frames are all read. */
+function settle(outcome: FfmpegOutcome, frames: number, o: FrameSourceOptions, result: { error?: string; stderr?: string }): void {
+  if (o.signal?.aborted) return;
+  if (outcome.spawnError) throw new Error(`could not start ffmpeg (${o.ffmpeg}): ${outcome.spawnError.message}`);
+  result.stderr = outcome.stderr;
+  if (outcome.code !== 0) {
+    const reason = outcome.stderr.trim().split('\n').slice(-1)[0] || `ffmpeg exited with ${outcome.code ?? outcome.signal}`;
+    if (frames === 0) throw new ApiError('UNDECODABLE_VIDEO', `ffmpeg could not decode the video: ${clean(reason)}`);
+    result.error = clean(reason);
+  } else if (frames === 0) {
+    throw new ApiError('UNDECODABLE_VIDEO', 'ffmpeg decoded no frame from the video');
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * One video through the pool: frames → batches → workers → results, in that one direction.
+ * One video through the pool: frames → payloads → batches → workers → results, in that one direction.
  *
  * ffmpeg decodes while batches are already being posed: at most `desired + 1` batches are in
  * flight, and the frame generator is not pulled further until one returns, so memory holds a
@@ -9,10 +9,10 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { DetectOptions, FrameEncoding, FramePayload, FrameResult } from '../../protocol/index.js';
 import { ApiError } from '../errors.js';
-import { extractFrames, type DecodedFrame } from '../media/frame-source.js';
+import { extractFrames } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
 import { batches } from './batcher.js';
-import { releasePayloads, toPayloads } from './frame-payload.js';
+import { releasePayloads, spoolFrames, type SpooledFrame } from './frame-payload.js';
 import { KeypointSmoother } from './one-euro.js';
 import { poolErrorCode, type PosePool } from './pose-pool.js';
 
@@ -98,6 +98,8 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
       height: video.height,
       pixels: deps.transport === 'rgb24' || deps.transport === 'rgb24-file' ? 'rgb24' : 'jpeg',
       signal,
+      reuseFrameBuffer: true, // spoolFrames below is done with each frame before it pulls the next
+      socketDir: deps.tempDir, // the request's private directory: ffmpeg's frame socket lives and dies with it
     },
     decodeOutcome,
   );
@@ -106,20 +108,9 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   const inFlight = new Set<Promise<void>>();
   let fatal: unknown = null;
 
-  const runBatch = async (decoded: DecodedFrame[]): Promise<void> => {
-    let payloads: FramePayload[];
-    try {
-      payloads = await toPayloads(decoded, deps.transport, deps.tempDir);
-    } catch (err) {
-      // The frame files could not be written (disk full, temp folder gone): the server's fault, for the whole video.
-      const reason = (err as NodeJS.ErrnoException).code ?? 'write failed';
-      fatal ??= new ApiError('INTERNAL_ERROR', `could not hand frames to the workers: ${reason} writing to the temp folder (POSE_TEMP_DIR)`, { cause: err });
-      return;
-    }
-    // Keep only what the results need: the pixels now live in the payloads (or their files), and a batch
-    // waiting for a worker must not hold a second copy of raw frames.
-    const batch = decoded.map((f) => ({ index: f.index, timeMs: f.timeMs }));
-    decoded.length = 0;
+  const runBatch = async (spooled: SpooledFrame[]): Promise<void> => {
+    const payloads = spooled.map((s) => s.payload);
+    const batch = spooled.map((s) => ({ index: s.payload.index, timeMs: s.timeMs }));
     const t0 = performance.now();
     try {
       const result = await deps.pool.detect({ requestId: input.requestId, frames: payloads, options }, { signal });
@@ -158,7 +149,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   };
 
   try {
-    const iterator = batches(source, deps.batchSize)[Symbol.asyncIterator]();
+    const iterator = batches(spoolFrames(source, deps.transport, deps.tempDir), deps.batchSize)[Symbol.asyncIterator]();
     for (;;) {
       while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
       if (fatal || signal.aborted) break;

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { extractFrames } from '../media/frame-source.js';
+import { extractFrames, rawSocketPath, type FrameSourceOptions } from '../media/frame-source.js';
 import { JpegSplitter } from '../media/jpeg-splitter.js';
 import { looksLikeVideoContainer, probeVideo } from '../media/probe.js';
 import { findTools } from './support/tools.js';
@@ -105,6 +105,22 @@ describe('extractFrames', () => {
     for (const f of frames) expect(f.data.length).toBe(342 * 548 * 3);
   });
 
+  it('with reuseFrameBuffer, yields the same raw frames (each read before the next pull) in one buffer', async () => {
+    const o = { ffmpeg: tools.ffmpeg, file: path.join(FIX, 'vtest-3s.mp4'), fps: 10, maxFrames: 6, width: 768, height: 576, pixels: 'rgb24' as const };
+    const fresh = (await collect(extractFrames(o))).map((f) => f.data);
+    const reused: Buffer[] = [];
+    const buffers = new Set<ArrayBufferLike>();
+    for await (const f of extractFrames({ ...o, reuseFrameBuffer: true })) {
+      buffers.add(f.data.buffer);
+      reused.push(Buffer.from(f.data)); // a copy, taken before the next pull overwrites it
+    }
+    expect(reused).toHaveLength(6);
+    expect(buffers.size).toBe(1);
+    expect(new Set(fresh.map((d) => d.buffer)).size).toBe(6);
+    for (let i = 0; i < 6; i++) expect(reused[i].equals(fresh[i])).toBe(true);
+    expect(reused[0].equals(reused[5])).toBe(false); // the clip moves: a stale buffer would not pass
+  });
+
   it('throws UNDECODABLE_VIDEO when ffmpeg decodes nothing', async () => {
     const junk = path.join(tmp, 'junk2.mp4');
     writeFileSync(junk, Buffer.alloc(4096, 7));
@@ -124,6 +140,124 @@ describe('extractFrames', () => {
       if (got.length > 10) break;
     }
     expect(got.length).toBeLessThan(30);
+  });
+});
+
+/** ffmpeg processes whose command line mentions `needle` (Linux: /proc). */
+function ffmpegsMentioning(needle: string): number {
+  let n = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(needle)) n++;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return n;
+}
+
+describe.skipIf(process.platform === 'win32')('extractFrames over a unix socket (rgb24 with socketDir)', () => {
+  const sockDir = (name: string) => {
+    const d = path.join(tmp, name);
+    mkdirSync(d);
+    return d;
+  };
+  const vtest = (more: Partial<FrameSourceOptions> = {}): FrameSourceOptions => ({
+    ffmpeg: tools.ffmpeg, file: path.join(FIX, 'vtest-3s.mp4'), fps: 10, maxFrames: 8, width: 768, height: 576, pixels: 'rgb24', ...more,
+  });
+
+  it('yields the same frames as the pipe, fresh or in one reused buffer, and removes its socket', async () => {
+    const piped = (await collect(extractFrames(vtest()))).map((f) => f.data);
+    const dir = sockDir('same');
+    const fresh: Buffer[] = [];
+    let sawSocket = false;
+    for await (const f of extractFrames(vtest({ socketDir: dir }))) {
+      sawSocket ||= readdirSync(dir).some((n) => n.endsWith('.sock'));
+      fresh.push(f.data);
+    }
+    expect(sawSocket).toBe(true);
+    const reused: Buffer[] = [];
+    const buffers = new Set<ArrayBufferLike>();
+    for await (const f of extractFrames(vtest({ socketDir: dir, reuseFrameBuffer: true }))) {
+      buffers.add(f.data.buffer);
+      await new Promise((r) => setTimeout(r, 5)); // a slow consumer (a disk write): ffmpeg must wait, not overwrite
+      reused.push(Buffer.from(f.data));
+    }
+    expect(piped).toHaveLength(8);
+    expect(fresh).toHaveLength(8);
+    expect(reused).toHaveLength(8);
+    expect(new Set(fresh.map((d) => d.buffer)).size).toBe(8);
+    expect(buffers.size).toBe(1);
+    for (let i = 0; i < 8; i++) {
+      expect(fresh[i].equals(piped[i])).toBe(true);
+      expect(reused[i].equals(piped[i])).toBe(true);
+    }
+    expect(piped[0].equals(piped[7])).toBe(false);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('gives upright frames of a rotated clip whose frames are smaller than a socket read', async () => {
+    const o: FrameSourceOptions = { ffmpeg: tools.ffmpeg, file: path.join(FIX, 'messi-rot90.mp4'), fps: 5, maxFrames: 4, width: 342, height: 548, pixels: 'rgb24' };
+    const piped = (await collect(extractFrames(o))).map((f) => f.data);
+    const viaSocket = (await collect(extractFrames({ ...o, socketDir: sockDir('rot'), reuseFrameBuffer: false }))).map((f) => f.data);
+    expect(viaSocket).toHaveLength(4);
+    for (let i = 0; i < 4; i++) expect(viaSocket[i].equals(piped[i])).toBe(true);
+  });
+
+  it('throws UNDECODABLE_VIDEO for an undecodable file and keeps the socket for the next video', async () => {
+    const junk = path.join(tmp, 'junk-sock.mp4');
+    writeFileSync(junk, Buffer.alloc(4096, 7));
+    const dir = sockDir('junk');
+    await expect(collect(extractFrames(vtest({ file: junk, socketDir: dir })))).rejects.toMatchObject({ code: 'UNDECODABLE_VIDEO' });
+    expect(rawSocketPath(vtest({ socketDir: dir }))).not.toBeNull();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('falls back to stdout for an ffmpeg that cannot listen on a socket, and remembers it', async () => {
+    // A test double: the real ffmpeg, except that it refuses socket output as a build without the unix protocol does.
+    const noSocket = path.join(tmp, 'ffmpeg-no-unix');
+    writeFileSync(
+      noSocket,
+      `#!/bin/sh\nfor a in "$@"; do case "$a" in unix:*) echo "$a: Protocol not found" >&2; exit 1;; esac; done\nexec '${tools.ffmpeg}' "$@"\n`,
+    );
+    chmodSync(noSocket, 0o755);
+    const dir = sockDir('fallback');
+    const o = vtest({ ffmpeg: noSocket, socketDir: dir, maxFrames: 3 });
+    expect(rawSocketPath(o)).not.toBeNull();
+    const frames = await collect(extractFrames(o));
+    expect(frames).toHaveLength(3);
+    expect(frames[2].data.length).toBe(768 * 576 * 3);
+    expect(rawSocketPath(o)).toBeNull();
+  });
+
+  it('stops ffmpeg when the consumer aborts or stops pulling', async () => {
+    const ac = new AbortController();
+    const dir = sockDir('abort');
+    let got = 0;
+    for await (const _ of extractFrames(vtest({ socketDir: dir, maxFrames: 30, signal: ac.signal }))) {
+      if (++got === 2) ac.abort();
+      if (got > 10) break;
+    }
+    expect(got).toBeLessThan(30);
+    const dir2 = sockDir('break');
+    got = 0;
+    for await (const _ of extractFrames(vtest({ socketDir: dir2, maxFrames: 30 }))) if (++got === 3) break;
+    expect(got).toBe(3);
+    await new Promise((r) => setTimeout(r, 100));
+    if (process.platform === 'linux') {
+      expect(ffmpegsMentioning(dir)).toBe(0);
+      expect(ffmpegsMentioning(dir2)).toBe(0);
+    }
+    expect(readdirSync(dir)).toEqual([]);
+    expect(readdirSync(dir2)).toEqual([]);
+  });
+
+  it('uses the pipe on Windows, for JPEG, and where the socket path would be too long', () => {
+    expect(rawSocketPath(vtest({ socketDir: tmp }), 'win32')).toBeNull();
+    expect(rawSocketPath(vtest({ socketDir: tmp, pixels: 'jpeg' }))).toBeNull();
+    expect(rawSocketPath(vtest({ socketDir: path.join(tmp, 'x'.repeat(120)) }))).toBeNull();
+    expect(rawSocketPath(vtest())).toBeNull();
+    expect(rawSocketPath(vtest({ socketDir: tmp }))).toMatch(/\.sock$/);
   });
 });
 
