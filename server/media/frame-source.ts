@@ -115,14 +115,20 @@ export async function* extractFrames(
         settle(await run.outcome, index, o, result);
         return;
       }
+      if (o.signal?.aborted) return;
+      if (!reader.connectError) {
+        // ffmpeg exited before it listened. ffmpeg names the URL it failed on: where that is not the
+        // socket, the input is at fault (or ffmpeg would not start), and the pipe would fail the same way.
+        const outcome = await run.outcome;
+        if (!outcome.stderr.includes(socketPath)) return settle(outcome, 0, o, result);
+      }
     } finally {
       reader.close();
       run.dispose();
       await unlink(socketPath).catch(() => undefined);
     }
-    if (o.signal?.aborted) return;
-    // ffmpeg exited before it listened: an input it cannot decode, or no socket output in this build.
-    // Its stdout tells which; where that works, this ffmpeg gets the pipe from now on.
+    // The socket itself failed (no unix protocol in this ffmpeg build, a bind or connect error): the
+    // same video over stdout, and where that works this ffmpeg gets the pipe from now on.
   }
 
   const run = startFfmpeg(o, ffmpegArgs(o));

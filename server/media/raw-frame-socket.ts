@@ -26,6 +26,8 @@ export class RawFrameSocket {
   private ended = false;
   private wake: (() => void) | null = null;
   private socket: net.Socket | null = null;
+  /** Why the socket could not be connected while ffmpeg was still running (EACCES, …), if it could not. */
+  connectError: Error | null = null;
 
   /**
    * @param reuse assemble every frame in one buffer: a yielded frame is overwritten by the next one,
@@ -38,27 +40,20 @@ export class RawFrameSocket {
     this.frame = Buffer.allocUnsafeSlow(frameBytes);
   }
 
-  get connected(): boolean {
-    return this.socket !== null;
-  }
-
   /**
    * Connects once ffmpeg listens, retrying while the socket file is missing or refuses.
-   * Returns false when `stop()` says to give up first (ffmpeg exited, the request was aborted);
-   * throws for any other connect error (the caller then kills ffmpeg).
+   * Returns false when `stop()` says to give up first (ffmpeg exited, the request was aborted),
+   * or when connecting fails otherwise (`connectError`; the caller then falls back to the pipe).
    */
   async connect(socketPath: string, stop: () => boolean): Promise<boolean> {
     for (let delayMs = 1; !stop(); delayMs = Math.min(delayMs * 2, 50)) {
-      const socket = await this.attempt(socketPath);
-      if (socket) {
-        this.socket = socket;
-        socket.on('error', () => undefined); // a reset when ffmpeg is killed: ffmpeg's exit status tells what happened
-        socket.once('close', () => {
-          this.ended = true;
-          this.wake?.();
-        });
-        return true;
+      try {
+        this.socket = await this.attempt(socketPath);
+      } catch (err) {
+        this.connectError = err as Error;
+        return false;
       }
+      if (this.socket) return true;
       await sleep(delayMs);
     }
     return false;
@@ -93,14 +88,20 @@ export class RawFrameSocket {
           callback: (nread: number) => this.onRead(nread),
         },
       });
-      socket.once('connect', () => {
-        socket.removeAllListeners('error');
-        resolve(socket);
-      });
-      socket.once('error', (err: NodeJS.ErrnoException) => {
+      const notConnected = (err: NodeJS.ErrnoException) => {
         socket.destroy();
         if (NOT_YET.has(err.code ?? '')) resolve(null);
         else reject(err);
+      };
+      socket.once('error', notConnected);
+      socket.once('connect', () => {
+        socket.off('error', notConnected);
+        socket.on('error', () => undefined); // a reset when ffmpeg is killed: ffmpeg's exit status tells what happened
+        socket.once('close', () => {
+          this.ended = true;
+          this.wake?.();
+        });
+        resolve(socket);
       });
     });
   }

@@ -5,10 +5,10 @@
  * rgb24-file (raw pixels written there: no JPEG encode in ffmpeg, no decode in the worker, nothing
  * large in the message; the default, see BENCHMARKS.md).
  *
- * `spoolFrames` does it frame by frame as ffmpeg delivers them, before frames are grouped into
- * batches: a frame's pixels are dropped within a millisecond or two of being decoded, instead of
- * being held until its batch is full. Short-lived buffers die in V8's cheap young-generation
- * collections; held ones were promoted and drove a full mark-compact every ~300 ms (BENCHMARKS.md).
+ * `spoolFrames` (the pipeline's path) does it frame by frame as ffmpeg delivers them, before frames
+ * are grouped into batches, and is done with each frame before it pulls the next: so the frame
+ * source can read every raw frame into one reused buffer and no raw frame waits for its batch in
+ * memory (BENCHMARKS.md, "The remainder"). `toPayloads` does a batch at once (the transport bench).
  */
 import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';

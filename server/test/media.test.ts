@@ -204,12 +204,21 @@ describe.skipIf(process.platform === 'win32')('extractFrames over a unix socket 
     for (let i = 0; i < 4; i++) expect(viaSocket[i].equals(piped[i])).toBe(true);
   });
 
-  it('throws UNDECODABLE_VIDEO for an undecodable file and keeps the socket for the next video', async () => {
+  it('throws UNDECODABLE_VIDEO for an undecodable file after one ffmpeg run, and keeps the socket for the next video', async () => {
     const junk = path.join(tmp, 'junk-sock.mp4');
     writeFileSync(junk, Buffer.alloc(4096, 7));
+    // A test double: the real ffmpeg, counting its runs.
+    const runs = path.join(tmp, 'ffmpeg-runs.txt');
+    const counting = path.join(tmp, 'ffmpeg-counting');
+    writeFileSync(counting, `#!/bin/sh\necho run >> '${runs}'\nexec '${tools.ffmpeg}' "$@"\n`);
+    chmodSync(counting, 0o755);
     const dir = sockDir('junk');
-    await expect(collect(extractFrames(vtest({ file: junk, socketDir: dir })))).rejects.toMatchObject({ code: 'UNDECODABLE_VIDEO' });
-    expect(rawSocketPath(vtest({ socketDir: dir }))).not.toBeNull();
+    await expect(collect(extractFrames(vtest({ ffmpeg: counting, file: junk, socketDir: dir })))).rejects.toMatchObject({
+      code: 'UNDECODABLE_VIDEO',
+      message: expect.not.stringContaining(tmp),
+    });
+    expect(readFileSync(runs, 'utf8').trim().split('\n')).toHaveLength(1); // the input's fault: not retried over the pipe
+    expect(rawSocketPath(vtest({ ffmpeg: counting, socketDir: dir }))).not.toBeNull();
     expect(readdirSync(dir)).toEqual([]);
   });
 
