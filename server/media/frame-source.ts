@@ -83,6 +83,15 @@ export function rawSocketPath(o: FrameSourceOptions, platform: NodeJS.Platform =
   return Buffer.byteLength(p) <= MAX_SOCKET_PATH_BYTES ? p : null;
 }
 
+/** What an extraction reports besides its frames. */
+export interface FrameSourceOutcome {
+  /** Set when ffmpeg stopped early after some frames (a damaged tail). */
+  error?: string;
+  stderr?: string;
+  /** Set when the frame socket failed and the frames came over ffmpeg's stdout instead: why. */
+  socketFallback?: string;
+}
+
 /**
  * Yields frames in order. Throws UNDECODABLE_VIDEO when ffmpeg fails before the first frame; a
  * failure after some frames ends the stream early (the caller sees fewer frames than expected
@@ -90,7 +99,7 @@ export function rawSocketPath(o: FrameSourceOptions, platform: NodeJS.Platform =
  */
 export async function* extractFrames(
   o: FrameSourceOptions,
-  result: { error?: string; stderr?: string } = {},
+  result: FrameSourceOutcome = {},
 ): AsyncGenerator<DecodedFrame> {
   const step = 1000 / o.fps;
   let index = 0;
@@ -116,11 +125,14 @@ export async function* extractFrames(
         return;
       }
       if (o.signal?.aborted) return;
-      if (!reader.connectError) {
+      if (reader.connectError) {
+        result.socketFallback = `could not connect to ffmpeg's socket: ${(reader.connectError as NodeJS.ErrnoException).code ?? reader.connectError.message}`;
+      } else {
         // ffmpeg exited before it listened. ffmpeg names the URL it failed on: where that is not the
         // socket, the input is at fault (or ffmpeg would not start), and the pipe would fail the same way.
         const outcome = await run.outcome;
         if (!outcome.stderr.includes(socketPath)) return settle(outcome, 0, o, result);
+        result.socketFallback = `ffmpeg could not listen on a unix socket: ${clean(outcome.stderr.trim().split('\n').slice(-1)[0] ?? '')}`;
       }
     } finally {
       reader.close();
@@ -208,7 +220,7 @@ async function* pipeFrames(stdout: NodeJS.ReadableStream, o: FrameSourceOptions)
 }
 
 /** Turns ffmpeg's exit into the stream's outcome, once its frames are all read. */
-function settle(outcome: FfmpegOutcome, frames: number, o: FrameSourceOptions, result: { error?: string; stderr?: string }): void {
+function settle(outcome: FfmpegOutcome, frames: number, o: FrameSourceOptions, result: FrameSourceOutcome): void {
   if (o.signal?.aborted) return;
   if (outcome.spawnError) throw new Error(`could not start ffmpeg (${o.ffmpeg}): ${outcome.spawnError.message}`);
   result.stderr = outcome.stderr;

@@ -9,7 +9,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { DetectOptions, FrameEncoding, FramePayload, FrameResult } from '../../protocol/index.js';
 import { ApiError } from '../errors.js';
-import { extractFrames } from '../media/frame-source.js';
+import { extractFrames, type FrameSourceOutcome } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
 import { batches } from './batcher.js';
 import { releasePayloads, spoolFrames, type SpooledFrame } from './frame-payload.js';
@@ -83,7 +83,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   const options: DetectOptions = { tracking: input.tracking };
   const frames: TimedFrameResult[] = [];
   const timing: PoseVideoTiming = { totalMs: 0, decodeWaitMs: 0, inferenceMs: 0, workerDecodeMs: 0, transportMs: 0, batches: 0 };
-  const decodeOutcome: { error?: string } = {};
+  const decodeOutcome: FrameSourceOutcome = {};
   let done = 0;
 
   log.info({ expected, fps, batchSize: deps.batchSize }, `Submitting ${expected} frames to the pose pool`);
@@ -165,6 +165,9 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
     await Promise.allSettled(inFlight);
   }
 
+  if (decodeOutcome.socketFallback) {
+    log.warn({ reason: decodeOutcome.socketFallback }, 'raw frames came over ffmpeg\'s stdout, not its unix socket (slower; this ffmpeg keeps the pipe from now on)');
+  }
   if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new ApiError('TIMEOUT');
   if (fatal) throw fatal;
 

@@ -233,8 +233,11 @@ describe.skipIf(process.platform === 'win32')('extractFrames over a unix socket 
     const dir = sockDir('fallback');
     const o = vtest({ ffmpeg: noSocket, socketDir: dir, maxFrames: 3 });
     expect(rawSocketPath(o)).not.toBeNull();
-    const frames = await collect(extractFrames(o));
+    const outcome: { socketFallback?: string } = {};
+    const frames = await collect(extractFrames(o, outcome));
     expect(frames).toHaveLength(3);
+    expect(outcome.socketFallback).toMatch(/could not listen on a unix socket: .*Protocol not found/);
+    expect(outcome.socketFallback).not.toContain(tmp);
     expect(frames[2].data.length).toBe(768 * 576 * 3);
     expect(rawSocketPath(o)).toBeNull();
   });
