@@ -35,5 +35,6 @@ describe('ceilingFor (what end-to-end rows are judged against)', () => {
     } as unknown as BenchResults;
     expect(ceilingFor(r, 'movenet-thunder', 1, 1)).toEqual({ fps: 15, cpuMsPerFrame: 65 });
     expect(ceilingFor(r, 'movenet-thunder', 1, 2)).toEqual({ fps: 30, cpuMsPerFrame: 66 }); // 1 thread, 2 processes
+    expect(ceilingFor(r, 'movenet-thunder', 1, 1, 'single')).toEqual({ fps: 15, cpuMsPerFrame: 65 }); // one pass (the peer's ratio)
   });
 });
