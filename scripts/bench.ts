@@ -188,12 +188,12 @@ async function main(): Promise<void> {
         }
       }
       // The ceilings again, now: the host's speed drifts (BENCHMARKS.md), and the ratios above use the mean of before and after.
-      const again = results.ceiling.filter((c) => models.includes(c.model));
-      if (again.length) results.ceilingAfter = [];
-      for (const c of again) {
+      const after: CeilingResult[] = [];
+      for (const c of results.ceiling.filter((c) => models.includes(c.model))) {
         ctx.log(`ceiling again, after end to end: ${c.model}, ${c.processes} process(es) × ${c.threads} thread(s)`);
-        results.ceilingAfter?.push(await runCeiling(ctx, c.model, frames31, { threads: c.threads, processes: c.processes, batch: opts.batchSize }));
+        after.push(await runCeiling(ctx, c.model, frames31, { threads: c.threads, processes: c.processes, batch: opts.batchSize }));
       }
+      if (after.length) results.ceilingAfter = after;
     }
   });
 

@@ -49,9 +49,14 @@ function table(header: string[], rows: string[][]): string {
 const ms = (x: number) => (Number.isFinite(x) ? `${num(x)} ms` : 'n/a');
 const met = (ok: boolean | null) => (ok === null ? 'not measured' : ok ? '**met**' : '**missed**');
 
-/** Ceiling of `model` with `processes` × `threads`: alone (processes = 1) or together. */
+/** The ceiling of `model` with `processes` × `threads` in `list` (alone: processes = 1, or together). */
+function findCeiling(list: CeilingResult[] | undefined, model: string, threads: number, processes: number): CeilingResult | undefined {
+  return list?.find((c) => c.model === model && c.threads === threads && c.processes === processes);
+}
+
+/** The ceiling measured before the end-to-end section. */
 function ceilingOf(r: BenchResults, model: string, threads: number, processes: number): CeilingResult | undefined {
-  return r.ceiling.find((c) => c.model === model && c.threads === threads && c.processes === processes);
+  return findCeiling(r.ceiling, model, threads, processes);
 }
 
 /**
@@ -68,7 +73,7 @@ export function ceilingFor(
 ): { fps: number; cpuMsPerFrame: number } | undefined {
   const before = ceilingOf(r, model, threads, processes);
   if (!before) return undefined;
-  const after = r.ceilingAfter?.find((c) => c.model === model && c.threads === threads && c.processes === processes);
+  const after = findCeiling(r.ceilingAfter, model, threads, processes);
   const runs = after ? [before, after] : [before];
   const mean = (f: (c: CeilingResult) => number) => runs.reduce((sum, c) => sum + f(c), 0) / runs.length;
   return { fps: mean((c) => c.fps[mode].median), cpuMsPerFrame: mean((c) => c.cpuMsPerFrame[mode]) };
@@ -128,9 +133,7 @@ export function renderReport(r: BenchResults): string {
           c.model + (c.frames !== r.frames ? ` (first ${c.frames} frames)` : ''),
           `${c.processes} × ${c.threads}${c.processes > 1 ? ' (together, summed)' : ''}`,
           fmtSpread(c.fps.tracking),
-          ((a) => (a ? `${fmtSpread(a.fps.tracking)}, ${ms(a.cpuMsPerFrame.tracking)}` : '—'))(
-            r.ceilingAfter?.find((a) => a.model === c.model && a.threads === c.threads && a.processes === c.processes),
-          ),
+          ((a) => (a ? `${fmtSpread(a.fps.tracking)}, ${ms(a.cpuMsPerFrame.tracking)}` : '—'))(findCeiling(r.ceilingAfter, c.model, c.threads, c.processes)),
           fmtSpread(c.fps.single),
           num(c.inferencesPerFrame.tracking),
           ms(c.cpuMsPerFrame.tracking),

@@ -42,8 +42,8 @@ export interface FrameSourceOptions {
   /**
    * rgb24: assemble every frame in one buffer, reused: a yielded frame's `data` is overwritten by the
    * next frame, so the consumer must be done with it before it pulls again (the pipeline's spool is:
-   * it writes each frame's file first). No per-frame allocation of a frame-sized buffer; those drove
-   * V8 into a full mark-compact every ~10 frames (BENCHMARKS.md).
+   * it writes each frame's file first). No frame-sized allocation per frame: over the socket, no
+   * allocation per frame at all (BENCHMARKS.md, "The remainder").
    */
   reuseFrameBuffer?: boolean;
   /**
