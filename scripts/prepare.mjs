@@ -1,46 +1,76 @@
 #!/usr/bin/env node
 /**
- * Runs before `npm start`, `npm test` and the tools: the whole set-up, each step idempotent and quick
- * when already done.
- *   1. Node dependencies present (else: run `npm install`)
- *   2. the pose-service's Python interpreter (scripts/setup.mjs; with the tests' modules for `npm test`)
- *      and an ffmpeg/ffprobe (apt-get install ffmpeg where possible)
- *   3. the TypeScript build (skipped when dist/ is newer than every source)
- *   4. the server's own ffmpeg/ffprobe resolution, with their versions
+ * Runs around the npm commands: each step idempotent and quick when already done. Which command
+ * installs what:
  *
- *   node scripts/prepare.mjs [--build-only] [--tests]
+ *   npm install  → --install  the set-up: Node deps are there; the workers' Python (found, or made with
+ *                             pip / apt-get) and ffmpeg (apt-get); the build. A Python it cannot make is
+ *                             a loud warning, not a failed install (`npm start` still serves and says why).
+ *   npm start    → --check    installs nothing and asks no package index: checks the workers' Python
+ *                             (one line; a broken one is a warning, the server starts and /health names
+ *                             the cause), needs an ffmpeg, builds when stale.
+ *   npm test     → --tests    as --install, with the tests' modules (pytest) and Chromium; fails hard.
+ *   (none)                    as --install, failing hard (the benchmark).
+ *   --build-only              only the build (doctor, soak, the CLI's tools).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build, DIST, staleReason } from './lib/build.mjs';
 import { ROOT, seconds } from './lib/repo.mjs';
-import { runSetup } from './setup.mjs';
+import { ensureMediaTools, runPoseServiceSetup, runSetup } from './setup.mjs';
 import { ensureTestBrowser } from './lib/test-browser.mjs';
+import { checkWorkerPython } from './lib/worker-python-check.mjs';
 
 const argv = process.argv.slice(2);
-const buildOnly = argv.includes('--build-only');
-const forTests = argv.includes('--tests') || process.env.npm_lifecycle_event === 'pretest';
+const event = process.env.npm_lifecycle_event;
+const mode = argv.includes('--build-only')
+  ? 'build-only'
+  : argv.includes('--check') || event === 'prestart'
+    ? 'check'
+    : argv.includes('--tests') || event === 'pretest'
+      ? 'tests'
+      : argv.includes('--install') || event === 'postinstall'
+        ? 'install'
+        : 'setup';
 const say = (m) => console.log(`prepare: ${m}`);
+const warn = (m) => console.error(`prepare: WARNING: ${m}`);
 const fail = (m) => {
   console.error(`prepare: FAILED: ${m}`);
   process.exit(1);
 };
 
-if (!existsSync(path.join(ROOT, 'node_modules', 'typescript')) || !existsSync(path.join(ROOT, 'node_modules', 'fastify'))) {
+const haveTypescript = existsSync(path.join(ROOT, 'node_modules', 'typescript'));
+if (!existsSync(path.join(ROOT, 'node_modules', 'fastify')) || (!haveTypescript && mode !== 'install')) {
   fail('Node dependencies are missing: run `npm install`');
 }
 
-if (!buildOnly) {
+if (mode === 'check') {
   const t0 = Date.now();
-  say(`set-up${forTests ? ' (with the tests\' Python modules)' : ''}`);
-  if (runSetup({ tests: forTests }) !== 0) fail('the set-up did not complete (see above)');
-  say(`set-up done in ${seconds(Date.now() - t0)}`);
+  checkWorkerPython({ search: () => runPoseServiceSetup({ noInstall: true }), say, warn });
+  if (!ensureMediaTools(say, { noInstall: true })) fail('no ffmpeg/ffprobe for the server (see above): `npm install` or `npm run setup` installs one');
+  say(`checked in ${seconds(Date.now() - t0)} (nothing installed)`);
+} else if (mode !== 'build-only') {
+  const t0 = Date.now();
+  say(`set-up${mode === 'tests' ? " (with the tests' Python modules)" : ''}`);
+  if (runSetup({ tests: mode === 'tests' }) !== 0) {
+    if (mode !== 'install') fail('the set-up did not complete (see above)');
+    warn(
+      'the set-up did not complete (see above). `npm start` will still serve, and /health will name the cause ' +
+        'until it is fixed; then run `npm run setup`.',
+    );
+  } else {
+    say(`set-up done in ${seconds(Date.now() - t0)}`);
+  }
 }
 
 // Optional, tests only: the headless Chromium of the page test (scripts/lib/test-browser.mjs; never fatal).
-if (!buildOnly && forTests) ensureTestBrowser();
+if (mode === 'tests') ensureTestBrowser();
 
+if (!haveTypescript) {
+  say('no TypeScript compiler (a production install without dev dependencies): the build is skipped');
+  process.exit(0);
+}
 const why = staleReason();
 if (why) {
   const t0 = Date.now();
@@ -53,7 +83,7 @@ if (why) {
   say('build up to date');
 }
 
-if (!buildOnly) {
+if (mode !== 'build-only') {
   const { resolveMediaTools, toolVersion } = await import(pathToFileURL(path.join(DIST, 'server', 'runtime', 'ffmpeg-path.js')).href);
   try {
     const tools = resolveMediaTools();
@@ -64,6 +94,7 @@ if (!buildOnly) {
       say(`${name}: ${t.path} (${t.source}): ${version.replace(/ Copyright.*/, '')}`);
     }
   } catch (err) {
-    fail(err.message);
+    if (mode === 'install') warn(err.message);
+    else fail(err.message);
   }
 }

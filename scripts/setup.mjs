@@ -36,10 +36,14 @@ export function poseServiceSetupCommands(platform, { tests = false, force = fals
   return [{ command: 'bash', args }];
 }
 
-/** Runs the pose-service set-up; returns its exit status. */
+/**
+ * Runs the pose-service set-up; returns its exit status.
+ * noInstall: only look for an interpreter (no venv, pip or apt-get), as POSEPOOL_SETUP_NO_INSTALL=1 does.
+ */
 export function runPoseServiceSetup(options = {}) {
+  const env = options.noInstall ? { ...process.env, POSEPOOL_SETUP_NO_INSTALL: '1' } : process.env;
   for (const { command, args } of poseServiceSetupCommands(process.platform, options)) {
-    const r = spawnSync(command, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    const r = spawnSync(command, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
     if (r.error && r.error.code === 'ENOENT') continue; // try the next shell (pwsh, then Windows PowerShell)
     if (r.error) {
       console.error(`setup: could not run ${command}: ${r.error.message}`);
@@ -55,8 +59,8 @@ export function runPoseServiceSetup(options = {}) {
   return 1;
 }
 
-/** Makes sure the server will find ffmpeg and ffprobe; returns true when it will. */
-export function ensureMediaTools(log = (m) => console.log(`setup: ${m}`)) {
+/** Makes sure the server will find ffmpeg and ffprobe (installing with apt-get unless noInstall); returns true when it will. */
+export function ensureMediaTools(log = (m) => console.log(`setup: ${m}`), { noInstall = false } = {}) {
   for (const variable of ['FFMPEG_PATH', 'FFPROBE_PATH']) {
     const value = process.env[variable]?.trim();
     if (value && !findMediaTools()[variable === 'FFMPEG_PATH' ? 'ffmpeg' : 'ffprobe']) {
@@ -69,7 +73,7 @@ export function ensureMediaTools(log = (m) => console.log(`setup: ${m}`)) {
     log(`ffmpeg ${found.ffmpeg}, ffprobe ${found.ffprobe}`);
     return true;
   }
-  const prefix = process.env.POSEPOOL_SETUP_NO_INSTALL === '1' ? null : aptPrefix();
+  const prefix = noInstall || process.env.POSEPOOL_SETUP_NO_INSTALL === '1' ? null : aptPrefix();
   if (prefix) {
     log('no ffmpeg/ffprobe found: installing Debian/Ubuntu\'s ffmpeg');
     if (!aptInstall(prefix, ['ffmpeg'], log)) {

@@ -2,10 +2,11 @@
 // graph-model files and the same int32 input tensors (committed in pose-service/tests/fixtures/movenet:
 // letterboxed still images and video frames, and the tracking crops derived from them).
 // Tolerances from the issue: every keypoint's y and x within 0.002 (normalized), every score within 0.01.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
+import { describeIfReady, testPython, whyNoRealWorkers } from '../../workers/test/support/prerequisites.js';
 // @ts-expect-error plain ESM helper shared with the node speed script, no type declarations
 import { FIXTURE_DIR, MODELS, REPO_ROOT, runFixture } from '../tests/movenet_tfjs.mjs';
 
@@ -14,16 +15,7 @@ const COORD_TOL = 0.002;
 const SCORE_TOL = 0.01;
 const MODEL_NAMES = Object.keys(MODELS) as string[];
 
-const python = process.env.POSE_PYTHON || '/usr/bin/python3';
-function whyNoTorch(): string | null {
-  if (!fs.existsSync(python)) return `Python interpreter ${python} not found (set POSE_PYTHON)`;
-  const probe = spawnSync(python, ['-c', 'import numpy, torch'], { encoding: 'utf8', timeout: 60_000 });
-  if (probe.status === 0) return null;
-  const last = (probe.stderr || probe.error?.message || '').trim().split('\n').pop();
-  return `${python} cannot import torch/numpy (${last}); run \`npm run setup\` or set POSE_PYTHON`;
-}
-const skipReason = whyNoTorch();
-if (skipReason) console.warn(`[movenet-parity] SKIPPED: ${skipReason}`);
+const python = testPython() ?? 'python3';
 
 function runHelper(): Promise<{ models: Record<string, { outputs: Keypoints[] }> }> {
   const helper = path.join(REPO_ROOT, 'pose-service', 'tests', 'movenet_parity_helper.py');
@@ -55,7 +47,7 @@ function maxDiffs(a: Keypoints[], b: Keypoints[]) {
   return { coord, score };
 }
 
-describe.skipIf(skipReason !== null)(`MoveNet: Python backend vs TF.js-WASM${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+describeIfReady('MoveNet: Python backend vs TF.js-WASM', whyNoRealWorkers(), () => {
   let pythonOut: Record<string, { outputs: Keypoints[] }>;
   const tfjsOut: Record<string, { index: { name: string }[]; outputs: Keypoints[] }> = {};
 

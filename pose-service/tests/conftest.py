@@ -1,6 +1,8 @@
 """Shared test helpers: a client that runs the real worker process and speaks the wire protocol to it.
 
-Tests run with the interpreter that runs pytest (use /usr/bin/python3 here: it has numpy, cv2 and torch).
+Tests run with the interpreter that runs pytest: `npm test` uses the workers' own (the set-up's record).
+Under CI=true a skipped test is reported as failed, with its reason, unless the reason starts with
+"platform:" (a documented platform or hardware skip): a skip is a test that did not run.
 """
 from __future__ import annotations
 
@@ -22,6 +24,22 @@ sys.path.insert(0, str(SERVICE_DIR))
 
 from posepool_worker.backends.topdown.test_settings import TINY_MODELS_ENV  # noqa: E402
 from posepool_worker.framing import FrameDecoder, encode_message  # noqa: E402
+
+CI = os.environ.get("CI", "").lower() in ("true", "1")
+PLATFORM_SKIP = "platform:"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not (CI and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if not reason.startswith(PLATFORM_SKIP):
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} did not run under CI=true (a skip is a failure): {reason}"
 
 
 class WorkerClient:

@@ -1,42 +1,25 @@
 """The founding bug, for real: a worker started by an interpreter that lacks cv2 (or torch) must say so in a
 structured worker/startupFailed message and exit non-zero, never die with a bare traceback or EPIPE.
 
-The interpreter is a venv of /usr/bin/python3 that sees every entry of Debian's dist-packages except the one
-module taken away (a .pth file pointing at a directory of symlinks).
+The interpreter is a venv of the one running pytest (the set-up's record: a pip venv or Debian's packages)
+that sees every package it sees except the one module taken away (scripts/make-venv-without.py).
 """
-import os
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import WorkerClient
+from conftest import SERVICE_DIR, WorkerClient
 
-BASE_PYTHON = "/usr/bin/python3"
-DIST_PACKAGES = Path("/usr/lib/python3/dist-packages")
-
-pytestmark = pytest.mark.skipif(
-    not (Path(BASE_PYTHON).exists() and DIST_PACKAGES.is_dir() and any(DIST_PACKAGES.glob("cv2*"))),
-    reason="needs Debian's /usr/bin/python3 with python3-opencv in /usr/lib/python3/dist-packages",
-)
+MAKE_VENV = SERVICE_DIR.parent / "scripts" / "make-venv-without.py"
 
 
 def venv_without(tmp_path: Path, module: str) -> Path:
-    venv = tmp_path / f"venv-no-{module}"
-    subprocess.run([BASE_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
-    links = tmp_path / f"dist-packages-no-{module}"
-    links.mkdir()
-    for entry in DIST_PACKAGES.iterdir():
-        if entry.name == module or entry.name.startswith((f"{module}.", f"{module}-")):
-            continue
-        (links / entry.name).symlink_to(entry)
-    out = subprocess.run([BASE_PYTHON, "-c", "import sys; print(f'python{sys.version_info[0]}.{sys.version_info[1]}')"],
+    out = subprocess.run([sys.executable, str(MAKE_VENV), str(tmp_path / f"venv-no-{module}"), module],
                          capture_output=True, text=True, check=True)
-    version = out.stdout.strip()
-    site = venv / "lib" / version / "site-packages"
-    (site / "_debian.pth").write_text(f"{links}\n")
-    return venv / "bin" / "python"
+    return Path(json.loads(out.stdout)["python"])
 
 
 @pytest.mark.parametrize("module, pip_name, apt_name", [

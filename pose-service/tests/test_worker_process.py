@@ -247,7 +247,7 @@ def test_startup_failures(spawn_worker, kwargs, env, type_, fragment):
     assert w.wait(5) == 3
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="platform: this machine has CUDA")
 def test_cuda_without_cuda_is_device_unavailable(spawn_worker):
     w = spawn_worker(device="cuda")
     msg = w.recv()

@@ -18,6 +18,7 @@ import {
   type RequestMessage,
 } from 'vscode-jsonrpc/node';
 import { DetectRequest, PROTOCOL, ReadyNotification, type DetectResult, type ReadyParams } from '../index.js';
+import { testPython } from '../../workers/test/support/prerequisites.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SERVICE_DIR = join(REPO, 'pose-service');
@@ -43,9 +44,10 @@ function readMessages(stream: PassThrough, count: number): Promise<Message[]> {
   });
 }
 
-/** A Python interpreter that can import the worker's stdlib-only framing module. */
+/** A Python 3.9+ that can import the worker's stdlib-only framing module: the workers' own, else the first on PATH. */
 function findPython(): string | null {
-  for (const candidate of ['/usr/bin/python3', 'python3', 'python']) {
+  for (const candidate of [testPython(), 'python3', 'python']) {
+    if (!candidate) continue;
     try {
       execFileSync(candidate, ['-c', 'import sys; assert sys.version_info >= (3, 9)'], { stdio: 'ignore' });
       return candidate;

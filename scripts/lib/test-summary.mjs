@@ -113,3 +113,17 @@ export function formatSummary(runs) {
   );
   return `${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`;
 }
+
+/**
+ * Under CI=true a skip is a test that did not run: each skipped test counts as a failure, with a note
+ * (the runners print why). Windows keeps its documented platform skips.
+ * @param {Counts} counts
+ * @returns {Counts}
+ */
+export function failSkipsUnderCI(counts, env = process.env, platform = process.platform) {
+  const ci = ['true', '1'].includes((env.CI ?? '').toLowerCase());
+  if (!ci || platform === 'win32' || counts.skipped === 0) return counts;
+  counts.notes.push(`${counts.skipped} skipped under CI=true, counted as failures (a skip is a test that did not run; see SKIPPED above)`);
+  counts.failed += counts.skipped;
+  return counts;
+}

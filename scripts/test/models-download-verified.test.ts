@@ -14,13 +14,13 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../server/config.js';
-import { readPythonChoice } from '../../server/runtime/python-choice.js';
+import { testPython } from '../../workers/test/support/prerequisites.js';
 import { type FileChecker, pythonFileChecker } from '../model-file-check.js';
 import { type DownloadPlainFile, type DownloadTarball, MODEL_SOURCES, type ModelSource } from '../model-sources.js';
 import { downloadModel, main } from '../models-download.js';
 import { tarArchive } from './support/tar-builder.js';
 
-const PYTHON = process.env.POSE_TEST_PYTHON ?? readPythonChoice()?.python ?? '/usr/bin/python3';
+const PYTHON = testPython() ?? 'python3';
 const CKPT = 'logs/train/multiruns/hmr2/0/checkpoints/epoch=35-step=1000000.ckpt';
 const J19 = 'data/SMPL_to_J19.pkl';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatSummary, parsePytestSummary, parseVitestSummary, stripAnsi, summarizeRun } from '../lib/test-summary.mjs';
+import { failSkipsUnderCI, formatSummary, parsePytestSummary, parseVitestSummary, stripAnsi, summarizeRun } from '../lib/test-summary.mjs';
 
 // Tails of real vitest 3 / pytest 7 runs.
 const VITEST_MIXED = `
@@ -92,5 +92,19 @@ describe('the final line', () => {
     expect(formatSummary([{ passed: 10, failed: 0, skipped: 0 }, { passed: 114, failed: 0, skipped: 0 }])).toBe('124 passed, 0 failed');
     expect(formatSummary([{ passed: 1, failed: 2, skipped: 2 }, { passed: 3, failed: 1, skipped: 1 }])).toBe('4 passed, 3 failed, 3 skipped');
     expect(formatSummary([])).toBe('0 passed, 0 failed');
+  });
+});
+
+describe('skips under CI', () => {
+  const counts = () => ({ passed: 5, failed: 0, skipped: 2, found: true, notes: [] as string[] });
+  it('count as failures under CI=true, with a note', () => {
+    const c = failSkipsUnderCI(counts(), { CI: 'true' }, 'linux');
+    expect(c).toMatchObject({ passed: 5, failed: 2, skipped: 2 });
+    expect(c.notes[0]).toMatch(/2 skipped under CI=true/);
+  });
+  it('stay skips outside CI, and on Windows (its documented platform skips)', () => {
+    expect(failSkipsUnderCI(counts(), {}, 'linux')).toMatchObject({ failed: 0, notes: [] });
+    expect(failSkipsUnderCI(counts(), { CI: 'false' }, 'linux')).toMatchObject({ failed: 0 });
+    expect(failSkipsUnderCI(counts(), { CI: 'true' }, 'win32')).toMatchObject({ failed: 0 });
   });
 });

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildCv2LessVenv, isCv2LessVenvSupported } from '../../workers/test/support/cv2-less-venv.js';
+import { buildCv2LessVenv, whyNoCv2LessVenv } from '../../workers/test/support/cv2-less-venv.js';
+import { describeIfReady } from '../../workers/test/support/prerequisites.js';
 import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from './support/test-server.js';
 
 const PIPE_NOISE = /\bEOF\b|EPIPE|stdin write failed|write after end/;
@@ -20,7 +21,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe.skipIf(!isCv2LessVenvSupported())('workers whose interpreter lacks cv2', () => {
+describeIfReady('workers whose interpreter lacks cv2', whyNoCv2LessVenv(), () => {
   it('fail visibly, cheaply and recoverably', async () => {
     const venv = await buildCv2LessVenv(path.join(dir, 'venv'));
     const t0 = Date.now();

@@ -4,26 +4,20 @@
  * screenshot that the skeleton is drawn over the video where the result's keypoints are.
  *
  * Chromium comes from `apt-get install chromium` (scripts/prepare.mjs installs it before `npm test`
- * where apt works). Without it the test is skipped with a message, except under CI, where it fails.
+ * where apt works). Without it the test is skipped with a message, except under CI=true, where it fails.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeIfReady } from '../../workers/test/support/prerequisites.js';
 import { FIXTURES, startTestServer, waitReady, type TestServer } from './support/test-server.js';
 
 const CHROMIUM = process.env.POSEPOOL_CHROMIUM ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
-const SKIP_MESSAGE = `page test skipped: ${CHROMIUM} is absent (Debian/Ubuntu: apt-get install chromium; or set POSEPOOL_CHROMIUM)`;
-if (!haveChromium) console.warn(SKIP_MESSAGE);
+const missing = haveChromium ? null : `${CHROMIUM} is absent (Debian/Ubuntu: apt-get install chromium; or set POSEPOOL_CHROMIUM)`;
 
-describe.runIf(!haveChromium && process.env.CI)('page test prerequisites (CI)', () => {
-  it('has Chromium for the page test', () => {
-    throw new Error(`${SKIP_MESSAGE}; CI must run it`);
-  });
-});
-
-describe.skipIf(!haveChromium)('the page at / (headless Chromium)', () => {
+describeIfReady('the page at / (headless Chromium)', missing, () => {
   let server: TestServer;
   let browser: Browser;
 

@@ -51,8 +51,11 @@ describe('soak against the real server process (synthetic test double)', () => {
     expect(report.framesPosed).toBe(54 * 8);
   }, 300_000);
 
-  it.skipIf(!longUploads)(`long soak behind POSEPOOL_SOAK: ${longUploads || 200} sequential uploads`, async () => {
-    const report = await runSoak({ uploads: longUploads, workers: 2, log: (l) => console.info(l) });
-    check(report);
-  }, 3_600_000);
+  // Opt-in (POSEPOOL_SOAK=N): not registered at all otherwise, so it never counts as a skip.
+  if (longUploads) {
+    it(`long soak behind POSEPOOL_SOAK: ${longUploads} sequential uploads`, async () => {
+      const report = await runSoak({ uploads: longUploads, workers: 2, log: (l) => console.info(l) });
+      check(report);
+    }, 3_600_000);
+  }
 });

@@ -6,11 +6,12 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PIPE_NOISE, realPool, realPoolHarness, realWorkersAvailable, rgbBatch, until } from './support/real-workers.js';
+import { describeIfReady, whyNoRealWorkers } from './support/prerequisites.js';
+import { PIPE_NOISE, realPool, realPoolHarness, rgbBatch, until } from './support/real-workers.js';
 
 const { open, tmp } = realPoolHarness('faults');
 
-describe.skipIf(!realWorkersAvailable())('pool faults mid-batch (real Python workers)', () => {
+describeIfReady('pool faults mid-batch (real Python workers)', whyNoRealWorkers(), () => {
   it('a worker killed mid-batch: the batch is retried on the other worker, every frame back; the dead one is replaced', async () => {
     const { pool, log } = realPool({ workers: 2, faults: `crash_on_batch=1,once=${join(tmp, 'crash')}` });
     open.push(pool);

@@ -8,8 +8,9 @@ import { describe, expect, it } from 'vitest';
 import type { WorkerPool } from '../pool.js';
 import { PoolUnavailableError } from '../worker-errors.js';
 import type { CapturedLogger } from './support/capture-logger.js';
-import { buildCv2LessVenv, isCv2LessVenvSupported } from './support/cv2-less-venv.js';
-import { PIPE_NOISE, realPool, realPoolHarness, realWorkersAvailable, rgbBatch, sleep, until } from './support/real-workers.js';
+import { buildCv2LessVenv, whyNoCv2LessVenv } from './support/cv2-less-venv.js';
+import { describeIfReady } from './support/prerequisites.js';
+import { PIPE_NOISE, realPool, realPoolHarness, rgbBatch, sleep, until } from './support/real-workers.js';
 
 const { open, tmp } = realPoolHarness('startup');
 
@@ -25,7 +26,7 @@ function cpuMs(since: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1000;
 }
 
-describe.skipIf(!realWorkersAvailable() || !isCv2LessVenvSupported())('pool start-up failures (real Python workers)', () => {
+describeIfReady('pool start-up failures (real Python workers)', whyNoCv2LessVenv(), () => {
   it('interpreter without cv2: 503 cause within 3 s, fast rejection, idle while retrying, ready once cv2 appears', async () => {
     const venv = await buildCv2LessVenv(join(tmp, 'venv-no-cv2'));
     const { pool, log } = realPool({ python: venv.python, workers: 2, backoff: { initialMs: 250, maxMs: 1000 } });

@@ -12,7 +12,10 @@ import {
 } from '../worker-errors.js';
 import { WorkerProcess, type WorkerProcessOptions } from '../worker-process.js';
 import { captureLogger } from './support/capture-logger.js';
-import { childPids, DEV_PYTHON, PIPE_NOISE, realWorkersAvailable, rgbBatch, SERVICE_DIR } from './support/real-workers.js';
+import { describeIfReady, testPython, whyNoRealWorkers } from './support/prerequisites.js';
+import { childPids, PIPE_NOISE, rgbBatch, SERVICE_DIR } from './support/real-workers.js';
+
+const DEV_PYTHON = testPython() ?? 'python3';
 
 const log = captureLogger('debug');
 const spawned: WorkerProcess[] = [];
@@ -40,7 +43,7 @@ afterAll(async () => {
   expect(log.lines.filter((l) => PIPE_NOISE.test(l))).toEqual([]);
 });
 
-describe.skipIf(!realWorkersAvailable())('WorkerProcess (real Python worker, synthetic test-double model)', () => {
+describeIfReady('WorkerProcess (real Python worker, synthetic test-double model)', whyNoRealWorkers(), () => {
   it('says ready, poses a batch with stdout noise kept off the protocol, answers health, and exits 0 on shutdown', async () => {
     const w = worker('print_stdout');
     expect(w.state).toBe('starting');

@@ -11,15 +11,15 @@ import { buildServer } from '../../app.js';
 import { loadConfig, type Config } from '../../config.js';
 import { createPool } from '../../create-pool.js';
 import { TEMP_PREFIX } from '../../upload/temp-dir.js';
-import { readPythonChoice } from '../../runtime/python-choice.js';
+import { testPython as recordedTestPython } from '../../../workers/test/support/prerequisites.js';
 import { findTools } from './tools.js';
 
 export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures');
 export const IMAGES = path.join(import.meta.dirname, '..', '..', '..', 'pose-service', 'tests', 'fixtures');
 
-/** The interpreter the tests run workers with: the set-up's choice, else Debian's. */
+/** The interpreter the tests run workers with (the set-up's record; `python3` where there is none, and the test fails). */
 export function testPython(): string {
-  return process.env.POSE_TEST_PYTHON ?? readPythonChoice()?.python ?? '/usr/bin/python3';
+  return recordedTestPython() ?? 'python3';
 }
 
 export interface TestServer {

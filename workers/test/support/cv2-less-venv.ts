@@ -1,21 +1,16 @@
 /**
- * Test support: a Python virtual environment that has Debian's numpy and torch but not cv2, the
- * founding bug's interpreter. `addCv2()` then makes cv2 importable in that same interpreter.
- *
- * Built from /usr/bin/python3 with `-m venv --without-pip`; its site-packages holds one .pth file
- * pointing at a folder of symlinks to every entry of Debian's dist-packages except cv2*.
- * Linux/Debian only: `isCv2LessVenvSupported()` says whether this machine can build it.
+ * Test support: the founding bug's interpreter, a virtual environment of the workers' own interpreter
+ * (testPython(): the set-up's record, pip venv or Debian's packages alike) that has its numpy and torch
+ * but not cv2. `addCv2()` then makes the real cv2 importable in that same interpreter.
+ * Built by scripts/make-venv-without.py (a .pth file pointing at symlinks to the base's packages).
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import path from 'node:path';
 import { promisify } from 'node:util';
+import { realWorkersPython, whyNoRealWorkers } from './prerequisites.js';
 
 const run = promisify(execFile);
-
-export const SYSTEM_PYTHON = '/usr/bin/python3';
-export const DIST_PACKAGES = '/usr/lib/python3/dist-packages';
+const SCRIPT = path.join(import.meta.dirname, '..', '..', '..', 'scripts', 'make-venv-without.py');
 
 export interface Cv2LessVenv {
   /** The venv's interpreter (what the workers run). */
@@ -25,38 +20,21 @@ export interface Cv2LessVenv {
   addCv2(): Promise<void>;
 }
 
-const isCv2 = (name: string) => name === 'cv2' || name.startsWith('cv2.') || name.startsWith('cv2-');
-
-export function isCv2LessVenvSupported(): boolean {
-  return (
-    process.platform === 'linux' &&
-    existsSync(SYSTEM_PYTHON) &&
-    existsSync(DIST_PACKAGES) &&
-    existsSync(join(DIST_PACKAGES, 'numpy')) &&
-    existsSync(join(DIST_PACKAGES, 'torch'))
-  );
+/** Why the cv2-less venv cannot be built here, or null. */
+export function whyNoCv2LessVenv(): string | null {
+  if (process.platform === 'win32') return 'Windows (the venv helper links packages with symlinks)';
+  return whyNoRealWorkers();
 }
 
 export async function buildCv2LessVenv(dir: string): Promise<Cv2LessVenv> {
-  await run(SYSTEM_PYTHON, ['-m', 'venv', '--without-pip', dir]);
-  const libDir = join(dir, 'lib');
-  const pyDir = (await readdir(libDir)).find((n) => n.startsWith('python3'));
-  if (!pyDir) throw new Error(`no lib/python3.* in ${dir}`);
-  const sitePackages = join(libDir, pyDir, 'site-packages');
-  const links = join(dir, 'system-packages');
-  await mkdir(links, { recursive: true });
-  const entries = (await readdir(DIST_PACKAGES)).filter((n) => !n.endsWith('.pth'));
-  for (const name of entries.filter((n) => !isCv2(n))) {
-    await symlink(join(DIST_PACKAGES, name), join(links, name));
-  }
-  await writeFile(join(sitePackages, '_debian.pth'), `${links}\n`);
+  const base = realWorkersPython();
+  const { stdout } = await run(base, [SCRIPT, dir, 'cv2'], { timeout: 120_000 });
+  const made = JSON.parse(stdout) as { python: string };
   return {
-    python: join(dir, 'bin', 'python'),
+    python: made.python,
     dir,
     async addCv2() {
-      for (const name of entries.filter(isCv2)) {
-        if (!existsSync(join(links, name))) await symlink(join(DIST_PACKAGES, name), join(links, name));
-      }
+      await run(base, [SCRIPT, '--restore', dir], { timeout: 60_000 });
     },
   };
 }

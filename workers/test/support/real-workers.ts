@@ -1,9 +1,8 @@
 /**
  * Test support for integration tests with real Python workers (model `synthetic`, a test double
- * backend, run by Debian's /usr/bin/python3, which has numpy, torch and cv2).
+ * backend, run by the workers' interpreter: the one the set-up recorded, which has numpy, torch and cv2).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,21 +10,10 @@ import { afterAll, afterEach, expect } from 'vitest';
 import type { DetectParams, FramePayload } from '../../../protocol/index.js';
 import { WorkerPool, type WorkerPoolOptions } from '../../pool.js';
 import { captureLogger, type CapturedLogger } from './capture-logger.js';
+import { realWorkersPython } from './prerequisites.js';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const SERVICE_DIR = join(REPO_ROOT, 'pose-service');
-export const DEV_PYTHON = '/usr/bin/python3';
-
-/** True when the Python worker and an interpreter with numpy, torch and cv2 are present. */
-export function realWorkersAvailable(): boolean {
-  if (!existsSync(join(SERVICE_DIR, 'posepool_worker', '__main__.py')) || !existsSync(DEV_PYTHON)) return false;
-  try {
-    execFileSync(DEV_PYTHON, ['-c', 'import numpy, cv2, torch'], { stdio: 'ignore', timeout: 60_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** `count` small RGB frames (rgb24, base64), indices from `first`. */
 export function rgbFrames(first: number, count: number, size = 32): FramePayload[] {
@@ -49,7 +37,7 @@ export function realPool(opts: Partial<WorkerPoolOptions> & { faults?: string })
   const log = captureLogger('debug');
   const { faults, env, ...rest } = opts;
   const pool = new WorkerPool({
-    python: DEV_PYTHON,
+    python: realWorkersPython(),
     serviceDir: SERVICE_DIR,
     model: 'synthetic',
     device: 'cpu',
