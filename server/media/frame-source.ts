@@ -2,7 +2,8 @@
  * Streams sampled frames out of a video with ffmpeg, while it is still decoding.
  *
  * ffmpeg runs with an argument array (never a shell), applies rotation metadata (its default
- * autorotate), samples with the fps filter and stops after maxFrames. Frames are read as they
+ * autorotate), samples by real timestamps (samplingFilter) and stops after maxFrames; each frame's
+ * presentation time comes from ffmpeg's showinfo line on stderr. Frames are read as they
  * come, from a unix socket ffmpeg listens on (raw frames, where a socket directory is given) or
  * from its stdout; the consumer's pace is the backpressure (an unread socket or pipe stalls
  * ffmpeg), so memory holds only the frames in flight, not the video.
@@ -54,6 +55,17 @@ export interface FrameSourceOptions {
   socketDir?: string;
 }
 
+/**
+ * The first decoded frame (t = 0), then the first frame at or after each step of 1/fps: a frame is kept
+ * when it falls in a later sampling interval than the last kept one. Unlike the fps filter, nothing is
+ * dropped for falling between grid points (a one-frame clip gives its frame) and nothing is duplicated
+ * (VFR gaps); showinfo reports each kept frame's time. Times start at the first frame (setpts).
+ */
+export function samplingFilter(fps: number): string {
+  const bucket = (t: string) => `floor(${t}*${fps}+1e-4)`;
+  return `setpts=PTS-STARTPTS,select='isnan(prev_selected_t)+gt(${bucket('t')},${bucket('prev_selected_t')})',showinfo`;
+}
+
 export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string): string[] {
   const format =
     o.pixels === 'jpeg'
@@ -61,10 +73,12 @@ export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string): string[]
       : ['-f', 'rawvideo', '-pix_fmt', 'rgb24'];
   const target = socketPath ? ['-listen', '1', `unix:${socketPath}`] : ['pipe:1'];
   return [
-    '-hide_banner', '-loglevel', 'error', '-nostdin',
+    // info for showinfo's per-frame lines; `level` tags each line so errors can be told apart.
+    '-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin',
     '-i', o.file,
     '-map', '0:v:0', '-an', '-sn', '-dn',
-    '-vf', `fps=${o.fps}`,
+    '-vf', samplingFilter(o.fps),
+    '-vsync', 'passthrough', // each selected frame once, at its own time (-fps_mode in ffmpeg ≥ 5.1; -vsync works from 4.x on)
     '-frames:v', String(o.maxFrames),
     ...format,
     ...target,
@@ -101,26 +115,23 @@ export async function* extractFrames(
   o: FrameSourceOptions,
   result: FrameSourceOutcome = {},
 ): AsyncGenerator<DecodedFrame> {
-  const step = 1000 / o.fps;
   let index = 0;
-  const make = (data: Buffer): DecodedFrame => ({
-    index,
-    timeMs: Math.round(index++ * step),
-    width: o.width,
-    height: o.height,
-    pixels: o.pixels,
-    data,
-  });
+  let times: FrameTimes | null = null;
+  const make = async (data: Buffer): Promise<DecodedFrame> => {
+    const i = index++;
+    return { index: i, timeMs: await times!.at(i, o.fps), width: o.width, height: o.height, pixels: o.pixels, data };
+  };
 
   const socketPath = rawSocketPath(o);
   if (socketPath) {
     const reader = new RawFrameSocket(o.width * o.height * 3, o.reuseFrameBuffer ?? false);
     const run = startFfmpeg(o, ffmpegArgs(o, socketPath));
+    times = run.times;
     try {
       let exited = false;
       void run.outcome.then(() => (exited = true));
       if (await reader.connect(socketPath, () => exited || (o.signal?.aborted ?? false))) {
-        for await (const data of reader.frames()) yield make(data);
+        for await (const data of reader.frames()) yield await make(data);
         settle(await run.outcome, index, o, result);
         return;
       }
@@ -144,8 +155,9 @@ export async function* extractFrames(
   }
 
   const run = startFfmpeg(o, ffmpegArgs(o));
+  times = run.times;
   try {
-    for await (const data of pipeFrames(run.stdout, o)) yield make(data);
+    for await (const data of pipeFrames(run.stdout, o)) yield await make(data);
     settle(await run.outcome, index, o, result);
     if (socketPath && index > 0) socketUnsupported.add(o.ffmpeg);
   } finally {
@@ -160,8 +172,47 @@ interface FfmpegOutcome {
   stderr: string;
 }
 
+/**
+ * The sampled frames' presentation times, in ms from the first frame, read from showinfo's lines as
+ * ffmpeg writes them. showinfo logs a frame before ffmpeg writes it out, so a frame's time is on its
+ * way when its pixels arrive; at() waits for it (or, should ffmpeg exit without it, uses the grid).
+ */
+class FrameTimes {
+  private readonly times: number[] = [];
+  private waiters: (() => void)[] = [];
+  private ended = false;
+
+  push(ms: number): void {
+    this.times.push(ms);
+    this.wake();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.wake();
+  }
+
+  async at(i: number, fps: number): Promise<number> {
+    while (this.times.length <= i && !this.ended) await new Promise<void>((r) => this.waiters.push(r));
+    return this.times[i] ?? Math.round((i * 1000) / fps);
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const r of w) r();
+  }
+}
+
+/** showinfo's line for one frame: `[Parsed_showinfo_2 @ 0x…] [info] n:   0 pts:      0 pts_time:0 …`. */
+const SHOWINFO_FRAME = /^\[Parsed_showinfo_\d+ @ [^\]]+\] \[info\] n:\s*\d+ pts:\s*-?\d+ pts_time:(-?[\d.e+-]+)/;
+/** Lines at these levels are not kept; everything else (errors, and any untagged text) is. */
+const NOT_AN_ERROR = /\[(info|verbose|debug|trace|warning)\] /;
+const LEVEL_TAG = /\[(error|fatal|panic)\] /;
+
 interface FfmpegRun {
   stdout: NodeJS.ReadableStream;
+  times: FrameTimes;
   outcome: Promise<FfmpegOutcome>;
   /** Stops listening for the abort signal; kills ffmpeg if it still runs (the consumer stopped early). */
   dispose(): void;
@@ -169,19 +220,36 @@ interface FfmpegRun {
 
 function startFfmpeg(o: FrameSourceOptions, args: string[]): FfmpegRun {
   const child = spawn(o.ffmpeg, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+  const times = new FrameTimes();
   let stderr = '';
+  let partial = '';
+  const line = (text: string) => {
+    const frame = SHOWINFO_FRAME.exec(text);
+    if (frame) times.push(Math.max(0, Math.round(Number(frame[1]) * 1000)));
+    else if (text && !NOT_AN_ERROR.test(text) && stderr.length < 8192) stderr += `${text.replace(LEVEL_TAG, '')}\n`;
+  };
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (s: string) => {
-    if (stderr.length < 8192) stderr += s;
+    const lines = (partial + s).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) line(l);
   });
   const outcome = new Promise<FfmpegOutcome>((resolve) => {
-    child.once('close', (code, signal) => resolve({ code, signal, stderr }));
-    child.once('error', (spawnError) => resolve({ code: -1, signal: null, spawnError, stderr }));
+    child.once('close', (code, signal) => {
+      if (partial) line(partial);
+      times.end();
+      resolve({ code, signal, stderr });
+    });
+    child.once('error', (spawnError) => {
+      times.end();
+      resolve({ code: -1, signal: null, spawnError, stderr });
+    });
   });
   const kill = () => child.kill('SIGKILL');
   o.signal?.addEventListener('abort', kill, { once: true });
   return {
     stdout: child.stdout,
+    times,
     outcome,
     dispose: () => {
       o.signal?.removeEventListener('abort', kill);

@@ -70,8 +70,9 @@ export function sampleRate(requested: number, source: number): number {
   return source > 0 ? Math.min(requested, source) : requested;
 }
 
+/** Sampling intervals the video spans (each with a frame gives one sample), at most maxFrames; at least 1. */
 export function expectedFrames(video: VideoInfo, fps: number, maxFrames: number): number {
-  const fromDuration = video.durationMs > 0 ? Math.max(1, Math.round((video.durationMs / 1000) * fps)) : maxFrames;
+  const fromDuration = video.durationMs > 0 ? Math.max(1, Math.ceil((video.durationMs / 1000) * fps - 1e-3)) : maxFrames;
   return Math.min(maxFrames, fromDuration);
 }
 

@@ -273,6 +273,64 @@ describe.skipIf(process.platform === 'win32')('extractFrames over a unix socket 
   });
 });
 
+describe('extractFrames: sampling by real timestamps (short and variable-rate clips)', () => {
+  /** An H.264 MP4 of the first `frames` frames of messi-pan.mp4 (30 fps), or of `seconds`. */
+  const clip = (name: string, limit: string[]) => {
+    const file = path.join(tmp, name);
+    execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-i', path.join(FIX, 'messi-pan.mp4'), ...limit, '-c:v', 'libx264', '-pix_fmt', 'yuv420p', file]);
+    return file;
+  };
+  const times = async (file: string, fps: number, pixels: 'rgb24' | 'jpeg' = 'rgb24', socketDir?: string) =>
+    (await collect(extractFrames({ ffmpeg: tools.ffmpeg, file, fps, maxFrames: 300, width: 548, height: 342, pixels, socketDir }))).map((f) => f.timeMs);
+
+  // [clip, fps (default 10; above and below the 30 fps source), expected sample times in ms]
+  const cases: [string, string[], number, number[]][] = [
+    ['1 frame', ['-frames:v', '1'], 10, [0]],
+    ['1 frame', ['-frames:v', '1'], 60, [0]],
+    ['1 frame', ['-frames:v', '1'], 2, [0]],
+    ['2 frames', ['-frames:v', '2'], 10, [0]],
+    ['2 frames', ['-frames:v', '2'], 30, [0, 33]],
+    ['2 frames', ['-frames:v', '2'], 1, [0]],
+    ['0.15 s', ['-t', '0.15'], 10, [0, 100]],
+    ['0.15 s', ['-t', '0.15'], 30, [0, 33, 67, 100, 133]],
+    ['0.15 s', ['-t', '0.15'], 2, [0]],
+  ];
+  for (const [name, limit, fps, expected] of cases) {
+    it(`${name} at ${fps} fps: ${expected.length} frame(s), the first at t = 0, each at its presentation time`, async () => {
+      const file = clip(`${name.replace(/\W+/g, '-')}.mp4`, limit);
+      expect(await times(file, fps)).toEqual(expected);
+      expect(await times(file, fps, 'jpeg')).toEqual(expected);
+      if (process.platform !== 'win32') expect(await times(file, fps, 'rgb24', mkdtempSync(path.join(tmp, 'sock-')))).toEqual(expected);
+    });
+  }
+
+  it('a variable-frame-rate clip: each sample is the first frame at or after its grid time, at that frame\'s own time', async () => {
+    // Five stills with a gap of about half a second after the third (a concat list of durations).
+    const list = path.join(tmp, 'vfr.txt');
+    const stills = [0, 1, 2, 3, 4].map((i) => {
+      const f = path.join(tmp, `vfr-${i}.png`);
+      execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-i', path.join(FIX, 'messi-pan.mp4'), '-vf', `select=eq(n\\,${i * 10})`, '-frames:v', '1', f]);
+      return f;
+    });
+    const durations = [0.04, 0.04, 0.54, 0.04, 0.04];
+    writeFileSync(list, `${stills.map((f, i) => `file '${f}'\nduration ${durations[i]}`).join('\n')}\n`);
+    const vfr = path.join(tmp, 'vfr.mp4');
+    execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-vsync', 'vfr', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', vfr]);
+    // The file's own frame times, as ffprobe reads them, are the oracle.
+    const pts = execFileSync(tools.ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time', '-of', 'csv=p=0', vfr], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => parseFloat(l))
+      .filter((t) => Number.isFinite(t))
+      .map((t) => Math.round(t * 1000));
+    expect(pts).toHaveLength(5);
+    expect(pts[3] - pts[2]).toBeGreaterThan(400); // the gap is in the file
+    const firstPerInterval = (fps: number) => pts.filter((t, i) => i === 0 || Math.floor((t * fps) / 1000) > Math.floor((pts[i - 1] * fps) / 1000));
+    expect(await times(vfr, 10)).toEqual(firstPerInterval(10)); // [0, ~640]: one sample per 100 ms interval that has a frame
+    expect(await times(vfr, 10)).toHaveLength(2);
+    expect(await times(vfr, 25)).toEqual(pts); // every frame, none duplicated across the gap
+  });
+});
+
 describe('JpegSplitter', () => {
   it('splits JPEGs across arbitrary chunk boundaries', () => {
     const a = Buffer.from([0xff, 0xd8, 1, 2, 0xff, 0x00, 3, 0xff, 0xd9]);
