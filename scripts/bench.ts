@@ -1,12 +1,13 @@
 /**
- * `npm run bench [-- --quick] [-- --only ceiling,e2e,transport,baseline,scale,peer] [-- --reps N]
- *  [-- --models movenet-thunder,movenet-lightning] [-- --source FILE] [-- --scale-model NAME]`
+ * `npm run bench [-- --quick] [-- --only ceiling,e2e,transport,baseline,scale,peer,torch] [-- --reps N]
+ *  [-- --models movenet-thunder,movenet-lightning] [-- --source FILE] [-- --scale-model NAME] [-- --pythons A,B]`
  *
  * Measures, in one run on this machine and the same frames, the numbers of BENCHMARKS.md: the
  * in-process ceiling, posepool end to end through HTTP with 1 and 2 workers (31 frames, and in the
  * full run a 310-frame video of the same frames looped, where the fixed per-video latency weighs
  * a tenth as much), the old per-frame
- * design, the frame transports, memory at 30/300/3000 frames, and TF.js-WASM. Prints the table
+ * design, the frame transports, memory at 30/300/3000 frames, TF.js-WASM, and the ceiling with every torch
+ * the machine has (1.13 from Debian, 2.x from a pip venv). Prints the table
  * (medians, with the range over repetitions) and writes it with the raw numbers to bench-results/.
  * Not a test: nothing here passes or fails on a timing; the targets are reported as met or missed.
  */
@@ -24,11 +25,12 @@ import { renderReport, type BenchResults } from './bench/report.js';
 import { startScriptNodeFlags } from './bench/server-process.js';
 import { runScale, type ScaleResult } from './bench/scale.js';
 import { runTransport, TRANSPORTS, type TransportResult } from './bench/transport.js';
+import { findTorchRuntimes, runRuntimes } from './bench/runtimes.js';
 
 /** Frames of the long end-to-end video (full run only). */
 const LONG_CLIP_FRAMES = 310;
 
-const SECTIONS = ['ceiling', 'e2e', 'transport', 'baseline', 'scale', 'peer'] as const;
+const SECTIONS = ['ceiling', 'e2e', 'transport', 'baseline', 'scale', 'peer', 'torch'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -39,12 +41,14 @@ interface Options {
   source?: string;
   scaleModel?: string;
   batchSize: number;
+  /** More interpreters for the torch section (beyond those found). */
+  pythons: string[];
   /** NODE_OPTIONS for every server process the bench starts (to try a V8 setting). */
   serverNodeOptions?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { quick: false, only: new Set(SECTIONS), models: ['movenet-thunder', 'movenet-lightning'], batchSize: 8 };
+  const opts: Options = { quick: false, only: new Set(SECTIONS), models: ['movenet-thunder', 'movenet-lightning'], batchSize: 8, pythons: [] };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => inline ?? argv[++i];
@@ -71,6 +75,9 @@ function parseArgs(argv: string[]): Options {
       case '--scale-model':
         opts.scaleModel = value();
         break;
+      case '--pythons':
+        opts.pythons = value().split(',').filter(Boolean);
+        break;
       case '--server-node-options':
         opts.serverNodeOptions = value();
         break;
@@ -89,7 +96,7 @@ function parseArgs(argv: string[]): Options {
 }
 
 function usage(error?: string): never {
-  const text = `usage: npm run bench -- [--quick] [--reps N] [--only ${SECTIONS.join(',')}] [--models a,b] [--source clip] [--scale-model name] [--batch-size N] [--server-node-options "--flag ..."]`;
+  const text = `usage: npm run bench -- [--quick] [--reps N] [--only ${SECTIONS.join(',')}] [--models a,b] [--source clip] [--scale-model name] [--batch-size N] [--pythons a,b] [--server-node-options "--flag ..."]`;
   (error ? console.error : console.log)(error ? `bench: ${error}\n${text}` : text);
   process.exit(error ? 2 : 0);
 }
@@ -135,6 +142,7 @@ async function main(): Promise<void> {
     baseline: null,
     scale: null,
     peer: [],
+    runtimes: [],
     skipped: [],
   };
 
@@ -237,6 +245,12 @@ async function main(): Promise<void> {
       ctx.log(`peer: TF.js-WASM ${model}`);
       results.peer.push(await runPeer(ctx, lib, model, frames31));
     }
+  });
+
+  await section('torch', async () => {
+    const runtimes = findTorchRuntimes(ctx, opts.pythons);
+    const limit = opts.quick ? Math.min(16, frames31.count) : 0;
+    results.runtimes = await runRuntimes(ctx, runtimes, opts.quick ? [defaultModel] : opts.models, frames31, { batch: opts.batchSize, limit });
   });
 
   const report = renderReport(results);

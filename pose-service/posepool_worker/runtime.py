@@ -21,6 +21,7 @@ def set_thread_env(threads: int | None) -> None:
 
 def apply_threads(threads: int | None, torch, cv2) -> int:
     """Apply ``threads`` (None: keep the libraries' defaults); returns torch's intra-op thread count."""
+    disable_unusable_nnpack()
     if threads:
         torch.set_num_threads(threads)
         try:
@@ -29,6 +30,17 @@ def apply_threads(threads: int | None, torch, cv2) -> int:
             pass
         cv2.setNumThreads(threads)
     return torch.get_num_threads()
+
+
+def disable_unusable_nnpack() -> None:
+    """torch 2.x tries NNPACK for some eager CPU convolutions and, where the CPU cannot run it, logs "Could not
+    initialize NNPACK" on every such call; turning it off there changes nothing but the log."""
+    try:
+        import torch.backends.nnpack as nnpack
+    except ImportError:
+        return
+    if hasattr(nnpack, "set_flags") and not nnpack.is_available():
+        nnpack.set_flags(False)
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")

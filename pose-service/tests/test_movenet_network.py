@@ -153,3 +153,26 @@ def test_point_heads_equal_the_dense_heads_at_their_cells(nets):
         for head in (eager.regress_head, eager.offset_head):
             dense = head(features)[b, :, y, x]
             assert torch.allclose(head.at(features, b, y, x), dense, atol=1e-4)
+
+
+def test_a_torch_without_the_jit_graph_api_keeps_the_eager_trunk(monkeypatch, caplog):
+    """torch 2.x deprecates torch.jit.freeze / optimize_for_inference: where a torch drops them, the worker still
+    loads and serves with the eager trunk, and says why."""
+    monkeypatch.delattr(network.torch.jit, "optimize_for_inference")
+    net = MoveNet(load_graph_model(model_dir(REPO) / "movenet-lightning.json"))
+    eager = net.trunk
+    with caplog.at_level("WARNING", logger=network.log.name):
+        assert net.optimize_for_cpu().trunk is eager
+    assert "no oneDNN graph for the MoveNet trunk" in caplog.text and "AttributeError" in caplog.text
+
+
+def test_building_the_graph_raises_no_deprecation_warning():
+    """The graph is built on purpose on torch 2.x (the fastest CPU path measured): its deprecation warnings are
+    expected and kept out of every worker's log; any other warning still shows."""
+    import warnings
+
+    net = MoveNet(load_graph_model(model_dir(REPO) / "movenet-lightning.json"))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        net.optimize_for_cpu()
+    assert not [w for w in seen if "deprecated" in str(w.message)], [str(w.message) for w in seen]

@@ -29,6 +29,8 @@ interface CeilingScriptResult {
 
 export interface CeilingResult {
   model: string;
+  /** torch.__version__ of the interpreter that ran it. */
+  torch: string;
   /** Frames posed per repetition. */
   frames: number;
   /** Processes run at once. */
@@ -82,6 +84,7 @@ export async function runCeiling(
       Array.from({ length: ctx.reps }, (_, i) => results.reduce((s, r) => s + (r.modes[mode].fps[i] ?? NaN), 0));
     return {
       model,
+      torch: results[0].torch,
       frames: results[0].frames,
       processes: opts.processes,
       threads: results[0].threads,

@@ -3,6 +3,7 @@ import type { BaselineResult } from './baseline.js';
 import type { CeilingMode, CeilingResult } from './ceiling.js';
 import type { EndToEndResult } from './end-to-end.js';
 import type { PeerResult } from './peer.js';
+import type { RuntimeRow } from './runtimes.js';
 import type { ScaleResult } from './scale.js';
 import { fmtSpread, mib, num, spread, type Spread } from './stats.js';
 import { pixelsOf, type TransportResult } from './transport.js';
@@ -38,6 +39,8 @@ export interface BenchResults {
   baseline: BaselineResult | null;
   scale: ScaleResult | null;
   peer: PeerResult[];
+  /** The ceiling (1 × 1 thread) with each torch found (the torch section). */
+  runtimes?: RuntimeRow[];
   skipped: { section: string; reason: string }[];
 }
 
@@ -369,6 +372,30 @@ export function renderReport(r: BenchResults): string {
   }
 
   // Targets
+  if (r.runtimes?.length) {
+    out.push('### torch runtimes: the ceiling, 1 process × 1 thread, with each torch on this machine');
+    out.push('');
+    const base = (model: string) => r.runtimes!.find((x) => x.runtime.workers && x.ceiling.model === model)?.ceiling;
+    out.push(
+      table(
+        ['model', 'torch', 'python', 'frames/s (tracking)', 'ms/frame', 'frames/s (one pass per frame)', 'vs the workers\' torch'],
+        r.runtimes.map(({ runtime, ceiling }) => {
+          const ref = base(ceiling.model);
+          return [
+            ceiling.model,
+            `${ceiling.torch}${runtime.workers ? ' (the workers\')' : ''}`,
+            `\`${runtime.python}\``,
+            fmtSpread(ceiling.fps.tracking),
+            ms(1000 / ceiling.fps.tracking.median),
+            fmtSpread(ceiling.fps.single),
+            ref ? num(ceiling.fps.tracking.median / ref.fps.tracking.median) : 'n/a',
+          ];
+        }),
+      ),
+    );
+    out.push('');
+  }
+
   out.push('### Targets');
   out.push('');
   const targets: string[][] = [];

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import warnings
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -395,7 +396,12 @@ class MoveNet(nn.Module):
         eager = self.trunk.eval()
         with torch.no_grad():
             widened = copy.deepcopy(eager).pad_relu6_widths(ONEDNN_CHANNEL_BLOCK)
-            optimized = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(widened)))
+            try:
+                optimized = onednn_graph(widened)
+            except Exception as exc:  # an API torch dropped or a graph it cannot build: the eager trunk serves
+                log.warning("no oneDNN graph for the MoveNet trunk on torch %s (%s: %s); keeping the eager trunk",
+                            torch.__version__, type(exc).__name__, exc)
+                return self
             err = trunk_disagreement(eager, optimized, self.input_size)
         if err > OPTIMIZED_TRUNK_TOLERANCE:
             log.warning("the oneDNN graph of the MoveNet trunk disagrees with the eager trunk by %.3g on a probe "
@@ -403,6 +409,15 @@ class MoveNet(nn.Module):
             return self
         self.trunk = optimized
         return self
+
+
+def onednn_graph(trunk: nn.Module) -> torch.jit.ScriptModule:
+    """script → freeze → optimize_for_inference. Still the fastest CPU path on torch 2.x (BENCHMARKS.md, "torch
+    1.13 and 2.x"), where these calls warn that they are deprecated: the warning is expected and not repeated."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=FutureWarning)
+        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(trunk)))
 
 
 def trunk_disagreement(a: nn.Module, b: nn.Module, size: int) -> float:
