@@ -13,27 +13,25 @@ export class Admission {
     private readonly active: number,
     private readonly queued: number,
     private readonly retryAfterS = 5,
+    /** What is counted, for the BUSY message ("videos", "uploads"). */
+    private readonly what = 'videos',
   ) {}
 
   get stats(): { active: number; queued: number } {
     return { active: this.running, queued: this.waiting.length };
   }
 
-  /** Resolves with a release function once the video may run. */
-  enter(signal?: AbortSignal): Promise<() => void> {
-    if (this.closed) return Promise.reject(new ApiError('SHUTTING_DOWN', undefined, { retryAfterS: this.retryAfterS }));
+  /**
+   * A place now or in the queue: `slot` resolves with a release function once the video may run.
+   * Refusal is synchronous: BUSY (no place) or SHUTTING_DOWN is thrown here, never a later rejection.
+   */
+  tryEnter(signal?: AbortSignal): { slot: Promise<() => void> } {
+    this.assertRoom();
     if (this.running < this.active) {
       this.running++;
-      return Promise.resolve(this.releaser());
+      return { slot: Promise.resolve(this.releaser()) };
     }
-    if (this.waiting.length >= this.queued) {
-      return Promise.reject(
-        new ApiError('BUSY', `the server is busy: ${this.running} videos in progress and ${this.waiting.length} waiting`, {
-          retryAfterS: this.retryAfterS,
-        }),
-      );
-    }
-    return new Promise((resolve, reject) => {
+    const slot = new Promise<() => void>((resolve, reject) => {
       const entry = { resolve, reject };
       this.waiting.push(entry);
       signal?.addEventListener(
@@ -48,6 +46,30 @@ export class Admission {
         { once: true },
       );
     });
+    return { slot };
+  }
+
+  /** Resolves with a release function once the video may run; rejects at once when there is no place. */
+  async enter(signal?: AbortSignal): Promise<() => void> {
+    return this.tryEnter(signal).slot;
+  }
+
+  /** Throws what tryEnter() would refuse with (BUSY, SHUTTING_DOWN), taking nothing: the cheap check before a body is read. */
+  assertRoom(): void {
+    if (this.closed) throw new ApiError('SHUTTING_DOWN', undefined, { retryAfterS: this.retryAfterS });
+    if (this.running >= this.active && this.waiting.length >= this.queued) {
+      throw new ApiError('BUSY', `the server is busy: ${this.running} ${this.what} in progress and ${this.waiting.length} waiting`, {
+        retryAfterS: this.retryAfterS,
+      });
+    }
+  }
+
+  /** Gives back a slot from tryEnter() that was never used (the upload was refused, the job cancelled). */
+  static giveBack(slot: Promise<() => void>): void {
+    slot.then(
+      (release) => release(),
+      () => undefined,
+    );
   }
 
   /** Refuse new videos and the ones still waiting (shutdown). */

@@ -45,6 +45,7 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
     return503OnClosing: true,
   });
   const admission = new Admission(config.maxActiveVideos, config.maxQueuedVideos);
+  const uploads = new Admission(config.maxActiveUploads, 0, 5, 'uploads');
 
   await app.register(multipart, {
     limits: {
@@ -74,8 +75,8 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
   registerMetricsRoute(app, metrics);
 
   registerHealthRoutes(app, pool, { testDouble: Boolean(PROTOCOL.models[config.model]?.testDouble) });
-  registerUploadRoute(app, { config, pool: metered, tools, admission, observer: metrics });
-  registerJobsRoutes(app, { config, pool: metered, tools, admission, store: jobs, observer: metrics });
+  registerUploadRoute(app, { config, pool: metered, tools, admission, uploads, observer: metrics });
+  registerJobsRoutes(app, { config, pool: metered, tools, admission, uploads, store: jobs, observer: metrics });
   registerPageRoutes(app);
 
   app.setNotFoundHandler((request, reply) => {
@@ -91,6 +92,8 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
       request.log.info({ code: api.code, status: api.status }, api.message);
     }
     if (api.retryAfterS !== undefined) reply.header('retry-after', String(api.retryAfterS));
+    // A body that stalled is not read to its end: the connection goes with the answer.
+    if (api.code === 'UPLOAD_TIMEOUT') reply.header('connection', 'close');
     reply.code(api.status).send(api.body(String(request.id)));
   });
 

@@ -50,6 +50,8 @@ export interface Config {
   startupTimeoutMs: number;
   batchTimeoutMs: number;
   maxUploadBytes: number;
+  /** Pixels per frame (width × height) a video may have: FRAME_TOO_LARGE at probe, and ffmpeg's -max_pixels. */
+  maxPixels: number;
   logLevel: string;
   /** /health answers 200 from this many ready workers. */
   minReady: number;
@@ -62,8 +64,12 @@ export interface Config {
   /** Videos processed at once; more wait in a queue of maxQueuedVideos, beyond that BUSY. */
   maxActiveVideos: number;
   maxQueuedVideos: number;
-  /** Whole-request bound (504 TIMEOUT past it). */
+  /** Processing bound, from the upload's last byte to the answer (504 TIMEOUT past it). */
   requestTimeoutMs: number;
+  /** Uploads whose bodies are being received at once (separate from processing); beyond, BUSY. */
+  maxActiveUploads: number;
+  /** How an upload's body must arrive (server/upload/body-watch.ts): 408 UPLOAD_TIMEOUT otherwise. */
+  upload: { timeoutMs: number; minBytesPerS: number; rateWindowMs: number };
   /** SIGTERM: how long in-flight requests may take to finish. */
   shutdownGraceMs: number;
   /** Parent of the per-request private temporary directories. */
@@ -184,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
     startupTimeoutMs: int(env, 'POSE_STARTUP_TIMEOUT_MS', 120_000, { min: 100 }),
     batchTimeoutMs: int(env, 'POSE_BATCH_TIMEOUT_MS', 60_000, { min: 100 }),
     maxUploadBytes: int(env, 'MAX_UPLOAD_MB', 500, { min: 1, max: 100_000 }) * 1024 * 1024,
+    maxPixels: int(env, 'MAX_PIXELS', 4096 * 2160, { min: 1, max: 1_000_000_000 }),
     logLevel,
     minReady: int(env, 'POSE_MIN_READY', 1, { min: 1, max: 64 }),
     maxFramesLimit,
@@ -193,6 +200,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
     maxActiveVideos: int(env, 'MAX_ACTIVE_VIDEOS', Math.max(2, workers), { min: 1, max: 1000 }),
     maxQueuedVideos: int(env, 'MAX_QUEUED_VIDEOS', 8, { min: 0, max: 10_000 }),
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 600_000, { min: 1000 }),
+    maxActiveUploads: int(env, 'MAX_ACTIVE_UPLOADS', 32, { min: 1, max: 10_000 }),
+    upload: {
+      timeoutMs: int(env, 'UPLOAD_TIMEOUT_MS', 900_000, { min: 1000 }),
+      minBytesPerS: int(env, 'UPLOAD_MIN_BYTES_PER_S', 16_384, { min: 0 }),
+      rateWindowMs: int(env, 'UPLOAD_RATE_WINDOW_MS', 10_000, { min: 100 }),
+    },
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 30_000, { min: 0 }),
     apiToken: env.API_TOKEN ? env.API_TOKEN : null,
     tempDir: path.resolve(str(env, 'POSE_TEMP_DIR', os.tmpdir())),

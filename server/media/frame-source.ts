@@ -53,6 +53,8 @@ export interface FrameSourceOptions {
    * frames come over ffmpeg's stdout.
    */
   socketDir?: string;
+  /** ffmpeg's -max_pixels: a decoder never allocates a larger frame (a stream that grows mid-way stops there). */
+  maxPixels?: number;
 }
 
 /**
@@ -61,9 +63,11 @@ export interface FrameSourceOptions {
  * dropped for falling between grid points (a one-frame clip gives its frame) and nothing is duplicated
  * (VFR gaps); showinfo reports each kept frame's time. Times start at the first frame (setpts).
  */
-export function samplingFilter(fps: number): string {
+export function samplingFilter(fps: number, width: number, height: number): string {
   const bucket = (t: string) => `floor(${t}*${fps}+1e-4)`;
-  return `setpts=PTS-STARTPTS,select='isnan(prev_selected_t)+gt(${bucket('t')},${bucket('prev_selected_t')})',showinfo`;
+  // scale: every frame out has the probed size, the one the reader cuts the byte stream by, even if
+  // the stream changes size mid-way (a passthrough when it does not).
+  return `setpts=PTS-STARTPTS,select='isnan(prev_selected_t)+gt(${bucket('t')},${bucket('prev_selected_t')})',scale=${width}:${height},showinfo`;
 }
 
 export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string): string[] {
@@ -75,9 +79,10 @@ export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string): string[]
   return [
     // info for showinfo's per-frame lines; `level` tags each line so errors can be told apart.
     '-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin',
+    ...(o.maxPixels ? ['-max_pixels', String(o.maxPixels)] : []),
     '-i', o.file,
     '-map', '0:v:0', '-an', '-sn', '-dn',
-    '-vf', samplingFilter(o.fps),
+    '-vf', samplingFilter(o.fps, o.width, o.height),
     '-vsync', 'passthrough', // each selected frame once, at its own time (-fps_mode in ffmpeg ≥ 5.1; -vsync works from 4.x on)
     '-frames:v', String(o.maxFrames),
     ...format,

@@ -44,16 +44,38 @@ interface FfprobeOutput {
 const STILL_IMAGE_CODECS = new Set(['png', 'bmp', 'tiff', 'webp', 'jpegls', 'jpeg2000', 'pam', 'ppm', 'pgm', 'pbm', 'sgi', 'targa', 'qoi', 'exr']);
 const IMAGE_FORMATS = /(^|,)(image2|[a-z0-9]+_pipe|png|apng|gif)(,|$)/;
 
-export async function probeVideo(ffprobe: string, file: string, timeoutMs = 30_000): Promise<VideoInfo> {
+/** Pixels per frame a decoder may allocate: ffmpeg's own -max_pixels, and the API's FRAME_TOO_LARGE. */
+export interface ProbeLimits {
+  /** 0: no limit. */
+  maxPixels: number;
+  timeoutMs?: number;
+}
+
+/** ffmpeg's words when a decoder refuses a frame over -max_pixels. */
+const OVER_MAX_PIXELS = /Picture size (\d+)x(\d+) exceeds specified max pixel count/;
+
+export function tooManyPixels(width: number, height: number, maxPixels: number): ApiError {
+  return new ApiError(
+    'FRAME_TOO_LARGE',
+    `the video's frames are ${width}x${height} (${width * height} pixels), over MAX_PIXELS (${maxPixels})`,
+    { details: { width, height, maxPixels } },
+  );
+}
+
+export async function probeVideo(ffprobe: string, file: string, limits: ProbeLimits = { maxPixels: 0 }): Promise<VideoInfo> {
   const head = await readHead(file, 64);
   if (head.length === 0) throw new ApiError('NOT_A_VIDEO', 'the uploaded file is empty');
 
   let out: FfprobeOutput;
   try {
-    const stdout = await run(ffprobe, ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file], timeoutMs);
+    // -max_pixels bounds what ffprobe's decoder may allocate for its look at the first frame.
+    const bound = limits.maxPixels > 0 ? ['-max_pixels', String(limits.maxPixels)] : [];
+    const stdout = await run(ffprobe, ['-v', 'error', ...bound, '-print_format', 'json', '-show_format', '-show_streams', file], limits.timeoutMs ?? 30_000);
     out = JSON.parse(stdout) as FfprobeOutput;
   } catch (err) {
     const reason = err instanceof ProbeError ? err.stderr : String(err);
+    const over = OVER_MAX_PIXELS.exec(reason);
+    if (over) throw tooManyPixels(Number(over[1]), Number(over[2]), limits.maxPixels);
     if (looksLikeVideoContainer(head)) {
       throw new ApiError('UNDECODABLE_VIDEO', `the video container could not be read (${firstLine(reason)})`);
     }
@@ -75,6 +97,8 @@ export async function probeVideo(ffprobe: string, file: string, timeoutMs = 30_0
   if (!video.width || !video.height) {
     throw new ApiError('UNDECODABLE_VIDEO', `the video stream (${codec}) has no frame size; ffmpeg cannot decode it`);
   }
+
+  if (limits.maxPixels > 0 && video.width * video.height > limits.maxPixels) throw tooManyPixels(video.width, video.height, limits.maxPixels);
 
   const rotation = rotationOf(video);
   const turned = rotation === 90 || rotation === 270;

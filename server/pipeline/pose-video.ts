@@ -38,6 +38,8 @@ export interface PoseVideoDeps {
   transport: FrameEncoding;
   /** The request's private directory (file transport). */
   tempDir: string;
+  /** MAX_PIXELS, for ffmpeg's decoder (the probe has checked the video against it already). */
+  maxPixels?: number;
 }
 
 export interface TimedFrameResult extends FrameResult {
@@ -101,6 +103,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
       signal,
       reuseFrameBuffer: true, // spoolFrames below is done with each frame before it pulls the next
       socketDir: deps.tempDir, // the request's private directory: ffmpeg's frame socket lives and dies with it
+      maxPixels: deps.maxPixels,
     },
     decodeOutcome,
   );

@@ -10,13 +10,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Admission } from '../admission.js';
+import { Admission } from '../admission.js';
 import { errorResponses, jobParamsSchema, jobSchema, videoFormSchema } from '../api-schemas.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import { Job, type JobSummary } from '../jobs/job.js';
 import type { JobStore } from '../jobs/job-store.js';
-import { giveBack, reserveSlot } from '../jobs/reserve-slot.js';
 import { runJob } from '../jobs/run-job.js';
 import type { MediaTools } from '../media/media-tools.js';
 import { type FramesObserver, unavailableError } from '../pipeline/pose-video-request.js';
@@ -32,6 +31,8 @@ export interface JobsRouteDeps {
   pool: ServerPool;
   tools: MediaTools;
   admission: Admission;
+  /** Bodies being received (MAX_ACTIVE_UPLOADS). */
+  uploads: Admission;
   store: JobStore;
   observer?: UploadObserver & FramesObserver;
 }
@@ -60,9 +61,9 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
       checkBearer(request, config.apiToken);
       if (!pool.isAvailable()) throw unavailableError(pool);
       store.assertRoom();
+      admission.assertRoom(); // BUSY before the body is read
       const id = randomUUID();
       const cancelUpload = new AbortController();
-      const { slot } = await reserveSlot(admission, cancelUpload.signal);
       const log = request.log.child({ jobId: id });
 
       return await new Promise((resolve, reject) => {
@@ -71,14 +72,17 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
         const lifetime = withTempDir(async (dir) => {
           let job: Job;
           let received;
+          let slot: Promise<() => void> | undefined;
           try {
-            received = await receiveVideo(request, dir, { config, tools: deps.tools, observer: deps.observer });
+            // The body first (its own bound and rate floor), then a place among the videos, taken at acceptance.
+            received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads: deps.uploads, observer: deps.observer });
+            ({ slot } = admission.tryEnter(cancelUpload.signal));
             const f = received.fields;
             job = new Job(id, received.video, expectedFrames(received.video, sampleRate(f.fps, received.video.fps), f.maxFrames));
             store.add(job);
           } catch (err) {
             cancelUpload.abort(err);
-            giveBack(slot);
+            if (slot) Admission.giveBack(slot);
             refused = { err };
             return;
           }
@@ -88,7 +92,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
           reply.code(202).header('location', `/api/jobs/${id}`);
           resolve(job.view());
           await runJob(job, {
-            slot,
+            slot: slot!,
             received,
             deps: { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },
             limits: config.jobs,
@@ -101,7 +105,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
           (err) => {
             // Only the temporary directory itself can fail here (runJob records its own errors).
             log.error({ err }, 'job bookkeeping failed');
-            if (!refused) giveBack(slot);
+            // (runJob owns the slot once the job was accepted.)
             reject(refused ? refused.err : err);
           },
         );

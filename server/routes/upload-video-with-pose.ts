@@ -1,7 +1,8 @@
 /**
  * POST /api/upload-video-with-pose: upload → frames → batches → workers → results → response.
  * The order of checks makes failures cheap: token, a ready worker (503 at once, before the body
- * is read), admission (BUSY), then the body, the fields, the probe, and the pipeline.
+ * is read), room among the videos (BUSY), then the body (its own bound and rate floor), the fields,
+ * the probe, a place among the videos, and the pipeline.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
@@ -22,18 +23,22 @@ export interface UploadRouteDeps {
   config: Config;
   pool: ServerPool;
   tools: MediaTools;
+  /** Videos being posed (and waiting to be). */
   admission: Admission;
+  /** Bodies being received (MAX_ACTIVE_UPLOADS). */
+  uploads: Admission;
   /** Metrics (upload sizes, frames); optional. */
   observer?: UploadObserver & FramesObserver;
 }
 
 export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps): void {
-  const { config, pool, admission } = deps;
+  const { config, pool, admission, uploads } = deps;
 
   const routeOptions = { schema: uploadRouteSchema(config), validatorCompiler: multipartValidatorCompiler() };
   app.post('/api/upload-video-with-pose', routeOptions, async (request: FastifyRequest, reply: FastifyReply) => {
     checkBearer(request, config.apiToken);
     if (!pool.isAvailable()) throw unavailableError(pool);
+    admission.assertRoom(); // BUSY before the body is read, when no place could be had after it either
 
     const started = performance.now();
     const abort = new AbortController();
@@ -41,17 +46,17 @@ export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps)
       if (!reply.raw.writableFinished) abort.abort(new ApiError('BAD_REQUEST', 'the client went away'));
     };
     reply.raw.once('close', onClose);
-    const timer = setTimeout(
-      () => abort.abort(new ApiError('TIMEOUT', `the video took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`)),
-      config.requestTimeoutMs,
-    );
-
-    // enter() inside the try: a BUSY refusal must clear the timer too (it held the request for REQUEST_TIMEOUT_MS).
+    let timer: NodeJS.Timeout | undefined;
     let release: (() => void) | undefined;
     try {
-      release = await admission.enter(abort.signal);
       return await withTempDir(async (dir) => {
-        const received = await receiveVideo(request, dir, { config, tools: deps.tools, observer: deps.observer });
+        const received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads, observer: deps.observer });
+        // Processing, from the upload's last byte: a place among the videos, then the pipeline, within REQUEST_TIMEOUT_MS.
+        timer = setTimeout(
+          () => abort.abort(new ApiError('TIMEOUT', `the video took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`)),
+          config.requestTimeoutMs,
+        );
+        release = await admission.enter(abort.signal);
         return await poseVideoRequest(
           { id: String(request.id), ...received, signal: abort.signal, log: request.log, started },
           { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },

@@ -2,13 +2,15 @@
  * Reads the multipart body: the one `video` file is streamed to disk in the request's private
  * directory under a fixed name (the client's file name is never used as a path), and the text
  * fields are collected. @fastify/multipart enforces MAX_UPLOAD_MB on the stream, so an oversized
- * upload is cut off while it arrives, never buffered whole.
+ * upload is cut off while it arrives, never buffered whole; body-watch.ts bounds how slowly it may
+ * arrive (408 UPLOAD_TIMEOUT).
  */
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
+import { watchBody, type BodyLimits } from './body-watch.js';
 
 export interface ReceivedUpload {
   file: string;
@@ -18,47 +20,62 @@ export interface ReceivedUpload {
   fields: Record<string, string>;
 }
 
-export async function receiveUpload(request: FastifyRequest, dir: string, maxBytes: number): Promise<ReceivedUpload> {
+export async function receiveUpload(request: FastifyRequest, dir: string, maxBytes: number, limits?: BodyLimits): Promise<ReceivedUpload> {
   if (!request.isMultipart()) {
     throw new ApiError('MISSING_VIDEO', 'the body must be multipart/form-data with a "video" file field');
   }
-  const fields: Record<string, string> = {};
-  let received: ReceivedUpload | null = null;
+  const watch = limits && request.raw.socket ? watchBody(request.raw.socket, limits) : null;
+  const reading = readParts(request, dir, maxBytes);
   try {
-    for await (const part of request.parts()) {
-      if (part.type === 'file') {
-        if (part.fieldname !== 'video') {
-          part.file.resume();
-          throw new ApiError('BAD_FIELD', `unexpected file field "${safe(part.fieldname)}"; the video goes in "video"`, {
-            details: { field: safe(part.fieldname) },
-          });
-        }
-        if (received) {
-          part.file.resume();
-          throw new ApiError('BAD_FIELD', 'send exactly one "video" file', { details: { field: 'video' } });
-        }
-        const file = path.join(dir, 'upload');
-        let bytes = 0;
-        part.file.on('data', (chunk: Buffer) => (bytes += chunk.length));
-        // At the limit, stop at once (busboy would otherwise read and drop the rest of the body first).
-        part.file.once('limit', () => part.file.destroy(tooLarge(maxBytes)));
-        await pipeline(part.file, createWriteStream(file, { mode: 0o600 }));
-        if (part.file.truncated) throw tooLarge(maxBytes);
-        received = { file, bytes, clientName: safe(part.filename ?? ''), fields };
-      } else {
-        if (Object.prototype.hasOwnProperty.call(fields, part.fieldname)) {
-          throw new ApiError('BAD_FIELD', `field "${safe(part.fieldname)}" was sent twice`, { details: { field: safe(part.fieldname) } });
-        }
-        fields[part.fieldname] = String(part.value ?? '');
-      }
-    }
+    const received = await (watch ? Promise.race([reading, watch.broken]) : reading);
+    if (!received) throw new ApiError('MISSING_VIDEO');
+    return received;
   } catch (err) {
+    if (err instanceof ApiError && err.code === 'UPLOAD_TIMEOUT') {
+      // The answer goes out with `connection: close` (app.ts) and the socket goes with it; the
+      // unfinished read then fails, and nobody waits for it.
+      reading.catch(() => undefined);
+      throw err;
+    }
     // The answer goes out now; what is left of the body is read and dropped as it comes. Left paused,
     // the request would hold its socket (and a graceful close) until the client gave up.
     if (!request.raw.complete) request.raw.resume();
     throw mapMultipartError(err, maxBytes);
+  } finally {
+    watch?.stop();
   }
-  if (!received) throw new ApiError('MISSING_VIDEO');
+}
+
+async function readParts(request: FastifyRequest, dir: string, maxBytes: number): Promise<ReceivedUpload | null> {
+  const fields: Record<string, string> = {};
+  let received: ReceivedUpload | null = null;
+  for await (const part of request.parts()) {
+    if (part.type === 'file') {
+      if (part.fieldname !== 'video') {
+        part.file.resume();
+        throw new ApiError('BAD_FIELD', `unexpected file field "${safe(part.fieldname)}"; the video goes in "video"`, {
+          details: { field: safe(part.fieldname) },
+        });
+      }
+      if (received) {
+        part.file.resume();
+        throw new ApiError('BAD_FIELD', 'send exactly one "video" file', { details: { field: 'video' } });
+      }
+      const file = path.join(dir, 'upload');
+      let bytes = 0;
+      part.file.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      // At the limit, stop at once (busboy would otherwise read and drop the rest of the body first).
+      part.file.once('limit', () => part.file.destroy(tooLarge(maxBytes)));
+      await pipeline(part.file, createWriteStream(file, { mode: 0o600 }));
+      if (part.file.truncated) throw tooLarge(maxBytes);
+      received = { file, bytes, clientName: safe(part.filename ?? ''), fields };
+    } else {
+      if (Object.prototype.hasOwnProperty.call(fields, part.fieldname)) {
+        throw new ApiError('BAD_FIELD', `field "${safe(part.fieldname)}" was sent twice`, { details: { field: safe(part.fieldname) } });
+      }
+      fields[part.fieldname] = String(part.value ?? '');
+    }
+  }
   return received;
 }
 

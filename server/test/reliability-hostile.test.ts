@@ -1,0 +1,164 @@
+/**
+ * Hostile clients and hostile media against the real server (real Python workers, the `synthetic`
+ * TEST DOUBLE model). Slow-loris uploads that trickle or stall their body each get 408
+ * UPLOAD_TIMEOUT with the connection closed and their files removed, and honest uploads keep getting
+ * 200 in bounded time meanwhile (a body is received before it asks for a processing slot). A pixel
+ * bomb is refused at probe, before any decode.
+ */
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BOUNDARY, childrenOf, getHealth, multipartHead, procFigures, sleep } from './support/reliability.js';
+import { findTools } from './support/tools.js';
+import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from './support/test-server.js';
+
+const CLIP = path.join(FIXTURES, 'messi-pan.mp4');
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer({
+    POSE_WORKERS: '2',
+    POSE_BATCH_SIZE: '4',
+    MAX_ACTIVE_VIDEOS: '2',
+    MAX_QUEUED_VIDEOS: '1',
+    REQUEST_TIMEOUT_MS: '5000',
+    UPLOAD_MIN_BYTES_PER_S: '2048',
+    UPLOAD_RATE_WINDOW_MS: '1000',
+  });
+  await waitFor(async () => (await getHealth(server.url)).status === 'ready', 90_000, 100);
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+interface SlowClient {
+  /** The status line and body the server sent, once it answered; null if it closed without one. */
+  answer: Promise<{ status: number | null; body: string; closedMs: number }>;
+  stop(): void;
+}
+
+/** A raw client that sends the headers and the start of a multipart body, then `bytesPerTick` every `tickMs` (0: nothing). */
+function slowClient(url: string, bytesPerTick: number, tickMs = 500): SlowClient {
+  const { port } = new URL(url);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  const head = multipartHead({ role: 'rider' });
+  socket.write(
+    `POST /api/upload-video-with-pose HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
+      `Content-Length: ${head.length + 1_000_000}\r\n\r\n`,
+  );
+  socket.write(head);
+  const t0 = Date.now();
+  const ticker = setInterval(() => {
+    if (bytesPerTick > 0 && !socket.destroyed) socket.write(Buffer.alloc(bytesPerTick, 0x5a));
+  }, tickMs);
+  let received = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => (received += d));
+  socket.on('error', () => undefined);
+  const answer = new Promise<{ status: number | null; body: string; closedMs: number }>((resolve) => {
+    socket.once('close', () => {
+      clearInterval(ticker);
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(received);
+      resolve({ status: status ? Number(status[1]) : null, body: received.split('\r\n\r\n').slice(1).join('\r\n\r\n'), closedMs: Date.now() - t0 });
+    });
+  });
+  return {
+    answer,
+    stop: () => {
+      clearInterval(ticker);
+      socket.destroy();
+    },
+  };
+}
+
+const requestDirs = () => readdirSync(server.config.tempDir);
+
+describe('slow uploads (slow loris)', () => {
+  it('a body that trickles (1 byte per 500 ms) or stalls gets 408 UPLOAD_TIMEOUT, its connection closed and its files gone', async () => {
+    const trickle = slowClient(server.url, 1);
+    const stalled = slowClient(server.url, 0);
+    for (const client of [trickle, stalled]) {
+      const a = await client.answer;
+      expect(a.status).toBe(408);
+      const body = JSON.parse(a.body.replace(/^[0-9a-f]+\r\n/, '').split('\r\n')[0]);
+      expect(body.error).toMatchObject({ code: 'UPLOAD_TIMEOUT' });
+      expect(body.error.message).toMatch(/UPLOAD_MIN_BYTES_PER_S/);
+      expect(typeof body.error.requestId).toBe('string');
+      expect(a.closedMs).toBeLessThan(5000); // the window is 1 s: cut within a few polls, not held
+    }
+    await waitFor(async () => requestDirs().length === 0, 5000);
+  });
+
+  it('honest uploads keep getting 200 in bounded time while slow clients attack', async () => {
+    const attackers = Array.from({ length: 6 }, (_, i) => slowClient(server.url, i % 2, 300));
+    try {
+      await sleep(200); // the attackers are connected and sending
+      const times: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const t0 = performance.now();
+        const res = await upload(server.url, videoForm(CLIP, { maxFrames: '8' }));
+        times.push(performance.now() - t0);
+        expect(res.status, res.text).toBe(200);
+        expect(res.json.frames).toHaveLength(8);
+      }
+      console.info(`[figures] honest uploads during a 6-client slow-loris attack: ${times.map((t) => `${Math.round(t)} ms`).join(', ')}`);
+      for (const t of times) expect(t).toBeLessThan(5000);
+      const answers = await Promise.all(attackers.map((a) => a.answer));
+      for (const a of answers) expect(a.status).toBe(408);
+      expect((await getHealth(server.url)).status).toBe('ready');
+    } finally {
+      for (const a of attackers) a.stop();
+    }
+    await waitFor(async () => requestDirs().length === 0, 5000);
+  });
+
+  it('an upload at an honest pace is not cut, however long it takes within UPLOAD_TIMEOUT_MS', async () => {
+    // ~32 KB/s for the whole clip (above the 2 KB/s floor): several rate windows long.
+    const clip = readFileSync(CLIP);
+    const { port } = new URL(server.url);
+    const head = multipartHead({ maxFrames: '4' });
+    const tail = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
+    const body = Buffer.concat([head, clip, tail]);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    socket.write(
+      `POST /api/upload-video-with-pose HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n`,
+    );
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (received += d));
+    const closed = new Promise((r) => socket.once('close', r));
+    const step = 3200;
+    for (let off = 0; off < body.length; off += step) {
+      socket.write(body.subarray(off, off + step));
+      await sleep(100);
+    }
+    await closed;
+    expect(received).toMatch(/^HTTP\/1\.1 200/);
+  }, 60_000);
+});
+
+describe('pixel bombs', () => {
+  it('a small H.264 file of 16000x4000 frames is refused 413 FRAME_TOO_LARGE in under a second, before any decode', async () => {
+    const { ffmpeg } = findTools();
+    const bomb = path.join(server.config.tempDir, '..', `posepool-bomb-${process.pid}.mp4`);
+    execFileSync(ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=black:s=16000x4000', '-frames:v', '1', '-c:v', 'libx264', '-preset', 'ultrafast', bomb]);
+    try {
+      const rssBefore = (procFigures(process.pid).rssKb / 1024);
+      const t0 = performance.now();
+      const res = await upload(server.url, videoForm(bomb));
+      const ms = performance.now() - t0;
+      console.info(`[figures] pixel bomb (16000x4000, ${Math.round(readFileSync(bomb).length / 1024)} KB): ${res.status} in ${Math.round(ms)} ms, server RSS ${rssBefore.toFixed(0)} → ${(procFigures(process.pid).rssKb / 1024).toFixed(0)} MB`);
+      expect(res.status, res.text).toBe(413);
+      expect(res.json.error).toMatchObject({ code: 'FRAME_TOO_LARGE', width: 16000, height: 4000, maxPixels: 4096 * 2160 });
+      expect(ms).toBeLessThan(1000);
+      expect((procFigures(process.pid).rssKb / 1024) - rssBefore).toBeLessThan(64); // a decoded frame would be 96 MB of RGB
+      await waitFor(async () => requestDirs().length === 0, 5000);
+      expect(childrenOf(process.pid).filter((c) => c.comm.startsWith('ffmpeg') || c.comm.startsWith('ffprobe'))).toEqual([]);
+    } finally {
+      rmSync(bomb, { force: true });
+    }
+  }, 60_000);
+});
