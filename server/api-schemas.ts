@@ -6,6 +6,7 @@
  * Objects allow additional properties where the contract says models may add fields (HMR2) and
  * where the health body may grow; the fields listed are required and typed.
  */
+import { MAX_FPS, MIN_FPS } from './upload/fields.js';
 import { API_ERRORS } from './errors.js';
 
 const num = { type: 'number' } as const;
@@ -155,8 +156,8 @@ export function videoFormSchema(limits: { maxFramesLimit: number; defaultFps: nu
       role: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$', default: 'rider', description: 'label echoed back' },
       fps: {
         type: 'number',
-        exclusiveMinimum: 0,
-        maximum: 240,
+        minimum: MIN_FPS,
+        maximum: MAX_FPS,
         default: limits.defaultFps,
         description: 'frames sampled per second of video, capped at the source rate',
       },

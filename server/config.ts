@@ -52,6 +52,8 @@ export interface Config {
   maxUploadBytes: number;
   /** Pixels per frame (width × height) a video may have: FRAME_TOO_LARGE at probe, and ffmpeg's -max_pixels. */
   maxPixels: number;
+  /** Frames one request may make ffmpeg decode (reading straight through): BAD_FIELD beyond. */
+  maxDecodedFrames: number;
   logLevel: string;
   /** /health answers 200 from this many ready workers. */
   minReady: number;
@@ -191,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
     batchTimeoutMs: int(env, 'POSE_BATCH_TIMEOUT_MS', 60_000, { min: 100 }),
     maxUploadBytes: int(env, 'MAX_UPLOAD_MB', 500, { min: 1, max: 100_000 }) * 1024 * 1024,
     maxPixels: int(env, 'MAX_PIXELS', 4096 * 2160, { min: 1, max: 1_000_000_000 }),
+    maxDecodedFrames: int(env, 'MAX_DECODED_FRAMES', 216_000, { min: 1 }),
     logLevel,
     minReady: int(env, 'POSE_MIN_READY', 1, { min: 1, max: 64 }),
     maxFramesLimit,

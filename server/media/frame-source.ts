@@ -55,6 +55,32 @@ export interface FrameSourceOptions {
   socketDir?: string;
   /** ffmpeg's -max_pixels: a decoder never allocates a larger frame (a stream that grows mid-way stops there). */
   maxPixels?: number;
+  /** The video's duration (probe): with it, sparse sampling seeks instead of decoding everything (seekFrames). */
+  durationMs?: number;
+}
+
+/**
+ * At or below this rate (one sample per 10 s or more) each sample is found by seeking, one short
+ * ffmpeg run per sample, instead of decoding the whole file. A run costs ~0.15 s of start-up plus the
+ * decode from the keyframe before the sample (x264's default GOP: up to ~8 s of frames); reading
+ * straight through costs every frame. The issue's case, a 20-minute 1080p file at fps=0.001: 21 s of
+ * decoding for one frame before, one seek now (BENCHMARKS.md, "Sparse sampling").
+ */
+export const SEEK_AT_OR_BELOW_FPS = 0.1;
+
+export function usesSeeking(o: Pick<FrameSourceOptions, 'fps' | 'durationMs'>): boolean {
+  return o.fps <= SEEK_AT_OR_BELOW_FPS && (o.durationMs ?? 0) > 0;
+}
+
+/**
+ * Frames ffmpeg would decode to sample `maxFrames` at `fps` from a video of `durationMs` at `sourceFps`
+ * read straight through (0 when seeking: each seek decodes at most a GOP). The caller bounds it
+ * (MAX_DECODED_FRAMES), so no request can ask for hours of decoding to keep a handful of frames.
+ */
+export function plannedDecodes(o: { fps: number; maxFrames: number; durationMs: number; sourceFps: number }): number {
+  if (usesSeeking(o)) return 0;
+  const spanS = Math.min(o.durationMs / 1000, o.maxFrames / o.fps);
+  return Math.ceil(spanS * (o.sourceFps > 0 ? o.sourceFps : o.fps));
 }
 
 /**
@@ -70,11 +96,30 @@ export function samplingFilter(fps: number, width: number, height: number): stri
   return `setpts=PTS-STARTPTS,select='isnan(prev_selected_t)+gt(${bucket('t')},${bucket('prev_selected_t')})',scale=${width}:${height},showinfo`;
 }
 
+function outputFormat(o: FrameSourceOptions): string[] {
+  return o.pixels === 'jpeg'
+    ? ['-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', String(o.jpegQuality ?? 3), '-pix_fmt', 'yuvj420p']
+    : ['-f', 'rawvideo', '-pix_fmt', 'rgb24'];
+}
+
+/** One sample by seeking: the first frame at or after `atS` (ffmpeg's accurate input seek), its time from showinfo. */
+export function seekArgs(o: FrameSourceOptions, atS: number): string[] {
+  return [
+    '-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin',
+    ...(o.maxPixels ? ['-max_pixels', String(o.maxPixels)] : []),
+    '-ss', atS.toFixed(6),
+    '-i', o.file,
+    '-map', '0:v:0', '-an', '-sn', '-dn',
+    // Output times start at the seek point: showinfo's time + atS is the frame's time in the file.
+    '-vf', `scale=${o.width}:${o.height},showinfo`,
+    '-frames:v', '1',
+    ...outputFormat(o),
+    'pipe:1',
+  ];
+}
+
 export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string): string[] {
-  const format =
-    o.pixels === 'jpeg'
-      ? ['-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', String(o.jpegQuality ?? 3), '-pix_fmt', 'yuvj420p']
-      : ['-f', 'rawvideo', '-pix_fmt', 'rgb24'];
+  const format = outputFormat(o);
   const target = socketPath ? ['-listen', '1', `unix:${socketPath}`] : ['pipe:1'];
   return [
     // info for showinfo's per-frame lines; `level` tags each line so errors can be told apart.
@@ -120,6 +165,10 @@ export async function* extractFrames(
   o: FrameSourceOptions,
   result: FrameSourceOutcome = {},
 ): AsyncGenerator<DecodedFrame> {
+  if (usesSeeking(o)) {
+    yield* seekFrames(o, result);
+    return;
+  }
   let index = 0;
   let times: FrameTimes | null = null;
   const make = async (data: Buffer): Promise<DecodedFrame> => {
@@ -167,6 +216,38 @@ export async function* extractFrames(
     if (socketPath && index > 0) socketUnsupported.add(o.ffmpeg);
   } finally {
     run.dispose();
+  }
+}
+
+/**
+ * Sparse sampling: for each sample time k / fps (k from 0, within the duration, at most maxFrames)
+ * one ffmpeg run seeks there and outputs one frame. A frame found past the next sample times (a gap
+ * in a VFR clip) covers them: the next seek starts at the first grid time after it, so no frame
+ * comes twice. Times are from the file's start (the linear path's are from the first frame, which
+ * is the same instant for nearly every file).
+ */
+async function* seekFrames(o: FrameSourceOptions, result: FrameSourceOutcome): AsyncGenerator<DecodedFrame> {
+  const durationS = (o.durationMs ?? 0) / 1000;
+  let index = 0;
+  let k = 0;
+  while (index < o.maxFrames && k / o.fps < durationS && !o.signal?.aborted) {
+    const atS = k / o.fps;
+    const run = startFfmpeg(o, seekArgs(o, atS));
+    let got: Buffer | null = null;
+    try {
+      for await (const data of pipeFrames(run.stdout, o)) got ??= Buffer.from(data);
+      const outcome = await run.outcome;
+      if (!got) {
+        // Nothing at or after this time: the end of the stream. Before the first frame it is the video's fault.
+        if (index === 0) settle(outcome, 0, o, result);
+        break;
+      }
+      const timeMs = Math.round((atS + (await run.times.at(0, o.fps)) / 1000) * 1000);
+      yield { index: index++, timeMs, width: o.width, height: o.height, pixels: o.pixels, data: got };
+      k = Math.max(k + 1, Math.floor((timeMs / 1000) * o.fps + 1e-4) + 1);
+    } finally {
+      run.dispose();
+    }
   }
 }
 

@@ -104,6 +104,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
       reuseFrameBuffer: true, // spoolFrames below is done with each frame before it pulls the next
       socketDir: deps.tempDir, // the request's private directory: ffmpeg's frame socket lives and dies with it
       maxPixels: deps.maxPixels,
+      durationMs: video.durationMs,
     },
     decodeOutcome,
   );

@@ -8,10 +8,13 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOUNDARY, childrenOf, getHealth, multipartHead, procFigures, sleep } from './support/reliability.js';
 import { findTools } from './support/tools.js';
+import { extractFrames, type FrameSourceOptions } from '../media/frame-source.js';
+import { probeVideo } from '../media/probe.js';
 import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from './support/test-server.js';
 
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4');
@@ -161,4 +164,62 @@ describe('pixel bombs', () => {
       rmSync(bomb, { force: true });
     }
   }, 60_000);
+});
+
+describe('sparse sampling of a long video', () => {
+  it('seeks: the same frames as reading straight through, at a cost that follows the frames asked for, not the length', async () => {
+    const { ffmpeg, ffprobe } = findTools();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'posepool-sparse-'));
+    try {
+      // A 10-minute 1080p file of few bytes, as in the report: 10 s encoded once, then copied 60 times.
+      const piece = path.join(dir, 'piece.mp4');
+      execFileSync(ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=s=1920x1080:r=30:d=10', '-vf', 'hue=s=0', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '250', '-pix_fmt', 'yuv420p', piece]);
+      const list = path.join(dir, 'list.txt');
+      writeFileSync(list, Array.from({ length: 60 }, () => `file '${piece}'`).join('\n'));
+      const long = path.join(dir, 'long.mp4');
+      execFileSync(ffmpeg, ['-v', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-c', 'copy', long]);
+      const video = await probeVideo(ffprobe, long);
+      expect(video.durationMs).toBeGreaterThan(599_000);
+      const base = { ffmpeg, file: long, maxFrames: 3000, width: 1920, height: 1080, pixels: 'rgb24' as const };
+
+      const timed = async (o: FrameSourceOptions) => {
+        const t0 = performance.now();
+        const frames: { timeMs: number; sum: number }[] = [];
+        for await (const f of extractFrames(o)) frames.push({ timeMs: f.timeMs, sum: f.data.reduce((a, b) => (a + b) % 1_000_003, 0) });
+        return { frames, ms: performance.now() - t0 };
+      };
+      const six = await timed({ ...base, fps: 0.01, durationMs: video.durationMs }); // seeks
+      const twelve = await timed({ ...base, fps: 0.02, durationMs: video.durationMs }); // seeks
+      const straight = await timed({ ...base, fps: 0.01 }); // no duration given: reads the whole file
+      console.info(
+        `[figures] sparse sampling, 10-minute 1080p: 6 samples by seeking ${Math.round(six.ms)} ms, 12 samples ${Math.round(twelve.ms)} ms ` +
+          `(ratio ${(twelve.ms / six.ms).toFixed(2)}), 6 samples reading the whole file ${Math.round(straight.ms)} ms (${(straight.ms / six.ms).toFixed(1)}x)`,
+      );
+      expect(six.frames.map((f) => f.timeMs)).toEqual([0, 100_000, 200_000, 300_000, 400_000, 500_000]);
+      expect(twelve.frames.map((f) => f.timeMs)).toEqual(Array.from({ length: 12 }, (_, i) => i * 50_000));
+      expect(six.frames).toEqual(straight.frames); // the same frames, pixel for pixel
+      expect(twelve.ms / six.ms).toBeGreaterThan(1.3); // cost follows the samples…
+      expect(twelve.ms / six.ms).toBeLessThan(3.5);
+      expect(straight.ms / six.ms).toBeGreaterThan(3); // …not the file's length
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('refuses fps under the floor, and a request that would decode more than MAX_DECODED_FRAMES, before any decode', async () => {
+    const slow = await upload(server.url, videoForm(CLIP, { fps: '0.001' }));
+    expect(slow.status).toBe(400);
+    expect(slow.json.error).toMatchObject({ code: 'BAD_FIELD', field: 'fps' });
+    const capped = await startTestServer({ POSE_WORKERS: '1', MAX_DECODED_FRAMES: '30' });
+    try {
+      await waitFor(async () => (await getHealth(capped.url)).status === 'ready', 90_000, 100);
+      const res = await upload(capped.url, videoForm(CLIP, { fps: '10' })); // 2 s at 30 fps: 60 decodes
+      expect(res.status).toBe(400);
+      expect(res.json.error).toMatchObject({ code: 'BAD_FIELD', field: 'fps' });
+      expect(res.json.error.message).toMatch(/MAX_DECODED_FRAMES \(30\)/);
+      expect((await upload(capped.url, videoForm(CLIP, { fps: '10', maxFrames: '5' }))).status).toBe(200); // 0.5 s: 15 decodes
+    } finally {
+      await capped.close();
+    }
+  }, 120_000);
 });

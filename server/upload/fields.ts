@@ -11,7 +11,9 @@ export interface PoseRequestFields {
 
 const KNOWN = new Set(['role', 'fps', 'maxFrames', 'tracking', 'smoothing']);
 const ROLE = /^[a-z][a-z0-9_-]{0,31}$/;
-const MAX_FPS = 240;
+export const MAX_FPS = 240;
+/** One frame per 100 s of video: sparser asks would cost a decode of the file for next to nothing. */
+export const MIN_FPS = 0.01;
 
 export function parseFields(
   fields: Record<string, string>,
@@ -27,7 +29,7 @@ export function parseFields(
   if (fields.fps !== undefined) {
     if (!/^\d+(\.\d+)?$/.test(fields.fps.trim())) bad('fps', 'fps must be a positive number');
     fps = Number(fields.fps);
-    if (!(fps > 0 && fps <= MAX_FPS)) bad('fps', `fps must be above 0 and at most ${MAX_FPS}`);
+    if (!(fps >= MIN_FPS && fps <= MAX_FPS)) bad('fps', `fps must be at least ${MIN_FPS} and at most ${MAX_FPS}`);
   }
 
   let maxFrames = limits.defaultMaxFrames;

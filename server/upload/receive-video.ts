@@ -9,7 +9,9 @@ import type { FastifyRequest } from 'fastify';
 import type { Admission } from '../admission.js';
 import type { Config } from '../config.js';
 import type { MediaTools } from '../media/media-tools.js';
+import { plannedDecodes } from '../media/frame-source.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
+import { ApiError } from '../errors.js';
 import { parseFields, type PoseRequestFields } from './fields.js';
 import { receiveUpload } from './receive-upload.js';
 
@@ -42,5 +44,19 @@ export async function receiveVideo(
   const fields = parseFields(upload.fields, deps.config);
   request.log.info({ bytes: upload.bytes, name: upload.clientName, role: fields.role }, 'video received');
   const video = await probeVideo(deps.tools.ffprobe, upload.file, { maxPixels: deps.config.maxPixels });
+  checkDecodeCost(video, fields, deps.config.maxDecodedFrames);
   return { file: upload.file, bytes: upload.bytes, fields, video };
+}
+
+/** BAD_FIELD (fps) when sampling this video as asked would decode more than MAX_DECODED_FRAMES frames. */
+export function checkDecodeCost(video: VideoInfo, fields: PoseRequestFields, maxDecodedFrames: number): void {
+  const fps = video.fps > 0 ? Math.min(fields.fps, video.fps) : fields.fps;
+  const decodes = plannedDecodes({ fps, maxFrames: fields.maxFrames, durationMs: video.durationMs, sourceFps: video.fps });
+  if (decodes > maxDecodedFrames) {
+    throw new ApiError(
+      'BAD_FIELD',
+      `sampling ${fields.maxFrames} frames at ${fps} fps would decode ${decodes} frames of this video, over MAX_DECODED_FRAMES (${maxDecodedFrames}): ask for fewer frames or a higher fps`,
+      { details: { field: 'fps' } },
+    );
+  }
 }
