@@ -4,12 +4,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { PROTOCOL } from '../protocol/index.js';
 import { Admission } from './admission.js';
 import type { Config } from './config.js';
-import { ApiError, isApiError } from './errors.js';
+import { ApiError, isApiError, rawErrorResponse } from './errors.js';
+import { FIELD_VALUE_MAX_BYTES } from './upload/receive-upload.js';
 import type { MediaTools } from './media/media-tools.js';
 import { JobStore } from './jobs/job-store.js';
 import { ServerMetrics, type PoolEvents } from './metrics.js';
@@ -40,9 +41,33 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     genReqId: () => randomUUID(),
-    // Headers (and the readiness check) come before the body; a slow upload must not be cut short.
+    // Headers (and the readiness check) come before the body; the body's own limits are in upload/body-watch.ts.
     requestTimeout: 0,
-    return503OnClosing: true,
+    // While closing, the onRequest hook below answers SHUTTING_DOWN in the catalogue's shape.
+    return503OnClosing: false,
+    // Errors the router raises before a route runs (a malformed %-escape, a path segment over 100 characters).
+    frameworkErrors: (error, request, reply) => {
+      const api = new ApiError('BAD_REQUEST', error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 100 characters' : 'the URL is malformed');
+      void (reply as FastifyReply).code(api.status).header('x-request-id', String(request.id)).send(api.body(String(request.id)));
+    },
+    // Errors Node's HTTP parser raises before any request exists: answered on the socket, same shape.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const api =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? new ApiError('HEADERS_TOO_LARGE', "the request's headers are over 16 KB")
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? new ApiError('UPLOAD_TIMEOUT', "the request's headers did not arrive in time")
+            : new ApiError('BAD_REQUEST', 'the request is not valid HTTP');
+      socket.end(rawErrorResponse(api, randomUUID()));
+    },
+  });
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async () => {
+    if (closing) throw new ApiError('SHUTTING_DOWN', undefined, { retryAfterS: 5 });
   });
   const admission = new Admission(config.maxActiveVideos, config.maxQueuedVideos);
   const uploads = new Admission(config.maxActiveUploads, 0, 5, 'uploads');
@@ -52,7 +77,7 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
       fileSize: config.maxUploadBytes,
       files: 1,
       fields: 16,
-      fieldSize: 1024,
+      fieldSize: FIELD_VALUE_MAX_BYTES,
       parts: 32,
       headerPairs: 64,
     },
@@ -112,6 +137,8 @@ export function toApiError(error: unknown): ApiError {
   if (e?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return new ApiError('MISSING_VIDEO', 'the body must be multipart/form-data with a "video" file field');
   }
+  // A JSON or text body over Fastify's 1 MB on a route that takes none (the upload routes refuse non-multipart before reading).
+  if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('BAD_REQUEST', 'this route takes no such body');
   if (e?.code === 'FST_REQ_FILE_TOO_LARGE' || e?.statusCode === 413) return new ApiError('UPLOAD_TOO_LARGE');
   if (e?.validation) return new ApiError('BAD_FIELD', e.message);
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {

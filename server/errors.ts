@@ -11,10 +11,11 @@ export const API_ERRORS = {
   BAD_REQUEST: { status: 400, message: 'the request is malformed' },
   UNAUTHORIZED: { status: 401, message: 'a valid bearer token is required' },
   NOT_FOUND: { status: 404, message: 'no such route' },
-  UPLOAD_TIMEOUT: { status: 408, message: 'the upload arrived too slowly (UPLOAD_MIN_BYTES_PER_S, UPLOAD_TIMEOUT_MS)' },
+  UPLOAD_TIMEOUT: { status: 408, message: 'the request arrived too slowly (UPLOAD_MIN_BYTES_PER_S, UPLOAD_TIMEOUT_MS)' },
   UPLOAD_TOO_LARGE: { status: 413, message: 'the upload exceeds MAX_UPLOAD_MB' },
   FRAME_TOO_LARGE: { status: 413, message: "the video's frames exceed MAX_PIXELS" },
   NOT_A_VIDEO: { status: 415, message: 'the file is not a video' },
+  HEADERS_TOO_LARGE: { status: 431, message: "the request's headers are too large" },
   UNDECODABLE_VIDEO: { status: 422, message: 'the video could not be decoded' },
   INTERNAL_ERROR: { status: 500, message: 'internal error' },
   POSE_SERVICE_UNAVAILABLE: { status: 503, message: 'no pose worker is ready' },
@@ -53,3 +54,17 @@ export class ApiError extends Error {
 }
 
 export const isApiError = (err: unknown): err is ApiError => err instanceof ApiError;
+
+/**
+ * The same body as a whole HTTP response, for the errors Node answers on the socket before any
+ * request exists (a header block over the limit, a malformed request line).
+ */
+export function rawErrorResponse(err: ApiError, requestId: string): string {
+  const body = JSON.stringify(err.body(requestId));
+  return (
+    `HTTP/1.1 ${err.status} ${STATUS_TEXT[err.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`
+  );
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };

@@ -1,14 +1,18 @@
 /**
  * Text that leaves the server in an API body (error messages, per-frame errors, a worker's last
- * error) loses the absolute paths it may carry: an interpreter, a temp file, a Python module in a
- * stderr line. They stay in the log, under the same request id.
+ * error) loses the absolute paths it may carry (an interpreter, a temp file, a Python module in a
+ * stderr line) and any control character a client put in a name it sent (NUL, escapes, newlines
+ * become U+FFFD). The originals stay in the log, under the same request id.
  */
 
 /** An absolute POSIX or Windows path, after a start, a space, a quote, `=`, `(`, `[` or `,`. */
 const ABSOLUTE_PATH = /(^|[\s'"=(\[,])(?:\/|[A-Za-z]:\\)[^\s'"()\[\],;]+/g;
 
+/** C0 and C1 control characters but tab and newline (a worker's stderr tail keeps its lines). */
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
 export function withoutPaths(text: string): string {
-  return text.replace(ABSOLUTE_PATH, '$1<path>');
+  return text.replace(ABSOLUTE_PATH, '$1<path>').replace(CONTROL, '\ufffd');
 }
 
 /** withoutPaths on every string inside a JSON-like value. */

@@ -22,6 +22,7 @@ import { type FramesObserver, unavailableError } from '../pipeline/pose-video-re
 import { expectedFrames, sampleRate } from '../pipeline/pose-video.js';
 import type { ServerPool } from '../server-pool.js';
 import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
+import { requireMultipart } from '../upload/receive-upload.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { checkBearer } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';
@@ -56,6 +57,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
         response: { 202: jobSchema, ...errorResponses },
       },
       validatorCompiler: multipartValidatorCompiler(),
+      onRequest: [async (request: FastifyRequest) => checkBearer(request, config.apiToken), requireMultipart],
     },
     async (request: FastifyRequest, reply: FastifyReply) => {
       checkBearer(request, config.apiToken);

@@ -13,6 +13,7 @@ import { poseVideoRequest, unavailableError, type FramesObserver } from '../pipe
 import type { Admission } from '../admission.js';
 import type { ServerPool } from '../server-pool.js';
 import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
+import { requireMultipart } from '../upload/receive-upload.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { checkBearer } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';
@@ -34,7 +35,12 @@ export interface UploadRouteDeps {
 export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps): void {
   const { config, pool, admission, uploads } = deps;
 
-  const routeOptions = { schema: uploadRouteSchema(config), validatorCompiler: multipartValidatorCompiler() };
+  const routeOptions = {
+    schema: uploadRouteSchema(config),
+    validatorCompiler: multipartValidatorCompiler(),
+    // Before the body: the token (401), then its type (a JSON or text body is MISSING_VIDEO, not parsed).
+    onRequest: [async (request: FastifyRequest) => checkBearer(request, config.apiToken), requireMultipart],
+  };
   app.post('/api/upload-video-with-pose', routeOptions, async (request: FastifyRequest, reply: FastifyReply) => {
     checkBearer(request, config.apiToken);
     if (!pool.isAvailable()) throw unavailableError(pool);

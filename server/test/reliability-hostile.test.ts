@@ -223,3 +223,87 @@ describe('sparse sampling of a long video', () => {
     }
   }, 120_000);
 });
+
+describe('one error format everywhere, whatever layer answers', () => {
+  /** Sends raw bytes, reads the whole answer (the server closes or the test's deadline passes). */
+  const rawExchange = (bytes: Buffer | string, waitMs = 3000): Promise<{ status: number; headers: string; json: any; text: string }> =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect(Number(new URL(server.url).port), '127.0.0.1');
+      let got = Buffer.alloc(0);
+      socket.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
+      socket.on('error', () => undefined);
+      const done = () => {
+        socket.destroy();
+        const text = got.toString('latin1');
+        const [head, ...rest] = text.split('\r\n\r\n');
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+        let body = rest.join('\r\n\r\n');
+        if (/transfer-encoding: chunked/i.test(head)) body = body.replace(/^[0-9a-f]+\r\n/i, '').replace(/\r\n0\r\n\r\n$/, '');
+        try {
+          resolve({ status, headers: head, json: JSON.parse(body), text });
+        } catch {
+          reject(new Error(`not a JSON answer: ${text.slice(0, 300)}`));
+        }
+      };
+      const timer = setTimeout(done, waitMs);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        done();
+      });
+      socket.write(bytes);
+    });
+
+  const post = (pathname: string, type: string, body: Buffer, extra = '') =>
+    Buffer.concat([
+      Buffer.from(`POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\n${extra}\r\n`),
+      body,
+    ]);
+  const twoMB = Buffer.from(JSON.stringify({ a: 'x'.repeat(2 * 1024 * 1024) }));
+  const multipart = (parts: string) => Buffer.from(`${parts}--${BOUNDARY}--\r\n`, 'latin1');
+  const videoPart = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\nContent-Type: video/mp4\r\n\r\n${readFileSync(CLIP).toString('latin1')}\r\n`;
+
+  const cases: [string, () => Buffer | string, number, string][] = [
+    ['a job id over 100 characters', () => `GET /api/jobs/${'a'.repeat(150)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 400, 'BAD_REQUEST'],
+    ['a malformed %-escape in the path', () => 'GET /api/jobs/%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400, 'BAD_REQUEST'],
+    ['a 70 KB header', () => `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    ['a request line that is not HTTP', () => 'FOO / HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'BAD_REQUEST'],
+    ['a 2 MB JSON body to the upload route', () => post('/api/upload-video-with-pose', 'application/json', twoMB), 400, 'MISSING_VIDEO'],
+    ['a 2 MB text body to the upload route', () => post('/api/upload-video-with-pose', 'text/plain', twoMB), 400, 'MISSING_VIDEO'],
+    ['a 2 MB JSON body to the jobs route', () => post('/api/jobs', 'application/json', twoMB), 400, 'MISSING_VIDEO'],
+    ['a 2 MB JSON body to DELETE a job', () => post('/api/jobs/0b7c0000-0000-4000-8000-000000000000', 'application/json', twoMB).toString('latin1').replace('POST', 'DELETE'), 400, 'BAD_REQUEST'],
+    [
+      'a 10 MB field value',
+      () => post('/api/upload-video-with-pose', `multipart/form-data; boundary=${BOUNDARY}`, multipart(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="role"\r\n\r\n${'r'.repeat(10 * 1024 * 1024)}\r\n${videoPart}`)),
+      400,
+      'BAD_FIELD',
+    ],
+    [
+      'a field name with a NUL byte and an escape sequence',
+      () => post('/api/upload-video-with-pose', `multipart/form-data; boundary=${BOUNDARY}`, multipart(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="a\u0000b\u001b[31m"\r\n\r\nv\r\n${videoPart}`)),
+      400,
+      'BAD_FIELD',
+    ],
+  ];
+
+  for (const [name, request, status, code] of cases) {
+    it(`${name}: ${status} ${code}, the catalogue's shape, a request id, nothing echoed raw`, async () => {
+      const res = await rawExchange(request());
+      expect(res.status, res.text.slice(0, 300)).toBe(status);
+      expect(Object.keys(res.json)).toEqual(['error']);
+      expect(res.json.error.code).toBe(code);
+      expect(typeof res.json.error.message).toBe('string');
+      expect(res.json.error.requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(new RegExp(`x-request-id: ${res.json.error.requestId}`, 'i').test(res.headers)).toBe(true);
+      const body = JSON.stringify(res.json);
+      expect(body).not.toMatch(/[\u0000-\u0008\u000b-\u001f]|\\u00[01][0-9a-f]/i); // no control characters, raw or escaped
+      expect(body).not.toMatch(/aaaaaaaaaa|rrrrrrrrrr|xxxxxxxxxx/); // no echo of what was sent
+      expect(body.length).toBeLessThan(1000);
+    }, 30_000);
+  }
+
+  it('a 10 MB field value says it is too long (not a pattern mismatch)', async () => {
+    const res = await rawExchange(post('/api/upload-video-with-pose', `multipart/form-data; boundary=${BOUNDARY}`, multipart(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="role"\r\n\r\n${'r'.repeat(10 * 1024 * 1024)}\r\n${videoPart}`)));
+    expect(res.json.error).toMatchObject({ code: 'BAD_FIELD', field: 'role' });
+    expect(res.json.error.message).toMatch(/too long/);
+  }, 30_000);
+});

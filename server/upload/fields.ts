@@ -20,7 +20,8 @@ export function parseFields(
   limits: { defaultFps: number; defaultMaxFrames: number; maxFramesLimit: number },
 ): PoseRequestFields {
   for (const name of Object.keys(fields)) {
-    if (!KNOWN.has(name)) bad(name, `unknown field "${name.slice(0, 40)}"; known: ${[...KNOWN].join(', ')}`);
+    // The name is echoed as sent (cut to 40); ApiError.body() replaces control characters and paths.
+    if (!KNOWN.has(name)) bad(name.slice(0, 40), `unknown field "${name.slice(0, 40)}"; known: ${[...KNOWN].join(', ')}`);
   }
   const role = fields.role ?? 'rider';
   if (!ROLE.test(role)) bad('role', 'role must match ^[a-z][a-z0-9_-]{0,31}$');

@@ -70,6 +70,12 @@ async function readParts(request: FastifyRequest, dir: string, maxBytes: number)
       if (part.file.truncated) throw tooLarge(maxBytes);
       received = { file, bytes, clientName: safe(part.filename ?? ''), fields };
     } else {
+      if (part.fieldnameTruncated) throw new ApiError('BAD_FIELD', 'a form field name is too long');
+      if (part.valueTruncated) {
+        throw new ApiError('BAD_FIELD', `field "${safe(part.fieldname)}" is too long (at most ${FIELD_VALUE_MAX_BYTES} bytes)`, {
+          details: { field: safe(part.fieldname) },
+        });
+      }
       if (Object.prototype.hasOwnProperty.call(fields, part.fieldname)) {
         throw new ApiError('BAD_FIELD', `field "${safe(part.fieldname)}" was sent twice`, { details: { field: safe(part.fieldname) } });
       }
@@ -78,6 +84,24 @@ async function readParts(request: FastifyRequest, dir: string, maxBytes: number)
   }
   return received;
 }
+
+/**
+ * Route hook (onRequest), before a byte of the body is read: a body that is not multipart is
+ * MISSING_VIDEO, whatever its size. What the client still sends is read and dropped for up to 10 s
+ * (so it gets the answer), then the connection goes.
+ */
+export async function requireMultipart(request: FastifyRequest): Promise<void> {
+  // The header, not request.isMultipart(): that one is only known once the body parser has run.
+  if (/^multipart\/form-data\b/i.test(request.headers['content-type'] ?? '')) return;
+  request.raw.resume();
+  setTimeout(() => {
+    if (!request.raw.complete) request.raw.destroy();
+  }, 10_000).unref();
+  throw new ApiError('MISSING_VIDEO', 'the body must be multipart/form-data with a "video" file field');
+}
+
+/** The longest text field value accepted (@fastify/multipart's fieldSize in app.ts); longer is BAD_FIELD, not cut. */
+export const FIELD_VALUE_MAX_BYTES = 1024;
 
 function tooLarge(maxBytes: number): ApiError {
   return new ApiError('UPLOAD_TOO_LARGE', `the upload exceeds ${Math.round(maxBytes / 1024 / 1024)} MB (MAX_UPLOAD_MB)`, {
@@ -116,6 +140,6 @@ export function mapMultipartError(err: unknown, maxBytes: number): unknown {
 }
 
 /** For logs and messages: printable, short, no path separators. */
-function safe(s: string): string {
+export function safe(s: string): string {
   return s.replace(/[^\w.\- ]/g, '_').slice(0, 80);
 }
