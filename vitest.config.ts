@@ -9,5 +9,7 @@ export default defineConfig({
     // End-to-end tests spawn Python workers; keep files sequential on a 2-core machine.
     fileParallelism: false,
     reporters: ['default'],
+    // Fails the run when a test leaves posepool-* / e2e-scratch-* entries in the temp folder.
+    globalSetup: ['scripts/test/support/temp-leak-check.ts'],
   },
 });

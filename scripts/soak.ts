@@ -11,7 +11,7 @@
  * MAX_UPLOAD_MB, a bad field, a client hanging up mid-upload), so the error paths are soaked too.
  * Linux only for descriptors and children (/proc); elsewhere those figures are left out.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../server/config.js';
+import { resolveMediaTools } from '../server/runtime/ffmpeg-path.js';
 
 export interface SoakOptions {
   uploads: number;
@@ -79,14 +80,17 @@ const MAIN = path.join(REPO_ROOT, 'dist', 'server', 'main.js');
 const FRAMES = 8;
 const MAX_UPLOAD_MB = 2;
 
-type Kind = 'ok' | 'empty' | 'truncated' | 'too-large' | 'bad-field' | 'hang-up';
+type Kind = 'ok' | 'empty' | 'truncated' | 'too-large' | 'bad-field' | 'hang-up' | 'stalled' | 'json-body' | 'pixel-bomb';
 
 /** The i-th upload's kind: 9 in 10 good, the 10th cycles through the bad ones. */
 export function kindOf(i: number): Kind {
   if (i % 10 !== 9) return 'ok';
-  const bad: Kind[] = ['empty', 'truncated', 'too-large', 'bad-field', 'hang-up'];
+  const bad: Kind[] = ['empty', 'truncated', 'stalled', 'too-large', 'bad-field', 'pixel-bomb', 'hang-up', 'json-body'];
   return bad[Math.floor(i / 10) % bad.length];
 }
+
+/** The soak's server: a stalled body is cut after half a second under 1 KB/s (the defaults: 10 s under 16 KB/s). */
+const BODY_LIMITS = { UPLOAD_RATE_WINDOW_MS: '500', UPLOAD_MIN_BYTES_PER_S: '1024' };
 
 export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   const workers = o.workers ?? 2;
@@ -105,6 +109,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     POSE_BATCH_SIZE: '4',
     POSE_TEMP_DIR: tempRoot,
     MAX_UPLOAD_MB: String(MAX_UPLOAD_MB),
+    ...BODY_LIMITS,
     ...o.env,
   }).catch((err: unknown) => {
     rmSync(tempRoot, { recursive: true, force: true });
@@ -212,7 +217,27 @@ const EXPECTED: Record<Kind, { status: number; code?: string }> = {
   'too-large': { status: 413, code: 'UPLOAD_TOO_LARGE' },
   'bad-field': { status: 400, code: 'BAD_FIELD' },
   'hang-up': { status: 0 },
+  stalled: { status: 408, code: 'UPLOAD_TIMEOUT' },
+  'json-body': { status: 400, code: 'MISSING_VIDEO' },
+  'pixel-bomb': { status: 413, code: 'FRAME_TOO_LARGE' },
 };
+
+/** A tiny H.264 file of 16000x4000 frames (made once per process with the server's ffmpeg). */
+let bombFile: Buffer | null = null;
+function pixelBomb(): Buffer {
+  if (!bombFile) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'posepool-soak-bomb-'));
+    try {
+      const file = path.join(dir, 'bomb.mp4');
+      const args = ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=black:s=16000x4000', '-frames:v', '1', '-c:v', 'libx264', '-preset', 'ultrafast', file];
+      execFileSync(resolveMediaTools().ffmpeg.path, args);
+      bombFile = readFileSync(file);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return bombFile;
+}
 
 interface Answer {
   status: number;
@@ -222,6 +247,16 @@ interface Answer {
 
 async function uploadOnce(url: string, kind: Kind, clip: Buffer): Promise<Answer> {
   if (kind === 'hang-up') return hangUp(url, clip);
+  if (kind === 'stalled') return hangUp(url, clip, { stall: true });
+  if (kind === 'json-body') {
+    const res = await fetch(`${url}/api/upload-video-with-pose`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ video: 'x'.repeat(2 * 1024 * 1024) }),
+    });
+    const body = (await res.json().catch(() => null)) as { error?: { code?: string } } | null;
+    return { status: res.status, code: body?.error?.code, body };
+  }
   const form = new FormData();
   const file =
     kind === 'empty'
@@ -230,7 +265,9 @@ async function uploadOnce(url: string, kind: Kind, clip: Buffer): Promise<Answer
         ? clip.subarray(0, 30_000)
         : kind === 'too-large'
           ? Buffer.alloc((MAX_UPLOAD_MB + 1) * 1024 * 1024, 7)
-          : clip;
+          : kind === 'pixel-bomb'
+            ? pixelBomb()
+            : clip;
   form.append('video', new Blob([Uint8Array.from(file)]), 'clip.mp4');
   form.append('fps', kind === 'bad-field' ? 'fast' : '10');
   form.append('maxFrames', String(FRAMES));
@@ -239,8 +276,11 @@ async function uploadOnce(url: string, kind: Kind, clip: Buffer): Promise<Answer
   return { status: res.status, code: body?.error?.code, body };
 }
 
-/** Sends the multipart head and half the file, then destroys the socket. Status 0: no answer, as intended. */
-function hangUp(url: string, clip: Buffer): Promise<Answer> {
+/**
+ * Sends the multipart head and half the file, then destroys the socket (status 0: no answer, as
+ * intended), or with `stall` sends nothing more and waits for the server's answer (408).
+ */
+function hangUp(url: string, clip: Buffer, { stall = false } = {}): Promise<Answer> {
   const boundary = 'soakBoundary7MA4YWxkTrZu0gW';
   const head = Buffer.from(
     `--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="clip.mp4"\r\nContent-Type: video/mp4\r\n\r\n`,
@@ -252,11 +292,23 @@ function hangUp(url: string, clip: Buffer): Promise<Answer> {
     });
     req.on('error', () => undefined);
     req.on('response', (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? -1 });
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        let code: string | undefined;
+        try {
+          code = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
+        } catch {
+          code = undefined;
+        }
+        req.destroy();
+        resolve({ status: res.statusCode ?? -1, code });
+      });
     });
     req.write(head);
     req.write(clip.subarray(0, clip.length >> 1), () => {
+      if (stall) return; // the server's rate floor answers
       setTimeout(() => {
         req.destroy();
         resolve({ status: 0 });

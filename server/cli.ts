@@ -135,7 +135,7 @@ async function main(argv: string[]): Promise<void> {
   })();
 
   const video = await probeVideo(tools.ffprobe, path.resolve(file), { maxPixels: config.maxPixels });
-  const expected = expectedFrames(video, sampleRate(fields.fps, video.fps), fields.maxFrames);
+  const expected = expectedFrames(video, sampleRate(fields.fps, video), fields.maxFrames);
 
   const pool = createPool(config, logger.child({ component: 'pool' }));
   const abort = new AbortController();

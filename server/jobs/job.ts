@@ -29,7 +29,7 @@ export interface JobView extends JobSummary {
   startedAt?: string;
   finishedAt?: string;
   expiresAt?: string;
-  video: Omit<VideoInfo, 'frameCount'>;
+  video: Omit<VideoInfo, 'frameCount' | 'maxFps'>;
   result?: PoseResponse;
 }
 
@@ -40,7 +40,7 @@ export class Job extends EventEmitter {
   readonly acceptedAt = performance.now();
   /** Aborted by DELETE, the job timeout or shutdown; its reason becomes the job's error. */
   readonly abort = new AbortController();
-  readonly video: Omit<VideoInfo, 'frameCount'>;
+  readonly video: Omit<VideoInfo, 'frameCount' | 'maxFps'>;
   state: JobState = 'queued';
   startedAt?: Date;
   finishedAt?: Date;
@@ -56,7 +56,7 @@ export class Job extends EventEmitter {
     // Every open event stream listens; their number is bounded by connections, not by this.
     this.setMaxListeners(0);
     this.id = id;
-    const { frameCount: _ignored, ...shown } = video;
+    const { frameCount: _frames, maxFps: _cap, ...shown } = video;
     this.video = shown;
     this.expected = expectedFrames;
   }

@@ -12,8 +12,11 @@ export interface VideoInfo {
   width: number;
   height: number;
   durationMs: number;
-  /** Source frame rate. */
+  /** Source frame rate (ffprobe's average). */
   fps: number;
+  /** The rate requests are capped at: the larger of the average and the stream's base rate, so a
+   * variable-rate clip's fast stretches are not undersampled. */
+  maxFps: number;
   /** Clockwise degrees the stored frames are turned for display (0, 90, 180, 270). */
   rotation: number;
   codec: string;
@@ -103,12 +106,16 @@ export async function probeVideo(ffprobe: string, file: string, limits: ProbeLim
   const rotation = rotationOf(video);
   const turned = rotation === 90 || rotation === 270;
   const fps = parseRate(video.avg_frame_rate) || parseRate(video.r_frame_rate) || 0;
-  const durationS = Number(video.duration ?? out.format?.duration ?? NaN);
+  const baseRate = parseRate(video.r_frame_rate);
+  // A VFR stream's own duration can end before its last frame (an MP4's edit of the first frames'
+  // durations): the longer of the stream's and the container's.
+  const durationS = Math.max(Number(video.duration ?? 0) || 0, Number(out.format?.duration ?? 0) || 0) || NaN;
   return {
     width: turned ? video.height : video.width,
     height: turned ? video.width : video.height,
     durationMs: Number.isFinite(durationS) ? Math.round(durationS * 1000) : 0,
     fps: Math.round(fps * 1000) / 1000,
+    maxFps: Math.round(Math.max(fps, baseRate > 0 && baseRate <= 240 ? baseRate : 0) * 1000) / 1000,
     rotation,
     codec,
     frameCount: frameCount !== null && Number.isFinite(frameCount) ? frameCount : null,

@@ -68,8 +68,9 @@ export interface PoseVideoResult {
   timing: PoseVideoTiming;
 }
 
-export function sampleRate(requested: number, source: number): number {
-  return source > 0 ? Math.min(requested, source) : requested;
+/** The rate frames are sampled at: the request's, capped at the video's (VideoInfo.maxFps). */
+export function sampleRate(requested: number, video: Pick<VideoInfo, 'maxFps'>): number {
+  return video.maxFps > 0 ? Math.min(requested, video.maxFps) : requested;
 }
 
 /** Sampling intervals the video spans (each with a frame gives one sample), at most maxFrames; at least 1. */
@@ -81,7 +82,7 @@ export function expectedFrames(video: VideoInfo, fps: number, maxFrames: number)
 export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Promise<PoseVideoResult> {
   const { video, log, signal } = input;
   const started = performance.now();
-  const fps = sampleRate(input.fps, video.fps);
+  const fps = sampleRate(input.fps, video);
   const expected = expectedFrames(video, fps, input.maxFrames);
   const options: DetectOptions = { tracking: input.tracking };
   const frames: TimedFrameResult[] = [];

@@ -80,7 +80,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
             received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads: deps.uploads, observer: deps.observer });
             ({ slot } = admission.tryEnter(cancelUpload.signal));
             const f = received.fields;
-            job = new Job(id, received.video, expectedFrames(received.video, sampleRate(f.fps, received.video.fps), f.maxFrames));
+            job = new Job(id, received.video, expectedFrames(received.video, sampleRate(f.fps, received.video), f.maxFrames));
             store.add(job);
           } catch (err) {
             cancelUpload.abort(err);

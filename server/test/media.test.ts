@@ -345,3 +345,30 @@ describe('JpegSplitter', () => {
     }
   });
 });
+
+describe('probeVideo: variable frame rate', () => {
+  it('a VFR clip whose stream duration ends before its last frame: the duration covers the last frame, and fps is capped at the base rate', async () => {
+    // Frames at 0, 40, 80 ms, then a gap to ~640 and ~680 ms (a concat list of durations).
+    const stills = [0, 1, 2, 3, 4].map((i) => {
+      const f = path.join(tmp, `probe-vfr-${i}.png`);
+      execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-i', path.join(FIX, 'messi-pan.mp4'), '-vf', `select=eq(n\\,${i * 10})`, '-frames:v', '1', f]);
+      return f;
+    });
+    const list = path.join(tmp, 'probe-vfr.txt');
+    writeFileSync(list, `${stills.map((f, i) => `file '${f}'\nduration ${[0.04, 0.04, 0.54, 0.04, 0.04][i]}`).join('\n')}\n`);
+    const vfr = path.join(tmp, 'probe-vfr.mp4');
+    execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-vsync', 'vfr', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', vfr]);
+    const lastFrameMs = Math.round(
+      1000 *
+        Math.max(
+          ...execFileSync(tools.ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time', '-of', 'csv=p=0', vfr], { encoding: 'utf8' })
+            .split('\n')
+            .map((l) => parseFloat(l))
+            .filter((t) => Number.isFinite(t)),
+        ),
+    );
+    const v = await probeVideo(tools.ffprobe, vfr);
+    expect(v.durationMs).toBeGreaterThan(lastFrameMs);
+    expect(v.maxFps).toBeGreaterThanOrEqual(25);
+  });
+});

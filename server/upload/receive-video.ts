@@ -50,8 +50,8 @@ export async function receiveVideo(
 
 /** BAD_FIELD (fps) when sampling this video as asked would decode more than MAX_DECODED_FRAMES frames. */
 export function checkDecodeCost(video: VideoInfo, fields: PoseRequestFields, maxDecodedFrames: number): void {
-  const fps = video.fps > 0 ? Math.min(fields.fps, video.fps) : fields.fps;
-  const decodes = plannedDecodes({ fps, maxFrames: fields.maxFrames, durationMs: video.durationMs, sourceFps: video.fps });
+  const fps = video.maxFps > 0 ? Math.min(fields.fps, video.maxFps) : fields.fps;
+  const decodes = plannedDecodes({ fps, maxFrames: fields.maxFrames, durationMs: video.durationMs, sourceFps: video.maxFps });
   if (decodes > maxDecodedFrames) {
     throw new ApiError(
       'BAD_FIELD',

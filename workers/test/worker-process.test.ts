@@ -1,5 +1,5 @@
 /** WorkerProcess against the real Python worker (model `synthetic`, a test double) and its fault injection. */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -135,10 +135,15 @@ describeIfReady('WorkerProcess (real Python worker, synthetic test-double model)
     expect((e1 as WorkerExitedError).type).toBe('PythonNotFound');
     expect((e1 as WorkerExitedError).message).toBe('the Python interpreter /nonexistent/bin/python3 was not found');
 
-    const wrongDir = worker('', { serviceDir: mkdtempSync(`${tmpdir()}/posepool-empty-`) });
-    const e2 = await wrongDir.ready.catch((e: unknown) => e);
-    expect(e2).toBeInstanceOf(WorkerExitedError);
-    expect((e2 as WorkerExitedError).message).toMatch(/No module named posepool_worker/);
-    expect((e2 as WorkerExitedError).exitCode).toBe(1);
+    const empty = mkdtempSync(`${tmpdir()}/posepool-empty-`);
+    try {
+      const wrongDir = worker('', { serviceDir: empty });
+      const e2 = await wrongDir.ready.catch((e: unknown) => e);
+      expect(e2).toBeInstanceOf(WorkerExitedError);
+      expect((e2 as WorkerExitedError).message).toMatch(/No module named posepool_worker/);
+      expect((e2 as WorkerExitedError).exitCode).toBe(1);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 });
