@@ -11,7 +11,7 @@ import path from 'node:path';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BOUNDARY, childrenOf, getHealth, multipartHead, procFigures, sleep } from './support/reliability.js';
+import { BOUNDARY, childrenOf, fdsInto, getHealth, multipartHead, procFigures, sleep } from './support/reliability.js';
 import { findTools } from './support/tools.js';
 import { extractFrames, type FrameSourceOptions } from '../media/frame-source.js';
 import { probeVideo } from '../media/probe.js';
@@ -92,6 +92,8 @@ describe('slow uploads (slow loris)', () => {
       expect(a.closedMs).toBeLessThan(5000); // the window is 1 s: cut within a few polls, not held
     }
     await waitFor(async () => requestDirs().length === 0, 5000);
+    // The half-written upload file was closed, not left open under its deleted folder.
+    await waitFor(async () => fdsInto(process.pid, server.config.tempDir).length === 0, 5000);
   });
 
   it('honest uploads keep getting 200 in bounded time while slow clients attack', async () => {

@@ -25,16 +25,19 @@ export async function receiveUpload(request: FastifyRequest, dir: string, maxByt
     throw new ApiError('MISSING_VIDEO', 'the body must be multipart/form-data with a "video" file field');
   }
   const watch = limits && request.raw.socket ? watchBody(request.raw.socket, limits) : null;
-  const reading = readParts(request, dir, maxBytes);
+  const stop = new AbortController();
+  const reading = readParts(request, dir, maxBytes, stop.signal);
   try {
     const received = await (watch ? Promise.race([reading, watch.broken]) : reading);
     if (!received) throw new ApiError('MISSING_VIDEO');
     return received;
   } catch (err) {
     if (err instanceof ApiError && err.code === 'UPLOAD_TIMEOUT') {
-      // The answer goes out with `connection: close` (app.ts) and the socket goes with it; the
-      // unfinished read then fails, and nobody waits for it.
+      // The file being written is closed now (the body's parser would never end it: the client is
+      // still connected), the answer goes out with `connection: close` (app.ts), and the socket with it.
       reading.catch(() => undefined);
+      stop.abort(err);
+      request.raw.unpipe();
       throw err;
     }
     // The answer goes out now; what is left of the body is read and dropped as it comes. Left paused,
@@ -46,10 +49,11 @@ export async function receiveUpload(request: FastifyRequest, dir: string, maxByt
   }
 }
 
-async function readParts(request: FastifyRequest, dir: string, maxBytes: number): Promise<ReceivedUpload | null> {
+async function readParts(request: FastifyRequest, dir: string, maxBytes: number, signal: AbortSignal): Promise<ReceivedUpload | null> {
   const fields: Record<string, string> = {};
   let received: ReceivedUpload | null = null;
   for await (const part of request.parts()) {
+    if (signal.aborted) throw signal.reason;
     if (part.type === 'file') {
       if (part.fieldname !== 'video') {
         part.file.resume();
@@ -66,7 +70,7 @@ async function readParts(request: FastifyRequest, dir: string, maxBytes: number)
       part.file.on('data', (chunk: Buffer) => (bytes += chunk.length));
       // At the limit, stop at once (busboy would otherwise read and drop the rest of the body first).
       part.file.once('limit', () => part.file.destroy(tooLarge(maxBytes)));
-      await pipeline(part.file, createWriteStream(file, { mode: 0o600 }));
+      await pipeline(part.file, createWriteStream(file, { mode: 0o600 }), { signal });
       if (part.file.truncated) throw tooLarge(maxBytes);
       received = { file, bytes, clientName: safe(part.filename ?? ''), fields };
     } else {
