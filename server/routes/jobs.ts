@@ -77,8 +77,8 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
           let slot: Promise<() => void> | undefined;
           try {
             // The body first (its own bound and rate floor), then a place among the videos, taken at acceptance.
-            received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads: deps.uploads, observer: deps.observer });
-            ({ slot } = admission.tryEnter(cancelUpload.signal));
+            const admit = () => void ({ slot } = admission.tryEnter(cancelUpload.signal));
+            received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads: deps.uploads, observer: deps.observer, admit });
             const f = received.fields;
             job = new Job(id, received.video, expectedFrames(received.video, sampleRate(f.fps, received.video), f.maxFrames));
             store.add(job);

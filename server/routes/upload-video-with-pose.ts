@@ -10,7 +10,7 @@ import { uploadRouteSchema } from '../api-schemas.js';
 import { ApiError } from '../errors.js';
 import type { MediaTools } from '../media/media-tools.js';
 import { poseVideoRequest, unavailableError, type FramesObserver } from '../pipeline/pose-video-request.js';
-import type { Admission } from '../admission.js';
+import { Admission } from '../admission.js';
 import type { ServerPool } from '../server-pool.js';
 import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { requireMultipart } from '../upload/receive-upload.js';
@@ -53,23 +53,31 @@ export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps)
     };
     reply.raw.once('close', onClose);
     let timer: NodeJS.Timeout | undefined;
+    let slot: Promise<() => void> | undefined;
     let release: (() => void) | undefined;
     try {
       return await withTempDir(async (dir) => {
-        const received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads, observer: deps.observer });
-        // Processing, from the upload's last byte: a place among the videos, then the pipeline, within REQUEST_TIMEOUT_MS.
+        // The body first; its place among the videos as soon as the body is in (BUSY then, before the probe).
+        const admit = () => void ({ slot } = admission.tryEnter(abort.signal));
+        const received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads, observer: deps.observer, admit });
+        // Processing, from the upload's last byte: the wait for a place, then the pipeline, within REQUEST_TIMEOUT_MS.
         timer = setTimeout(
           () => abort.abort(new ApiError('TIMEOUT', `the video took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`)),
           config.requestTimeoutMs,
         );
-        release = await admission.enter(abort.signal);
+        release = await slot!;
         return await poseVideoRequest(
           { id: String(request.id), ...received, signal: abort.signal, log: request.log, started },
           { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },
         );
       }, config.tempDir);
     } finally {
-      release?.();
+      if (release) release();
+      else if (slot) {
+        // Refused after it took its place (an undecodable video, a timeout in the queue): out of the queue, or the place given back.
+        abort.abort(new ApiError('BAD_REQUEST', 'the video was refused'));
+        Admission.giveBack(slot);
+      }
       clearTimeout(timer);
       reply.raw.off('close', onClose);
     }

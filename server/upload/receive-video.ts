@@ -3,7 +3,8 @@
  * directory, its fields validated, the file probed (NOT_A_VIDEO / UNDECODABLE_VIDEO). Shared by the
  * synchronous route and the jobs API, so both accept and refuse exactly the same uploads.
  * A body is received under its own bound (`uploads`, MAX_ACTIVE_UPLOADS) and the body limits, before
- * the video asks for a processing slot: a slow upload never holds a place a posed video needs.
+ * the video asks for a processing slot (`admit`, right after the body: a burst is refused BUSY
+ * without probing it): a slow upload never holds a place a posed video needs.
  */
 import type { FastifyRequest } from 'fastify';
 import type { Admission } from '../admission.js';
@@ -30,7 +31,14 @@ export interface UploadObserver {
 export async function receiveVideo(
   request: FastifyRequest,
   dir: string,
-  deps: { config: Config; tools: MediaTools; uploads: Admission; observer?: UploadObserver },
+  deps: {
+    config: Config;
+    tools: MediaTools;
+    uploads: Admission;
+    observer?: UploadObserver;
+    /** Called once the body and its fields are in, before the probe: where the caller takes its place among the videos (BUSY is thrown there). */
+    admit?: () => void;
+  },
 ): Promise<ReceivedVideo> {
   const { slot } = deps.uploads.tryEnter();
   const release = await slot;
@@ -43,6 +51,7 @@ export async function receiveVideo(
   deps.observer?.observeUpload(upload.bytes);
   const fields = parseFields(upload.fields, deps.config);
   request.log.info({ bytes: upload.bytes, name: upload.clientName, role: fields.role }, 'video received');
+  deps.admit?.();
   const video = await probeVideo(deps.tools.ffprobe, upload.file, { maxPixels: deps.config.maxPixels });
   checkDecodeCost(video, fields, deps.config.maxDecodedFrames);
   return { file: upload.file, bytes: upload.bytes, fields, video };
