@@ -41,7 +41,9 @@ const fail = (m) => {
 };
 
 const haveTypescript = existsSync(path.join(ROOT, 'node_modules', 'typescript'));
-if (!existsSync(path.join(ROOT, 'node_modules', 'fastify')) || (!haveTypescript && mode !== 'install')) {
+// A production install (no dev dependencies) can start from a built dist/; only a stale build needs tsc.
+const needsTypescript = mode !== 'install' && !(mode === 'check' && !staleReason());
+if (!existsSync(path.join(ROOT, 'node_modules', 'fastify')) || (!haveTypescript && needsTypescript)) {
   fail('Node dependencies are missing: run `npm install`');
 }
 
@@ -67,20 +69,19 @@ if (mode === 'check') {
 // Optional, tests only: the headless Chromium of the page test (scripts/lib/test-browser.mjs; never fatal).
 if (mode === 'tests') ensureTestBrowser();
 
-if (!haveTypescript) {
+const why = staleReason();
+if (!why) {
+  say('build up to date');
+} else if (!haveTypescript) {
   say('no TypeScript compiler (a production install without dev dependencies): the build is skipped');
   process.exit(0);
-}
-const why = staleReason();
-if (why) {
+} else {
   const t0 = Date.now();
   say(`build: tsc (${why})`);
   const r = build();
   if (r.output) console.log(r.output);
   if (!r.ok) fail('the TypeScript build failed (see above)');
   say(`build done in ${seconds(Date.now() - t0)}`);
-} else {
-  say('build up to date');
 }
 
 if (mode !== 'build-only') {

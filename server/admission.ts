@@ -26,6 +26,7 @@ export class Admission {
    * Refusal is synchronous: BUSY (no place) or SHUTTING_DOWN is thrown here, never a later rejection.
    */
   tryEnter(signal?: AbortSignal): { slot: Promise<() => void> } {
+    if (signal?.aborted) throw signal.reason; // its 'abort' event has fired already: it could never leave the queue
     this.assertRoom();
     if (this.running < this.active) {
       this.running++;

@@ -10,7 +10,6 @@ import { PROTOCOL } from '../protocol/index.js';
 import { Admission } from './admission.js';
 import type { Config } from './config.js';
 import { ApiError, isApiError, rawErrorResponse } from './errors.js';
-import { FIELD_VALUE_MAX_BYTES } from './upload/receive-upload.js';
 import type { MediaTools } from './media/media-tools.js';
 import { JobStore } from './jobs/job-store.js';
 import { ServerMetrics, type PoolEvents } from './metrics.js';
@@ -21,6 +20,11 @@ import { registerMetricsRoute } from './routes/metrics.js';
 import { registerPageRoutes } from './routes/page.js';
 import { registerUploadRoute } from './routes/upload-video-with-pose.js';
 import type { ServerPool } from './server-pool.js';
+import { watchBody } from './upload/body-watch.js';
+import { FIELD_VALUE_MAX_BYTES } from './upload/receive-upload.js';
+
+/** How long the rest of a refused request's body is read and dropped before its connection goes. */
+const REFUSED_BODY_MAX_MS = 30_000;
 
 export interface ServerDeps {
   config: Config;
@@ -52,16 +56,35 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
     },
     // Errors Node's HTTP parser raises before any request exists: answered on the socket, same shape.
     clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
-      if (!socket.writable) return socket.destroy();
+      // As Node's own handler: nothing to say on a reset or gone socket, or once a response has begun.
+      const inFlight = (socket as typeof socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+        socket.destroy();
+        return;
+      }
       const api =
         err.code === 'HPE_HEADER_OVERFLOW'
           ? new ApiError('HEADERS_TOO_LARGE', "the request's headers are over 16 KB")
           : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
             ? new ApiError('UPLOAD_TIMEOUT', "the request's headers did not arrive in time")
             : new ApiError('BAD_REQUEST', 'the request is not valid HTTP');
-      socket.end(rawErrorResponse(api, randomUUID()));
+      // Written, then the socket goes (a client that never closes its side cannot keep it).
+      socket.end(rawErrorResponse(api, randomUUID()), () => socket.destroy());
     },
   });
+  // A refused request whose body is still coming (BUSY or 401 before the body, a bad field mid-body):
+  // Node reads and drops the rest so the client gets its answer, but within the body's rate floor and
+  // at most REFUSED_BODY_MAX_MS, or the connection goes.
+  app.addHook('onResponse', async (request) => {
+    const socket = request.raw.socket;
+    if (request.raw.complete || !socket || socket.destroyed) return;
+    const watch = watchBody(socket, { ...config.upload, timeoutMs: Math.min(config.upload.timeoutMs, REFUSED_BODY_MAX_MS) });
+    watch.broken.catch(() => socket.destroy());
+    const stop = () => watch.stop();
+    request.raw.once('end', stop);
+    request.raw.once('close', stop);
+  });
+
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;

@@ -78,10 +78,22 @@ export function usesSeeking(o: Pick<FrameSourceOptions, 'fps' | 'durationMs'>): 
  * (MAX_DECODED_FRAMES), so no request can ask for hours of decoding to keep a handful of frames.
  */
 export function plannedDecodes(o: { fps: number; maxFrames: number; durationMs: number; sourceFps: number }): number {
-  if (usesSeeking(o)) return 0;
-  const spanS = Math.min(o.durationMs / 1000, o.maxFrames / o.fps);
-  return Math.ceil(spanS * (o.sourceFps > 0 ? o.sourceFps : o.fps));
+  // Unknown duration (a WebM from MediaRecorder has none): as long as the samples asked for. Unknown rate: the highest accepted.
+  const spanS = o.durationMs > 0 ? Math.min(o.durationMs / 1000, o.maxFrames / o.fps) : o.maxFrames / o.fps;
+  const rate = o.sourceFps > 0 ? o.sourceFps : UNKNOWN_SOURCE_FPS;
+  if (usesSeeking(o)) {
+    // Each seek decodes from the keyframe before it: counted as SEEK_GOP_S of frames (x264's default GOP is 250 frames,
+    // ~8 s at 30 fps). A file with longer GOPs decodes more; REQUEST_TIMEOUT_MS / JOB_TIMEOUT_MS bound that.
+    const samples = Math.min(o.maxFrames, Math.ceil(spanS * o.fps));
+    return Math.ceil(samples * Math.min(spanS, SEEK_GOP_S) * rate);
+  }
+  return Math.ceil(spanS * rate);
 }
+
+/** Frames per second assumed where the probe found no rate (the highest fps a request may ask for). */
+const UNKNOWN_SOURCE_FPS = 240;
+/** Seconds of frames one seek is counted to decode (see plannedDecodes). */
+const SEEK_GOP_S = 10;
 
 /**
  * The first decoded frame (t = 0), then the first frame at or after each step of 1/fps: a frame is kept
@@ -238,8 +250,9 @@ async function* seekFrames(o: FrameSourceOptions, result: FrameSourceOutcome): A
       for await (const data of pipeFrames(run.stdout, o)) got ??= Buffer.from(data);
       const outcome = await run.outcome;
       if (!got) {
-        // Nothing at or after this time: the end of the stream. Before the first frame it is the video's fault.
-        if (index === 0) settle(outcome, 0, o, result);
+        // Nothing at or after this time: the end of the stream (or ffmpeg failed: before the first
+        // frame that is UNDECODABLE_VIDEO, after it the stream ends early with the reason in result.error).
+        settle(outcome, index, o, result);
         break;
       }
       const timeMs = Math.round((atS + (await run.times.at(0, o.fps)) / 1000) * 1000);
@@ -278,8 +291,18 @@ class FrameTimes {
     this.wake();
   }
 
-  async at(i: number, fps: number): Promise<number> {
-    while (this.times.length <= i && !this.ended) await new Promise<void>((r) => this.waiters.push(r));
+  /** Frame i's time; the grid's (i / fps) where showinfo's line does not come within `waitMs` (a log format this parser does not know). */
+  async at(i: number, fps: number, waitMs = 2000): Promise<number> {
+    const deadline = Date.now() + waitMs;
+    while (this.times.length <= i && !this.ended && Date.now() < deadline) {
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, Math.max(1, deadline - Date.now()));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          r();
+        });
+      });
+    }
     return this.times[i] ?? Math.round((i * 1000) / fps);
   }
 
@@ -305,7 +328,10 @@ interface FfmpegRun {
 }
 
 function startFfmpeg(o: FrameSourceOptions, args: string[]): FfmpegRun {
-  const child = spawn(o.ffmpeg, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+  // No colour codes around the log lines, whatever the environment asks (AV_LOG_FORCE_COLOR): they are parsed.
+  const env: NodeJS.ProcessEnv = { ...process.env, AV_LOG_FORCE_NOCOLOR: '1' };
+  delete env.AV_LOG_FORCE_COLOR;
+  const child = spawn(o.ffmpeg, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, env });
   const times = new FrameTimes();
   let stderr = '';
   let partial = '';

@@ -29,4 +29,28 @@ describe('Admission', () => {
     await expect(other).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
     await expect(a.enter()).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
   });
+
+  it('tryEnter refuses synchronously: BUSY, SHUTTING_DOWN, or the reason of a signal already aborted (which could never leave the queue)', async () => {
+    const a = new Admission(1, 1);
+    const { slot } = a.tryEnter();
+    a.tryEnter(); // queued
+    expect(() => a.tryEnter()).toThrow(expect.objectContaining({ code: 'BUSY' }));
+    expect(() => a.assertRoom()).toThrow(expect.objectContaining({ code: 'BUSY' }));
+    (await slot)();
+    const gone = new AbortController();
+    gone.abort(new Error('client gone'));
+    expect(() => a.tryEnter(gone.signal)).toThrow('client gone');
+    expect(a.stats).toEqual({ active: 1, queued: 0 });
+    a.close();
+    expect(() => a.tryEnter()).toThrow(expect.objectContaining({ code: 'SHUTTING_DOWN' }));
+  });
+
+  it('giveBack releases a place never used, or nothing when the slot was refused', async () => {
+    const a = new Admission(1, 0);
+    const { slot } = a.tryEnter();
+    Admission.giveBack(slot);
+    await new Promise((r) => setImmediate(r));
+    expect(a.stats).toEqual({ active: 0, queued: 0 });
+    Admission.giveBack(Promise.reject(new Error('refused')));
+  });
 });

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { extractFrames, rawSocketPath, type FrameSourceOptions } from '../media/frame-source.js';
+import { extractFrames, plannedDecodes, rawSocketPath, type FrameSourceOptions } from '../media/frame-source.js';
 import { JpegSplitter } from '../media/jpeg-splitter.js';
 import { looksLikeVideoContainer, probeVideo } from '../media/probe.js';
 import { findTools } from './support/tools.js';
@@ -370,5 +370,35 @@ describe('probeVideo: variable frame rate', () => {
     const v = await probeVideo(tools.ffprobe, vfr);
     expect(v.durationMs).toBeGreaterThan(lastFrameMs);
     expect(v.maxFps).toBeGreaterThanOrEqual(25);
+  });
+});
+
+describe('plannedDecodes (MAX_DECODED_FRAMES)', () => {
+  it('straight through: the span sampled times the source rate; unknown duration counts maxFrames / fps, unknown rate 240 fps', () => {
+    expect(plannedDecodes({ fps: 10, maxFrames: 300, durationMs: 2000, sourceFps: 30 })).toBe(60);
+    expect(plannedDecodes({ fps: 10, maxFrames: 300, durationMs: 600_000, sourceFps: 30 })).toBe(900);
+    expect(plannedDecodes({ fps: 10, maxFrames: 300, durationMs: 0, sourceFps: 30 })).toBe(900);
+    expect(plannedDecodes({ fps: 10, maxFrames: 300, durationMs: 0, sourceFps: 0 })).toBe(7200);
+  });
+  it('seeking: each sample counted as 10 s of frames decoded from its keyframe', () => {
+    expect(plannedDecodes({ fps: 0.1, maxFrames: 3000, durationMs: 1_200_000, sourceFps: 30 })).toBe(120 * 10 * 30);
+    // No duration: no seeking (nothing says where to stop), so straight through: far over any cap.
+    expect(plannedDecodes({ fps: 0.01, maxFrames: 3000, durationMs: 0, sourceFps: 0 })).toBe(300_000 * 240);
+  });
+});
+
+describe('extractFrames with a colour-forcing environment', () => {
+  it('still reads each frame\'s time (ffmpeg is told not to colour its log lines)', async () => {
+    const before = process.env.AV_LOG_FORCE_COLOR;
+    process.env.AV_LOG_FORCE_COLOR = '1';
+    try {
+      const frames = await collect(
+        extractFrames({ ffmpeg: tools.ffmpeg, file: path.join(FIX, 'messi-pan.mp4'), fps: 5, maxFrames: 4, width: 548, height: 342, pixels: 'rgb24' }),
+      );
+      expect(frames.map((f) => f.timeMs)).toEqual([0, 200, 400, 600]);
+    } finally {
+      if (before === undefined) delete process.env.AV_LOG_FORCE_COLOR;
+      else process.env.AV_LOG_FORCE_COLOR = before;
+    }
   });
 });

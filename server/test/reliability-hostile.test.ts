@@ -119,6 +119,26 @@ describe('slow uploads (slow loris)', () => {
     await waitFor(async () => requestDirs().length === 0, 5000);
   });
 
+  it('a body refused mid-way (a file in the wrong field) that then trickles: 400, and its connection goes within the rate window', async () => {
+    const { port } = new URL(server.url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    socket.write(
+      `POST /api/upload-video-with-pose HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
+        `Content-Length: 1000000\r\n\r\n--${BOUNDARY}\r\nContent-Disposition: form-data; name="notvideo"; filename="a.mp4"\r\n\r\n`,
+    );
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (received += d));
+    socket.on('error', () => undefined);
+    const t0 = Date.now();
+    const ticker = setInterval(() => socket.write('z'), 300);
+    await new Promise((r) => socket.once('close', r));
+    clearInterval(ticker);
+    expect(received).toMatch(/^HTTP\/1\.1 400/);
+    expect(received).toContain('"BAD_FIELD"');
+    expect(Date.now() - t0).toBeLessThan(5000); // window 1 s under 2 KB/s: the drain is cut, not held
+  });
+
   it('an upload at an honest pace is not cut, however long it takes within UPLOAD_TIMEOUT_MS', async () => {
     // ~32 KB/s for the whole clip (above the 2 KB/s floor): several rate windows long.
     const clip = readFileSync(CLIP);
