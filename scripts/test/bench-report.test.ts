@@ -3,9 +3,10 @@ import type { CeilingResult } from '../bench/ceiling.js';
 import { ceilingFor, type BenchResults } from '../bench/report.js';
 
 function ceiling(model: string, processes: number, threads: number, fps: number, cpuMs: number): CeilingResult {
-  const spread = { median: fps, min: fps, max: fps, values: [fps] };
+  const spread = { median: fps, min: fps, max: fps, n: 1 };
   return {
     model,
+    torch: '1.13.0',
     frames: 31,
     processes,
     threads,
@@ -16,7 +17,7 @@ function ceiling(model: string, processes: number, threads: number, fps: number,
     inferencesPerFrame: { tracking: 1.13, single: 1 },
     decodeMsPerFrame: 4,
     loadMs: 1000,
-  } as CeilingResult;
+  };
 }
 
 describe('ceilingFor (what end-to-end rows are judged against)', () => {
