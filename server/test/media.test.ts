@@ -20,6 +20,33 @@ async function collect(gen: AsyncIterable<{ index: number; timeMs: number; data:
   return out;
 }
 
+/**
+ * A variable-frame-rate clip, made once: five stills with a gap of about half a second after the
+ * third (a concat list of durations), and its frame times in ms as ffprobe reads them (the oracle).
+ * Its MP4 stream duration ends before its last frame.
+ */
+let vfrMade: { file: string; pts: number[] } | undefined;
+function vfrClip(): { file: string; pts: number[] } {
+  if (vfrMade) return vfrMade;
+  const stills = [0, 1, 2, 3, 4].map((i) => {
+    const f = path.join(tmp, `vfr-${i}.png`);
+    execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-i', path.join(FIX, 'messi-pan.mp4'), '-vf', `select=eq(n\\,${i * 10})`, '-frames:v', '1', f]);
+    return f;
+  });
+  const durations = [0.04, 0.04, 0.54, 0.04, 0.04];
+  const list = path.join(tmp, 'vfr.txt');
+  writeFileSync(list, `${stills.map((f, i) => `file '${f}'\nduration ${durations[i]}`).join('\n')}\n`);
+  const file = path.join(tmp, 'vfr.mp4');
+  execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-vsync', 'vfr', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', file]);
+  const pts = execFileSync(tools.ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time', '-of', 'csv=p=0', file], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => parseFloat(l))
+    .filter((t) => Number.isFinite(t))
+    .map((t) => Math.round(t * 1000));
+  vfrMade = { file, pts };
+  return vfrMade;
+}
+
 describe('probeVideo', () => {
   it('reads size, fps, duration and codec of an H.264 clip', async () => {
     const v = await probeVideo(tools.ffprobe, path.join(FIX, 'messi-pan.mp4'));
@@ -305,23 +332,7 @@ describe('extractFrames: sampling by real timestamps (short and variable-rate cl
   }
 
   it('a variable-frame-rate clip: each sample is the first frame at or after its grid time, at that frame\'s own time', async () => {
-    // Five stills with a gap of about half a second after the third (a concat list of durations).
-    const list = path.join(tmp, 'vfr.txt');
-    const stills = [0, 1, 2, 3, 4].map((i) => {
-      const f = path.join(tmp, `vfr-${i}.png`);
-      execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-i', path.join(FIX, 'messi-pan.mp4'), '-vf', `select=eq(n\\,${i * 10})`, '-frames:v', '1', f]);
-      return f;
-    });
-    const durations = [0.04, 0.04, 0.54, 0.04, 0.04];
-    writeFileSync(list, `${stills.map((f, i) => `file '${f}'\nduration ${durations[i]}`).join('\n')}\n`);
-    const vfr = path.join(tmp, 'vfr.mp4');
-    execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-vsync', 'vfr', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', vfr]);
-    // The file's own frame times, as ffprobe reads them, are the oracle.
-    const pts = execFileSync(tools.ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time', '-of', 'csv=p=0', vfr], { encoding: 'utf8' })
-      .split('\n')
-      .map((l) => parseFloat(l))
-      .filter((t) => Number.isFinite(t))
-      .map((t) => Math.round(t * 1000));
+    const { file: vfr, pts } = vfrClip();
     expect(pts).toHaveLength(5);
     expect(pts[3] - pts[2]).toBeGreaterThan(400); // the gap is in the file
     const firstPerInterval = (fps: number) => pts.filter((t, i) => i === 0 || Math.floor((t * fps) / 1000) > Math.floor((pts[i - 1] * fps) / 1000));
@@ -348,25 +359,8 @@ describe('JpegSplitter', () => {
 
 describe('probeVideo: variable frame rate', () => {
   it('a VFR clip whose stream duration ends before its last frame: the duration covers the last frame, and fps is capped at the base rate', async () => {
-    // Frames at 0, 40, 80 ms, then a gap to ~640 and ~680 ms (a concat list of durations).
-    const stills = [0, 1, 2, 3, 4].map((i) => {
-      const f = path.join(tmp, `probe-vfr-${i}.png`);
-      execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-i', path.join(FIX, 'messi-pan.mp4'), '-vf', `select=eq(n\\,${i * 10})`, '-frames:v', '1', f]);
-      return f;
-    });
-    const list = path.join(tmp, 'probe-vfr.txt');
-    writeFileSync(list, `${stills.map((f, i) => `file '${f}'\nduration ${[0.04, 0.04, 0.54, 0.04, 0.04][i]}`).join('\n')}\n`);
-    const vfr = path.join(tmp, 'probe-vfr.mp4');
-    execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-vsync', 'vfr', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', vfr]);
-    const lastFrameMs = Math.round(
-      1000 *
-        Math.max(
-          ...execFileSync(tools.ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time', '-of', 'csv=p=0', vfr], { encoding: 'utf8' })
-            .split('\n')
-            .map((l) => parseFloat(l))
-            .filter((t) => Number.isFinite(t)),
-        ),
-    );
+    const { file: vfr, pts } = vfrClip();
+    const lastFrameMs = Math.max(...pts);
     const v = await probeVideo(tools.ffprobe, vfr);
     expect(v.durationMs).toBeGreaterThan(lastFrameMs);
     expect(v.maxFps).toBeGreaterThanOrEqual(25);
