@@ -14,7 +14,7 @@ import type { MediaTools } from './media/media-tools.js';
 import { JobStore } from './jobs/job-store.js';
 import { ServerMetrics, type PoolEvents } from './metrics.js';
 import { registerDocs } from './routes/docs.js';
-import { registerHealthRoutes } from './routes/health.js';
+import { HEALTH_ROUTES, registerHealthRoutes } from './routes/health.js';
 import { registerJobsRoutes } from './routes/jobs.js';
 import { registerMetricsRoute } from './routes/metrics.js';
 import { registerPageRoutes } from './routes/page.js';
@@ -49,6 +49,9 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
     requestTimeout: 0,
     // While closing, the onRequest hook below answers SHUTTING_DOWN in the catalogue's shape.
     return503OnClosing: false,
+    // close() waits for in-flight requests and jobs (their onClose/preClose hooks) up to SHUTDOWN_GRACE_MS;
+    // avvio's default 10 s would end a longer drain with an uncaught AVV_ERR_READY_TIMEOUT.
+    pluginTimeout: Math.max(10_000, config.shutdownGraceMs + 15_000),
     // Errors the router raises before a route runs (a malformed %-escape, a path segment over 100 characters).
     frameworkErrors: (error, request, reply) => {
       const api = new ApiError('BAD_REQUEST', error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 100 characters' : 'the URL is malformed');
@@ -89,8 +92,8 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onRequest', async () => {
-    if (closing) throw new ApiError('SHUTTING_DOWN', undefined, { retryAfterS: 5 });
+  app.addHook('onRequest', async (request) => {
+    if (closing && !HEALTH_ROUTES.has(request.routeOptions.url ?? '')) throw new ApiError('SHUTTING_DOWN', undefined, { retryAfterS: 5 });
   });
   const admission = new Admission(config.maxActiveVideos, config.maxQueuedVideos);
   const uploads = new Admission(config.maxActiveUploads, 0, 5, 'uploads');
@@ -122,7 +125,7 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
   await registerDocs(app);
   registerMetricsRoute(app, metrics);
 
-  registerHealthRoutes(app, pool, { testDouble: Boolean(PROTOCOL.models[config.model]?.testDouble) });
+  registerHealthRoutes(app, pool, { testDouble: Boolean(PROTOCOL.models[config.model]?.testDouble), stopping: () => closing });
   registerUploadRoute(app, { config, pool: metered, tools, admission, uploads, observer: metrics });
   registerJobsRoutes(app, { config, pool: metered, tools, admission, uploads, store: jobs, observer: metrics });
   registerPageRoutes(app);

@@ -57,7 +57,12 @@ export interface FrameSourceOptions {
   maxPixels?: number;
   /** The video's duration (probe): with it, sparse sampling seeks instead of decoding everything (seekFrames). */
   durationMs?: number;
+  /** MAX_DECODED_FRAMES, enforced while decoding: reading straight through stops there; a seek that runs past SEEK_TIMEOUT_MS ends the stream. */
+  maxDecodedFrames?: number;
 }
+
+/** One seek may decode for this long (a file with one keyframe would decode from its start at every seek). */
+export const SEEK_TIMEOUT_MS = 30_000;
 
 /**
  * At or below this rate (one sample per 10 s or more) each sample is found by seeking, one short
@@ -101,11 +106,13 @@ const SEEK_GOP_S = 10;
  * dropped for falling between grid points (a one-frame clip gives its frame) and nothing is duplicated
  * (VFR gaps); showinfo reports each kept frame's time. Times start at the first frame (setpts).
  */
-export function samplingFilter(fps: number, width: number, height: number): string {
+export function samplingFilter(fps: number, width: number, height: number, maxDecodedFrames?: number): string {
   const bucket = (t: string) => `floor(${t}*${fps}+1e-4)`;
-  // scale: every frame out has the probed size, the one the reader cuts the byte stream by, even if
-  // the stream changes size mid-way (a passthrough when it does not).
-  return `setpts=PTS-STARTPTS,select='isnan(prev_selected_t)+gt(${bucket('t')},${bucket('prev_selected_t')})',scale=${width}:${height},showinfo`;
+  // trim: no more decoded frames than MAX_DECODED_FRAMES, whatever the file's metadata claimed at
+  // acceptance (a duration can lie); ffmpeg stops there. scale: every frame out has the probed size,
+  // the one the reader cuts the byte stream by, even if the stream changes size mid-way (a passthrough when it does not).
+  const trim = maxDecodedFrames ? `trim=end_frame=${maxDecodedFrames},` : '';
+  return `${trim}setpts=PTS-STARTPTS,select='isnan(prev_selected_t)+gt(${bucket('t')},${bucket('prev_selected_t')})',scale=${width}:${height},showinfo`;
 }
 
 function outputFormat(o: FrameSourceOptions): string[] {
@@ -139,7 +146,7 @@ export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string): string[]
     ...(o.maxPixels ? ['-max_pixels', String(o.maxPixels)] : []),
     '-i', o.file,
     '-map', '0:v:0', '-an', '-sn', '-dn',
-    '-vf', samplingFilter(o.fps, o.width, o.height),
+    '-vf', samplingFilter(o.fps, o.width, o.height, o.maxDecodedFrames),
     '-vsync', 'passthrough', // each selected frame once, at its own time (-fps_mode in ffmpeg ≥ 5.1; -vsync works from 4.x on)
     '-frames:v', String(o.maxFrames),
     ...format,
@@ -246,6 +253,7 @@ async function* seekFrames(o: FrameSourceOptions, result: FrameSourceOutcome): A
     const atS = k / o.fps;
     const run = startFfmpeg(o, seekArgs(o, atS));
     let got: Buffer | null = null;
+    const watchdog = setTimeout(() => run.dispose(), SEEK_TIMEOUT_MS);
     try {
       for await (const data of pipeFrames(run.stdout, o)) got ??= Buffer.from(data);
       const outcome = await run.outcome;
@@ -259,6 +267,7 @@ async function* seekFrames(o: FrameSourceOptions, result: FrameSourceOutcome): A
       yield { index: index++, timeMs, width: o.width, height: o.height, pixels: o.pixels, data: got };
       k = Math.max(k + 1, Math.floor((timeMs / 1000) * o.fps + 1e-4) + 1);
     } finally {
+      clearTimeout(watchdog);
       run.dispose();
     }
   }

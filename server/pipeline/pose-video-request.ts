@@ -46,7 +46,7 @@ export interface PoseRequest {
 
 export interface PoseRequestDeps {
   pool: Pick<ServerPool, 'detect' | 'model' | 'desired' | 'lastErrors' | 'isAvailable'>;
-  config: Pick<Config, 'batchSize' | 'transport' | 'maxPixels'>;
+  config: Pick<Config, 'batchSize' | 'transport' | 'maxPixels' | 'maxDecodedFrames'>;
   ffmpeg: string;
   /** The request's private directory (file transport). */
   tempDir: string;
@@ -70,7 +70,7 @@ export async function poseVideoRequest(req: PoseRequest, deps: PoseRequestDeps):
       log: req.log,
       onProgress: req.onProgress,
     },
-    { pool, ffmpeg: deps.ffmpeg, batchSize: deps.config.batchSize, transport: deps.config.transport, tempDir: deps.tempDir, maxPixels: deps.config.maxPixels },
+    { pool, ffmpeg: deps.ffmpeg, batchSize: deps.config.batchSize, transport: deps.config.transport, tempDir: deps.tempDir, maxPixels: deps.config.maxPixels, maxDecodedFrames: deps.config.maxDecodedFrames },
   );
   // Nothing posed for want of a worker (none was ready, or the workers died under the video and none is
   // ready now): 503 with the cause and Retry-After, not a 200 whose every frame is an error.

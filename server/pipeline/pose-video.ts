@@ -40,6 +40,8 @@ export interface PoseVideoDeps {
   tempDir: string;
   /** MAX_PIXELS, for ffmpeg's decoder (the probe has checked the video against it already). */
   maxPixels?: number;
+  /** MAX_DECODED_FRAMES, enforced while decoding too (acceptance trusted the file's metadata). */
+  maxDecodedFrames?: number;
 }
 
 export interface TimedFrameResult extends FrameResult {
@@ -106,6 +108,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
       socketDir: deps.tempDir, // the request's private directory: ffmpeg's frame socket lives and dies with it
       maxPixels: deps.maxPixels,
       durationMs: video.durationMs,
+      maxDecodedFrames: deps.maxDecodedFrames,
     },
     decodeOutcome,
   );

@@ -3,10 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import { healthRouteSchema, liveRouteSchema } from '../api-schemas.js';
 import type { ServerPool } from '../server-pool.js';
 
-export function registerHealthRoutes(app: FastifyInstance, pool: ServerPool, opts: { testDouble: boolean }): void {
+/** The routes that keep answering, in their own shape, while the server stops (app.ts). */
+export const HEALTH_ROUTES = new Set(['/health', '/health/live']);
+
+export function registerHealthRoutes(app: FastifyInstance, pool: ServerPool, opts: { testDouble: boolean; stopping: () => boolean }): void {
   app.get('/health', { schema: healthRouteSchema }, async (_request, reply) => {
     const body = pool.health();
-    reply.code(pool.isAvailable() ? 200 : 503);
+    // Not ready while stopping (load balancers stop sending), whatever the workers say.
+    reply.code(pool.isAvailable() && !opts.stopping() ? 200 : 503);
     return opts.testDouble
       ? { ...body, warning: 'POSE_MODEL=synthetic is a test double: its keypoints are not real poses' }
       : body;

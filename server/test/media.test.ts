@@ -396,3 +396,12 @@ describe('extractFrames with a colour-forcing environment', () => {
     }
   });
 });
+
+describe('extractFrames: MAX_DECODED_FRAMES while decoding', () => {
+  it('stops after that many decoded frames, whatever the metadata promised at acceptance', async () => {
+    const o = { ffmpeg: tools.ffmpeg, file: path.join(FIX, 'messi-pan.mp4'), fps: 30, maxFrames: 300, width: 548, height: 342, pixels: 'rgb24' as const };
+    expect(await collect(extractFrames(o))).toHaveLength(60); // 2 s at 30 fps
+    const capped = await collect(extractFrames({ ...o, maxDecodedFrames: 15 }));
+    expect(capped.map((f) => f.timeMs)).toEqual(Array.from({ length: 15 }, (_, i) => Math.round((i * 1000) / 30)));
+  });
+});

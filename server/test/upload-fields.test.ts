@@ -26,7 +26,7 @@ describe('parseFields', () => {
     [{ maxFrames: '3001' }, 'maxFrames'],
     [{ maxFrames: '1.5' }, 'maxFrames'],
     [{ tracking: 'maybe' }, 'tracking'],
-    [{ 'name; rm -rf /': 'x' }, 'name; rm -rf /'],
+    [{ 'name; rm -rf /': 'x' }, 'name_ rm -rf _'], // echoed sanitised
   ])('rejects %o with BAD_FIELD naming the field', (fields, field) => {
     expect(() => parseFields(fields as Record<string, string>, limits)).toThrow(
       expect.objectContaining({ code: 'BAD_FIELD', status: 400, details: { field } }),

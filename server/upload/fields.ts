@@ -1,5 +1,6 @@
 /** The upload's text fields, validated against the contract. */
 import { ApiError } from '../errors.js';
+import { safe } from './receive-upload.js';
 
 export interface PoseRequestFields {
   role: string;
@@ -20,8 +21,8 @@ export function parseFields(
   limits: { defaultFps: number; defaultMaxFrames: number; maxFramesLimit: number },
 ): PoseRequestFields {
   for (const name of Object.keys(fields)) {
-    // The name is echoed as sent (cut to 40); ApiError.body() replaces control characters and paths.
-    if (!KNOWN.has(name)) bad(name.slice(0, 40), `unknown field "${name.slice(0, 40)}"; known: ${[...KNOWN].join(', ')}`);
+    // A name the client made up is echoed only as letters, digits, '.', '-', '_' and spaces (the rest as '_').
+    if (!KNOWN.has(name)) bad(safe(name).slice(0, 40), `unknown field "${safe(name).slice(0, 40)}"; known: ${[...KNOWN].join(', ')}`);
   }
   const role = fields.role ?? 'rider';
   if (!ROLE.test(role)) bad('role', 'role must match ^[a-z][a-z0-9_-]{0,31}$');
