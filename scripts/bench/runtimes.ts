@@ -25,21 +25,22 @@ export function findTorchRuntimes(ctx: BenchContext, extra: string[] = []): Torc
   const found: TorchRuntime[] = [];
   const seen = new Set<string>();
   for (const python of candidates) {
-    let torch: string;
-    try {
-      torch = execFileSync(python, ['-c', 'import numpy, cv2, torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      continue;
-    }
+    // The same file under another name is not imported again (torch's import takes seconds).
     let real = python;
     try {
       real = realpathSync(python);
     } catch {
       /* a name on PATH */
     }
-    if (seen.has(real) || found.some((r) => r.torch === torch)) continue;
+    if (seen.has(real)) continue;
     seen.add(real);
-    found.push({ python, torch, workers: python === ctx.python });
+    let torch: string;
+    try {
+      torch = execFileSync(python, ['-c', 'import numpy, cv2, torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      continue;
+    }
+    if (!found.some((r) => r.torch === torch)) found.push({ python, torch, workers: python === ctx.python });
   }
   return found;
 }

@@ -1,6 +1,6 @@
 /** How `npm test` and `npm run test:py` run pytest: the workers' interpreter, in pose-service/. */
 import { existsSync } from 'node:fs';
-import { SERVICE_DIR, recordedPython } from './repo.mjs';
+import { isPathLike, recordedPython, SERVICE_DIR } from './repo.mjs';
 
 /**
  * @returns {{ ok: true, python: string, source: string, args: string[], cwd: string } | { ok: false, message: string }}
@@ -10,7 +10,7 @@ export function pytestCommand(extraArgs = [], env = process.env) {
   if (!chosen) {
     return { ok: false, message: 'no Python interpreter recorded: run `npm run setup` (or set POSE_PYTHON)' };
   }
-  if (chosen.python.includes('/') || chosen.python.includes('\\')) {
+  if (isPathLike(chosen.python)) {
     if (!existsSync(chosen.python)) {
       const fix = chosen.source === 'POSE_PYTHON' ? 'fix POSE_PYTHON' : 'run `npm run setup` again';
       return { ok: false, message: `${chosen.python} (${chosen.source}) does not exist: ${fix}` };

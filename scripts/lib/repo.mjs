@@ -24,6 +24,11 @@ export function recordedPython(env = process.env, file = CHOICE_FILE) {
   }
 }
 
+/** A path (it has a separator), not a command name looked up on PATH. */
+export function isPathLike(command) {
+  return command.includes('/') || command.includes('\\');
+}
+
 /** "1.2 s" */
 export function seconds(ms) {
   return `${(ms / 1000).toFixed(1)} s`;

@@ -9,10 +9,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { installHint } from './python-modules.mjs';
-import { recordedPython, ROOT } from './repo.mjs';
+import { isPathLike, recordedPython, ROOT } from './repo.mjs';
 
 const CHECK = path.join(ROOT, 'scripts', 'check-python.py');
-const looksLikePath = (p) => p.includes('/') || p.includes('\\');
 
 /**
  * @param {{ env?: NodeJS.ProcessEnv, search: () => number, say: (m: string) => void, warn: (m: string) => void }} io
@@ -21,11 +20,11 @@ const looksLikePath = (p) => p.includes('/') || p.includes('\\');
  */
 export function checkWorkerPython({ env = process.env, search, say, warn }) {
   let chosen = recordedPython(env);
-  if (chosen?.source === 'POSE_PYTHON' && looksLikePath(chosen.python) && !existsSync(chosen.python)) {
+  if (chosen?.source === 'POSE_PYTHON' && isPathLike(chosen.python) && !existsSync(chosen.python)) {
     // The server refuses this configuration itself, naming the variable (exit 2).
     return { ok: false, python: chosen.python };
   }
-  if (!chosen || (looksLikePath(chosen.python) && !existsSync(chosen.python))) {
+  if (!chosen || (isPathLike(chosen.python) && !existsSync(chosen.python))) {
     say(chosen ? `the recorded interpreter ${chosen.python} is gone: looking for another (no installs)` : 'no interpreter recorded yet: looking for one (no installs)');
     search();
     chosen = recordedPython(env);

@@ -77,9 +77,14 @@ export function usesSeeking(o: Pick<FrameSourceOptions, 'fps' | 'durationMs'>): 
   return o.fps <= SEEK_AT_OR_BELOW_FPS && (o.durationMs ?? 0) > 0;
 }
 
+/** The rate frames are sampled at: the request's, capped at the video's (VideoInfo.maxFps). */
+export function sampleRate(requested: number, video: { maxFps: number }): number {
+  return video.maxFps > 0 ? Math.min(requested, video.maxFps) : requested;
+}
+
 /**
- * Frames ffmpeg would decode to sample `maxFrames` at `fps` from a video of `durationMs` at `sourceFps`
- * read straight through (0 when seeking: each seek decodes at most a GOP). The caller bounds it
+ * Frames ffmpeg would decode to sample `maxFrames` at `fps` from a video of `durationMs` at `sourceFps`:
+ * the span read straight through, or, when seeking, SEEK_GOP_S of frames per seek. The caller bounds it
  * (MAX_DECODED_FRAMES), so no request can ask for hours of decoding to keep a handful of frames.
  */
 export function plannedDecodes(o: { fps: number; maxFrames: number; durationMs: number; sourceFps: number }): number {
@@ -121,14 +126,25 @@ function outputFormat(o: FrameSourceOptions): string[] {
     : ['-f', 'rawvideo', '-pix_fmt', 'rgb24'];
 }
 
-/** One sample by seeking: the first frame at or after `atS` (ffmpeg's accurate input seek), its time from showinfo. */
-export function seekArgs(o: FrameSourceOptions, atS: number): string[] {
+/**
+ * ffmpeg's arguments up to its filters, for both ways of reading: log level info for showinfo's
+ * per-frame lines (`level` tags each line so errors can be told apart), the decoder's pixel bound, the
+ * input (from `seekS` with an accurate input seek), and its first video stream only.
+ */
+function inputArgs(o: FrameSourceOptions, seekS?: number): string[] {
   return [
     '-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin',
     ...(o.maxPixels ? ['-max_pixels', String(o.maxPixels)] : []),
-    '-ss', atS.toFixed(6),
+    ...(seekS === undefined ? [] : ['-ss', seekS.toFixed(6)]),
     '-i', o.file,
     '-map', '0:v:0', '-an', '-sn', '-dn',
+  ];
+}
+
+/** One sample by seeking: the first frame at or after `atS` (ffmpeg's accurate input seek), its time from showinfo. */
+export function seekArgs(o: FrameSourceOptions, atS: number): string[] {
+  return [
+    ...inputArgs(o, atS),
     // Output times start at the seek point: showinfo's time + atS is the frame's time in the file.
     '-vf', `scale=${o.width}:${o.height},showinfo`,
     '-frames:v', '1',
@@ -141,11 +157,7 @@ export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string): string[]
   const format = outputFormat(o);
   const target = socketPath ? ['-listen', '1', `unix:${socketPath}`] : ['pipe:1'];
   return [
-    // info for showinfo's per-frame lines; `level` tags each line so errors can be told apart.
-    '-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin',
-    ...(o.maxPixels ? ['-max_pixels', String(o.maxPixels)] : []),
-    '-i', o.file,
-    '-map', '0:v:0', '-an', '-sn', '-dn',
+    ...inputArgs(o),
     '-vf', samplingFilter(o.fps, o.width, o.height, o.maxDecodedFrames),
     '-vsync', 'passthrough', // each selected frame once, at its own time (-fps_mode in ffmpeg ≥ 5.1; -vsync works from 4.x on)
     '-frames:v', String(o.maxFrames),
@@ -263,7 +275,7 @@ async function* seekFrames(o: FrameSourceOptions, result: FrameSourceOutcome): A
         settle(outcome, index, o, result);
         break;
       }
-      const timeMs = Math.round((atS + (await run.times.at(0, o.fps)) / 1000) * 1000);
+      const timeMs = Math.round(atS * 1000 + (await run.times.at(0, o.fps)));
       yield { index: index++, timeMs, width: o.width, height: o.height, pixels: o.pixels, data: got };
       k = Math.max(k + 1, Math.floor((timeMs / 1000) * o.fps + 1e-4) + 1);
     } finally {

@@ -9,7 +9,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { DetectOptions, FrameEncoding, FramePayload, FrameResult } from '../../protocol/index.js';
 import { ApiError } from '../errors.js';
-import { extractFrames, type FrameSourceOutcome } from '../media/frame-source.js';
+import { extractFrames, sampleRate, type FrameSourceOutcome } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
 import { batches } from './batcher.js';
 import { releasePayloads, spoolFrames, type SpooledFrame } from './frame-payload.js';
@@ -68,11 +68,6 @@ export interface PoseVideoResult {
   /** Set when ffmpeg stopped early after some frames (a damaged tail). */
   decodeWarning?: string;
   timing: PoseVideoTiming;
-}
-
-/** The rate frames are sampled at: the request's, capped at the video's (VideoInfo.maxFps). */
-export function sampleRate(requested: number, video: Pick<VideoInfo, 'maxFps'>): number {
-  return video.maxFps > 0 ? Math.min(requested, video.maxFps) : requested;
 }
 
 /** Sampling intervals the video spans (each with a frame gives one sample), at most maxFrames; at least 1. */

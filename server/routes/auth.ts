@@ -14,3 +14,8 @@ export function checkBearer(request: FastifyRequest, token: string | null): void
     throw new ApiError('UNAUTHORIZED', 'missing or wrong bearer token (Authorization: Bearer <API_TOKEN>)');
   }
 }
+
+/** The onRequest hook of a route API_TOKEN protects: the token is checked before the body is read. */
+export function bearerHook(token: string | null): (request: FastifyRequest) => Promise<void> {
+  return async (request) => checkBearer(request, token);
+}

@@ -19,12 +19,13 @@ import type { JobStore } from '../jobs/job-store.js';
 import { runJob } from '../jobs/run-job.js';
 import type { MediaTools } from '../media/media-tools.js';
 import { type FramesObserver, unavailableError } from '../pipeline/pose-video-request.js';
-import { expectedFrames, sampleRate } from '../pipeline/pose-video.js';
+import { sampleRate } from '../media/frame-source.js';
+import { expectedFrames } from '../pipeline/pose-video.js';
 import type { ServerPool } from '../server-pool.js';
 import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { requireMultipart } from '../upload/receive-upload.js';
 import { withTempDir } from '../upload/temp-dir.js';
-import { checkBearer } from './auth.js';
+import { bearerHook, checkBearer } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';
 
 export interface JobsRouteDeps {
@@ -57,10 +58,9 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
         response: { 202: jobSchema, ...errorResponses },
       },
       validatorCompiler: multipartValidatorCompiler(),
-      onRequest: [async (request: FastifyRequest) => checkBearer(request, config.apiToken), requireMultipart],
+      onRequest: [bearerHook(config.apiToken), requireMultipart],
     },
     async (request: FastifyRequest, reply: FastifyReply) => {
-      checkBearer(request, config.apiToken);
       if (!pool.isAvailable()) throw unavailableError(pool);
       store.assertRoom();
       admission.assertRoom(); // BUSY before the body is read

@@ -15,7 +15,7 @@ import type { ServerPool } from '../server-pool.js';
 import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { requireMultipart } from '../upload/receive-upload.js';
 import { withTempDir } from '../upload/temp-dir.js';
-import { checkBearer } from './auth.js';
+import { bearerHook } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';
 
 export { unavailableError };
@@ -39,10 +39,9 @@ export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps)
     schema: uploadRouteSchema(config),
     validatorCompiler: multipartValidatorCompiler(),
     // Before the body: the token (401), then its type (a JSON or text body is MISSING_VIDEO, not parsed).
-    onRequest: [async (request: FastifyRequest) => checkBearer(request, config.apiToken), requireMultipart],
+    onRequest: [bearerHook(config.apiToken), requireMultipart],
   };
   app.post('/api/upload-video-with-pose', routeOptions, async (request: FastifyRequest, reply: FastifyReply) => {
-    checkBearer(request, config.apiToken);
     if (!pool.isAvailable()) throw unavailableError(pool);
     admission.assertRoom(); // BUSY before the body is read, when no place could be had after it either
 

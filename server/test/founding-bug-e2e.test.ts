@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildCv2LessVenv, whyNoCv2LessVenv } from '../../workers/test/support/cv2-less-venv.js';
 import { describeIfReady } from '../../workers/test/support/prerequisites.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from './support/test-server.js';
+import { FIXTURES, startTestServer, upload, videoForm, waitFor, waitForUnavailable, type TestServer } from './support/test-server.js';
 
 const PIPE_NOISE = /\bEOF\b|EPIPE|stdin write failed|write after end/;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'posepool-nocv2-'));
@@ -35,11 +35,7 @@ describeIfReady('workers whose interpreter lacks cv2', whyNoCv2LessVenv(), () =>
     const url = server.url;
 
     // 1. /health: 503 naming the real cause within 3 s.
-    const health = await waitFor(async () => {
-      const res = await fetch(`${url}/health`);
-      const body = await res.json();
-      return res.status === 503 && body.workers.every((w: any) => w.lastError) ? body : undefined;
-    }, 3000);
+    const health = await waitForUnavailable(url, 3000);
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(health.status).toBe('unavailable');
     for (const w of health.workers) {

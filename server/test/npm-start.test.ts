@@ -12,7 +12,7 @@ import { afterAll, expect, it } from 'vitest';
 import { buildCv2LessVenv, whyNoCv2LessVenv } from '../../workers/test/support/cv2-less-venv.js';
 import { describeIfReady } from '../../workers/test/support/prerequisites.js';
 import { REPO } from './support/server-process.js';
-import { FIXTURES, upload, videoForm, waitFor } from './support/test-server.js';
+import { FIXTURES, upload, videoForm, waitFor, waitForUnavailable } from './support/test-server.js';
 
 const PIPE_NOISE = /\bEOF\b|EPIPE|stdin write failed|write after end/;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'posepool-npm-start-'));
@@ -96,11 +96,7 @@ describeIfReady('npm start with workers whose interpreter lacks cv2', missing, (
     expect(out).not.toMatch(/^setup: (apt-get|creating|is a package index)/m);
 
     // /health: 503 naming cv2 and the interpreter within 3 s of the server listening.
-    const health = await waitFor(async () => {
-      const res = await fetch(`${url}/health`);
-      const body = await res.json();
-      return res.status === 503 && body.workers.every((w: any) => w.lastError) ? body : undefined;
-    }, 3000);
+    const health = await waitForUnavailable(url, 3000);
     expect(Date.now() - listening).toBeLessThan(3000);
     expect(health.workers[0].lastError).toMatchObject({
       type: 'ModuleNotFoundError',

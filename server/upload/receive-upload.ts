@@ -91,16 +91,12 @@ async function readParts(request: FastifyRequest, dir: string, maxBytes: number,
 
 /**
  * Route hook (onRequest), before a byte of the body is read: a body that is not multipart is
- * MISSING_VIDEO, whatever its size. What the client still sends is read and dropped for up to 10 s
- * (so it gets the answer), then the connection goes.
+ * MISSING_VIDEO, whatever its size. What the client still sends is read and dropped under the bound
+ * app.ts puts on every refused body.
  */
 export async function requireMultipart(request: FastifyRequest): Promise<void> {
   // The header, not request.isMultipart(): that one is only known once the body parser has run.
   if (/^multipart\/form-data\b/i.test(request.headers['content-type'] ?? '')) return;
-  request.raw.resume();
-  setTimeout(() => {
-    if (!request.raw.complete) request.raw.destroy();
-  }, 10_000).unref();
   throw new ApiError('MISSING_VIDEO', 'the body must be multipart/form-data with a "video" file field');
 }
 

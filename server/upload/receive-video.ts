@@ -10,7 +10,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Admission } from '../admission.js';
 import type { Config } from '../config.js';
 import type { MediaTools } from '../media/media-tools.js';
-import { plannedDecodes } from '../media/frame-source.js';
+import { plannedDecodes, sampleRate } from '../media/frame-source.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
 import { ApiError } from '../errors.js';
 import { parseFields, type PoseRequestFields } from './fields.js';
@@ -59,7 +59,7 @@ export async function receiveVideo(
 
 /** BAD_FIELD (fps) when sampling this video as asked would decode more than MAX_DECODED_FRAMES frames. */
 export function checkDecodeCost(video: VideoInfo, fields: PoseRequestFields, maxDecodedFrames: number): void {
-  const fps = video.maxFps > 0 ? Math.min(fields.fps, video.maxFps) : fields.fps;
+  const fps = sampleRate(fields.fps, video);
   const decodes = plannedDecodes({ fps, maxFrames: fields.maxFrames, durationMs: video.durationMs, sourceFps: video.maxFps });
   if (decodes > maxDecodedFrames) {
     throw new ApiError(

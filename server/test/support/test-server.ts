@@ -85,6 +85,15 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeo
   }
 }
 
+/** The /health body once it answers 503 with a cause (lastError) for every worker, within timeoutMs. */
+export async function waitForUnavailable(url: string, timeoutMs: number): Promise<any> {
+  return waitFor(async () => {
+    const res = await fetch(`${url}/health`);
+    const body = await res.json();
+    return res.status === 503 && body.workers.every((w: any) => w.lastError) ? body : undefined;
+  }, timeoutMs);
+}
+
 export async function waitReady(url: string, timeoutMs = 60_000): Promise<void> {
   await waitFor(async () => (await fetch(`${url}/health`)).status === 200, timeoutMs, 100);
 }
