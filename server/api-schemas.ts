@@ -8,6 +8,7 @@
  */
 import { MAX_FPS, MIN_FPS } from './upload/fields.js';
 import { API_ERRORS } from './errors.js';
+import { JOB_STATES } from './jobs/job.js';
 
 const num = { type: 'number' } as const;
 const int = { type: 'integer', minimum: 0 } as const;
@@ -174,8 +175,6 @@ export function videoFormSchema(limits: { maxFramesLimit: number; defaultFps: nu
   } as const;
 }
 
-export const jobStates = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
-export type JobState = (typeof jobStates)[number];
 
 export const jobSchema = {
   description: 'A pose job: its state, progress and, once succeeded, the same body as the synchronous route',
@@ -184,7 +183,7 @@ export const jobSchema = {
   additionalProperties: false,
   properties: {
     id: { type: 'string', format: 'uuid' },
-    state: { type: 'string', enum: jobStates },
+    state: { type: 'string', enum: JOB_STATES },
     createdAt: { type: 'string', format: 'date-time' },
     startedAt: { type: 'string', format: 'date-time' },
     finishedAt: { type: 'string', format: 'date-time' },

@@ -7,19 +7,19 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { PROTOCOL } from '../protocol/index.js';
+import type { PosePool } from '../workers/index.js';
 import { Admission } from './admission.js';
 import type { Config } from './config.js';
 import { ApiError, isApiError, rawErrorResponse } from './errors.js';
 import type { MediaTools } from './media/media-tools.js';
 import { JobStore } from './jobs/job-store.js';
-import { ServerMetrics, type PoolEvents } from './metrics.js';
+import { ServerMetrics } from './metrics.js';
 import { registerDocs } from './routes/docs.js';
 import { HEALTH_ROUTES, registerHealthRoutes } from './routes/health.js';
 import { registerJobsRoutes } from './routes/jobs.js';
 import { registerMetricsRoute } from './routes/metrics.js';
 import { registerPageRoutes } from './routes/page.js';
 import { registerUploadRoute } from './routes/upload-video-with-pose.js';
-import type { ServerPool } from './server-pool.js';
 import { watchBody } from './upload/body-watch.js';
 import { FIELD_VALUE_MAX_BYTES } from './upload/receive-upload.js';
 
@@ -28,7 +28,7 @@ const REFUSED_BODY_MAX_MS = 30_000;
 
 export interface ServerDeps {
   config: Config;
-  pool: ServerPool;
+  pool: PosePool;
   tools: MediaTools;
   logger: Logger;
 }
@@ -114,13 +114,11 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
     return payload;
   });
 
-  // Operator and user features (issue 7): OpenAPI first (it collects the routes), metrics, jobs, the page.
+  // Operator and user features: OpenAPI first (it collects the routes), metrics, jobs, the page.
   const jobs = new JobStore(config.jobs);
   const metrics = new ServerMetrics({ pool, admission, jobs: () => jobs.countsByState() });
-  if (isPoolEvents(pool)) {
-    const unwatch = metrics.watchPool(pool);
-    app.addHook('onClose', async () => unwatch());
-  }
+  const unwatch = metrics.watchPool(pool);
+  app.addHook('onClose', async () => unwatch());
   const metered = metrics.meterPool(pool);
   await registerDocs(app);
   registerMetricsRoute(app, metrics);
@@ -149,11 +147,6 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
   });
 
   return { app, admission, metrics, jobs };
-}
-
-function isPoolEvents(pool: ServerPool): pool is ServerPool & PoolEvents {
-  const p = pool as Partial<PoolEvents>;
-  return typeof p.on === 'function' && typeof p.off === 'function';
 }
 
 /** Anything thrown inside a request → one catalogue code. */

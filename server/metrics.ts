@@ -7,24 +7,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PoseResponse } from './pipeline/pose-response.js';
 import type { FramesObserver } from './pipeline/pose-video-request.js';
-import type { ServerPool } from './server-pool.js';
+import { SLOT_HEALTH_STATES, type PosePool, type SlotView, type WorkerExitEvent } from '../workers/index.js';
 import type { UploadObserver } from './upload/receive-video.js';
 
-/** Worker states as the pool reports them (workers/supervisor.ts SlotState). */
-const WORKER_STATES = ['starting', 'ready', 'busy', 'backoff', 'failed', 'stopping', 'stopped'] as const;
-
-/** The pool's events, as WorkerPool emits them (an EventEmitter). */
-export interface PoolEvents {
-  on(event: 'worker-ready' | 'worker-failed', listener: (view: { id: string; pid: number | null } | undefined) => void): unknown;
-  on(
-    event: 'worker-exit',
-    listener: (e: { workerId: string; pid: number | null; requested: boolean; error: { type: string } | null }) => void,
-  ): unknown;
-  off(event: string, listener: (...args: never[]) => void): unknown;
-}
-
 export interface MetricsSources {
-  pool: Pick<ServerPool, 'health'>;
+  pool: Pick<PosePool, 'health'>;
   admission: { readonly stats: { active: number; queued: number } };
   /** Job counts by state (set once the jobs API exists). */
   jobs?: () => Record<string, number>;
@@ -72,7 +59,7 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
       labelNames: ['state'],
       registers,
       collect() {
-        const counts: Record<string, number> = Object.fromEntries(WORKER_STATES.map((s) => [s, 0]));
+        const counts: Record<string, number> = Object.fromEntries(SLOT_HEALTH_STATES.map((s) => [s, 0]));
         for (const w of health().workers) counts[w.state] = (counts[w.state] ?? 0) + 1;
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
@@ -170,11 +157,11 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
   }
 
   /** Counts worker restarts and startup failures from the pool's events; returns the unsubscribe. */
-  watchPool(events: PoolEvents): () => void {
-    const onReady = (view: { pid: number | null } | undefined) => {
-      if (view?.pid != null) this.readyPids.add(view.pid);
+  watchPool(events: Pick<PosePool, 'on' | 'off'>): () => void {
+    const onReady = (view: SlotView) => {
+      if (view.pid != null) this.readyPids.add(view.pid);
     };
-    const onExit = (e: { pid: number | null; requested: boolean; error: { type: string } | null }) => {
+    const onExit = (e: WorkerExitEvent) => {
       const wasReady = e.pid != null && this.readyPids.delete(e.pid);
       if (e.requested && !e.error) return; // shutdown, or a replacement the server asked for
       const type = e.error?.type ?? 'WorkerExited';
@@ -193,7 +180,7 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
   }
 
   /** The pool with its detect() timed (batch latency, worker inference time). */
-  meterPool<P extends ServerPool>(pool: P): ServerPool {
+  meterPool(pool: PosePool): PosePool {
     const batchSeconds = this.batchSeconds;
     const inferenceSeconds = this.inferenceSeconds;
     return {
@@ -216,6 +203,8 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
       health: () => pool.health(),
       isAvailable: () => pool.isAvailable(),
       lastErrors: () => pool.lastErrors(),
+      on: (event, listener) => pool.on(event, listener),
+      off: (event, listener) => pool.off(event, listener),
     };
   }
 

@@ -1,7 +1,9 @@
 /** The worker pool: public API for the server, scripts and tests. */
 export { WorkerPool } from './pool.js';
-export type { WorkerPoolOptions, PoolHealth, PoolStatus, WorkerHealth, PoolModelInfo, PoolDetectResult } from './pool.js';
-export type { SlotState } from './supervisor.js';
+export type { WorkerPoolOptions } from './pool.js';
+export type { PosePool, PoolHealth, PoolStatus, WorkerHealth, PoolModelInfo, PoolDetectResult, PoolEventMap } from './pose-pool.js';
+export { SLOT_HEALTH_STATES } from './supervisor.js';
+export type { SlotState, SlotHealthState, SlotView, WorkerExitEvent } from './supervisor.js';
 export type { WorkerState } from './worker-state.js';
 export type { PoseWorker, WorkerExit } from './pose-worker.js';
 export { WorkerProcess } from './worker-process.js';

@@ -2,10 +2,11 @@
  * WorkerPool: N warm Python pose workers behind one `detect(batch)`.
  *
  * - The Supervisor (supervisor.ts) keeps the processes: spawn, ready, restart with backoff, crash loop.
- * - generic-pool does checkout only (min = max = N). Its factory.create is "the next ready worker
- *   the supervisor offers": it waits and never rejects, so generic-pool's create loop cannot spin
- *   on a failing start (generic-pool issues 175/183). At close the waiting creates resolve with a
- *   CLOSED lease (validated, lent and handed straight back), so drain() and clear() settle.
+ * - generic-pool keeps the checkout queue (min = max = N). Each of its N resources is one slot's
+ *   worker: factory.create takes a slot generic-pool does not hold and resolves when that slot's
+ *   worker is ready. It waits and never rejects, so generic-pool's create loop cannot spin on a
+ *   failing start (generic-pool issues 175/183). Waits for a worker are bounded here, not there,
+ *   so nothing of generic-pool's is left running at close.
  * - A batch whose worker dies or times out is retried once on another worker; if that fails too,
  *   every frame comes back with an error (WORKER_CRASHED / WORKER_TIMEOUT), none is lost.
  * - When no worker serves and every slot is failing to start, detect() rejects at once with
@@ -18,8 +19,9 @@ import { PROTOCOL, type DetectParams, type DetectResult, type FrameErrorCode } f
 import type { BackoffOptions } from './backoff.js';
 import type { CrashLoopOptions } from './crash-window.js';
 import { failedFrameResults, orderFrameResults } from './frame-results.js';
+import type { PoolDetectResult, PoolEventMap, PoolHealth, PoolModelInfo, PoolStatus, PosePool } from './pose-pool.js';
 import type { PoseWorker } from './pose-worker.js';
-import { Supervisor, type SlotState } from './supervisor.js';
+import { Supervisor } from './supervisor.js';
 import {
   CancelledError,
   PoolBusyError,
@@ -68,47 +70,6 @@ export interface WorkerPoolOptions {
   spawnWorker?: (id: string, options: WorkerProcessOptions) => PoseWorker;
 }
 
-export type PoolStatus = 'ready' | 'starting' | 'degraded' | 'unavailable';
-
-export interface WorkerHealth {
-  id: string;
-  state: SlotState;
-  pid: number | null;
-  model: string;
-  device: string;
-  restarts: number;
-  lastError: WorkerLastError | null;
-}
-
-export interface PoolHealth {
-  status: PoolStatus;
-  ready: number;
-  desired: number;
-  workers: WorkerHealth[];
-}
-
-export interface PoolModelInfo {
-  name: string;
-  device: string;
-  keypoints: string[];
-  skeleton: [number, number][];
-  extras: string[];
-}
-
-export type PoolDetectResult = DetectResult & { workerId: string; attempts: number };
-
-/**
- * What generic-pool lends: a worker, or (only while closing) a CLOSED lease. Each CLOSED lease is a
- * new object: generic-pool keys its loans by object, so one shared sentinel lent to two waiting
- * clients at once made the second release reject ("Resource not currently part of this pool").
- */
-interface ClosedLease {
-  readonly closed: true;
-}
-type Lease = PoseWorker | ClosedLease;
-const closedLease = (): ClosedLease => Object.freeze({ closed: true as const });
-const isClosedLease = (lease: Lease): lease is ClosedLease => (lease as Partial<ClosedLease>).closed === true;
-
 interface Waiter {
   fail(err: Error): void;
 }
@@ -118,12 +79,16 @@ const BATCH_FAILED_RPC = new Set<number>([PROTOCOL.rpcErrorCodes.BATCH_FAILED, P
 /** stderr lines shown per worker in /health (the log has the full tail). */
 const HEALTH_STDERR_LINES = 10;
 
-export class WorkerPool extends EventEmitter {
+export class WorkerPool extends EventEmitter<PoolEventMap> implements PosePool {
   readonly minReady: number;
   private readonly opts: WorkerPoolOptions;
   private readonly log: Logger;
   private readonly supervisor: Supervisor;
-  private readonly pool: genericPool.Pool<Lease>;
+  private readonly pool: genericPool.Pool<PoseWorker>;
+  /** Slots whose worker generic-pool holds (idle, lent, or awaited by a create). */
+  private readonly held = new Set<string>();
+  private readonly maxQueuedBatches: number;
+  private readonly acquireTimeoutMs: number;
   private readonly waiters = new Set<Waiter>();
   private readonly running = new Set<Promise<unknown>>();
   private started = false;
@@ -135,6 +100,8 @@ export class WorkerPool extends EventEmitter {
     this.opts = opts;
     this.log = opts.logger;
     this.minReady = Math.max(1, Math.min(opts.minReady ?? 1, opts.workers));
+    this.maxQueuedBatches = opts.maxQueuedBatches ?? 64;
+    this.acquireTimeoutMs = opts.acquireTimeoutMs ?? opts.startupTimeoutMs + opts.batchTimeoutMs;
     const spawnOne = opts.spawnWorker ?? ((_id: string, o: WorkerProcessOptions) => new WorkerProcess(o));
     this.supervisor = new Supervisor({
       workers: opts.workers,
@@ -160,24 +127,19 @@ export class WorkerPool extends EventEmitter {
     }
     this.supervisor.on('change', () => this.onSupervisorChange());
 
-    this.pool = genericPool.createPool<Lease>(
+    // One 'worker-ready' listener per slot awaiting its worker, plus the pool's own.
+    this.supervisor.setMaxListeners(opts.workers + 10);
+
+    this.pool = genericPool.createPool<PoseWorker>(
       {
-        create: async () => (await this.supervisor.takeReady()) ?? closedLease(),
-        destroy: async (lease) => {
-          if (!isClosedLease(lease)) this.supervisor.giveBack(lease);
+        create: () => this.nextWorkerOfFreeSlot(),
+        destroy: async (worker) => {
+          this.held.delete(worker.id);
         },
-        // A worker that died while idle is not lent; the CLOSED lease is lent (and handed straight back).
-        validate: async (lease) => isClosedLease(lease) || lease.state === 'ready',
+        // A worker that died while idle is not lent: generic-pool destroys it and creates again.
+        validate: async (worker) => worker.state === 'ready',
       },
-      {
-        min: opts.workers,
-        max: opts.workers,
-        testOnBorrow: true,
-        autostart: false,
-        fifo: true,
-        maxWaitingClients: opts.maxQueuedBatches ?? 64,
-        acquireTimeoutMillis: opts.acquireTimeoutMs ?? opts.startupTimeoutMs + opts.batchTimeoutMs,
-      },
+      { min: opts.workers, max: opts.workers, testOnBorrow: true, autostart: false, fifo: true },
     );
     this.pool.on('factoryCreateError', (err) => this.log.error({ err }, 'unexpected pool create error'));
     this.pool.on('factoryDestroyError', (err) => this.log.error({ err }, 'unexpected pool destroy error'));
@@ -329,10 +291,8 @@ export class WorkerPool extends EventEmitter {
       await settleWithin([...this.running], graceMs);
     }
     await this.supervisor.close(Math.max(500, deadline - Date.now()));
-    if (this.started) {
-      // Every create has settled (CLOSED lease), so drain and clear finish; bounded all the same.
-      await settleWithin([this.pool.drain().then(() => this.pool.clear())], 2000);
-    }
+    // generic-pool is dropped, not drained: its creates still waiting for a worker never resolve,
+    // and it holds no timers (no eviction; waits are bounded in acquire()).
     this.log.info('pool closed');
   }
 
@@ -385,11 +345,38 @@ export class WorkerPool extends EventEmitter {
     });
   }
 
-  /** A ready worker from generic-pool; fails fast when none can come, on abort, and at close. */
+  /**
+   * generic-pool's create: the worker of a slot it does not hold, once ready. Waits for it and
+   * never rejects (a rejected create is retried by generic-pool at once: the spin of issues 175/183).
+   * generic-pool never asks for more than N, and destroy() frees the slot before the next create.
+   */
+  private nextWorkerOfFreeSlot(): Promise<PoseWorker> {
+    const id = this.supervisor.slotIds.find((slotId) => !this.held.has(slotId));
+    if (id === undefined) throw new Error('generic-pool asked for more workers than there are slots');
+    this.held.add(id);
+    return new Promise((resolve) => {
+      const lendWhenReady = () => {
+        const worker = this.supervisor.idleWorker(id);
+        if (!worker) return false;
+        this.supervisor.off('worker-ready', onReady);
+        resolve(worker);
+        return true;
+      };
+      const onReady = (view: { id: string }) => {
+        if (view.id === id) lendWhenReady();
+      };
+      if (!lendWhenReady()) this.supervisor.on('worker-ready', onReady);
+    });
+  }
+
+  /** A ready worker from generic-pool; fails fast when none can come, when too many wait, on abort, after acquireTimeoutMs, and at close. */
   private acquire(signal?: AbortSignal): Promise<PoseWorker> {
     if (this.closing) return Promise.reject(new PoolClosedError());
     if (signal?.aborted) return Promise.reject(new CancelledError(signal.reason));
     if (this.supervisor.unavailable()) return Promise.reject(new PoolUnavailableError(this.lastErrors()));
+    if (this.waiters.size >= this.maxQueuedBatches) {
+      return Promise.reject(new PoolBusyError('queue-full', `too many batches waiting for a worker (max ${this.maxQueuedBatches})`));
+    }
     return new Promise<PoseWorker>((resolve, reject) => {
       let settled = false;
       const waiter: Waiter = {
@@ -401,41 +388,35 @@ export class WorkerPool extends EventEmitter {
         },
       };
       const onAbort = () => waiter.fail(new CancelledError(signal?.reason));
+      const timer = setTimeout(() => waiter.fail(this.waitedTooLong()), this.acquireTimeoutMs);
       const cleanup = () => {
+        clearTimeout(timer);
         this.waiters.delete(waiter);
         signal?.removeEventListener('abort', onAbort);
       };
       this.waiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
+      // generic-pool's acquire cannot reject here: no queue limit, timeout or drain is set on it.
       this.pool.acquire().then(
-        (lease) => {
-          if (settled || isClosedLease(lease)) {
-            // Nobody wants it any more (cancelled, failed fast, closing): straight back.
-            void this.pool.release(lease);
-            if (!settled) waiter.fail(new PoolClosedError());
+        (worker) => {
+          if (settled) {
+            // Nobody wants it any more (cancelled, failed fast, timed out, closing): straight back.
+            void this.pool.release(worker);
             return;
           }
           settled = true;
           cleanup();
-          resolve(lease);
+          resolve(worker);
         },
-        (err: unknown) => waiter.fail(this.mapAcquireError(err)),
+        (err: unknown) => waiter.fail(err instanceof Error ? err : new Error(String(err))),
       );
     });
   }
 
-  private mapAcquireError(err: unknown): Error {
-    const message = err instanceof Error ? err.message : String(err);
-    if (err instanceof Error && err.name === 'TimeoutError') {
-      const waited = this.opts.acquireTimeoutMs ?? this.opts.startupTimeoutMs + this.opts.batchTimeoutMs;
-      if (this.readyCount === 0) return new PoolUnavailableError(this.lastErrors(), `no worker became ready within ${waited} ms`);
-      return new PoolBusyError('wait-timeout', `no worker became free within ${waited} ms`);
-    }
-    if (/max waitingClients/.test(message)) {
-      return new PoolBusyError('queue-full', `too many batches waiting for a worker (max ${this.opts.maxQueuedBatches ?? 64})`);
-    }
-    if (/draining/.test(message)) return new PoolClosedError();
-    return err instanceof Error ? err : new Error(message);
+  private waitedTooLong(): Error {
+    const waited = this.acquireTimeoutMs;
+    if (this.readyCount === 0) return new PoolUnavailableError(this.lastErrors(), `no worker became ready within ${waited} ms`);
+    return new PoolBusyError('wait-timeout', `no worker became free within ${waited} ms`);
   }
 }
 

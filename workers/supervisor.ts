@@ -1,14 +1,18 @@
 /**
  * The supervisor owns N worker slots: it spawns a worker per slot, restarts it with capped
- * exponential backoff when it fails (its own timers: nothing here loops), keeps each slot's
- * restarts, last error and crash window, and offers ready workers to the pool (`takeReady`).
+ * exponential backoff when it fails (its own timers: nothing here loops), and keeps each slot's
+ * state, restarts, last error and crash window. Checkout is not its job: the pool (generic-pool)
+ * lends a slot's worker once the supervisor reports it ready.
  *
- * A slot's state for /health:
- *   starting | ready | busy   the worker's own state
- *   backoff                   no process; a restart is scheduled
- *   failed                    a crash loop (crashLoop.crashes within crashLoop.windowMs) and not
- *                             ready; restarts continue with backoff, and the first ready clears it
- *   stopping | stopped        the pool is closing / closed
+ * A slot's state (shown in /health; `busy` is a ready slot whose worker has a batch):
+ *   stopped    not started yet, or the pool has closed
+ *   starting   a process is starting
+ *   ready      its worker serves
+ *   backoff    no process; a restart is scheduled
+ *   failed     a crash loop (crashLoop.crashes within crashLoop.windowMs) and not ready since;
+ *              restarts continue with backoff, and the first ready clears it
+ *   stopping   the pool is closing and the process has not exited yet (shown too for a ready
+ *              slot whose worker is being killed, e.g. after a batch timeout, until it exits)
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -18,11 +22,14 @@ import { CrashWindow, type CrashLoopOptions } from './crash-window.js';
 import type { PoseWorker, WorkerExit } from './pose-worker.js';
 import { WorkerError, WorkerExitedError, sanitize, type WorkerLastError } from './worker-errors.js';
 
-export type SlotState = 'starting' | 'ready' | 'busy' | 'backoff' | 'failed' | 'stopping' | 'stopped';
+/** What /health shows for a slot: its state, or `busy` for a ready worker that has a batch. */
+export const SLOT_HEALTH_STATES = ['stopped', 'starting', 'ready', 'busy', 'backoff', 'failed', 'stopping'] as const;
+export type SlotHealthState = (typeof SLOT_HEALTH_STATES)[number];
+export type SlotState = Exclude<SlotHealthState, 'busy'>;
 
 export interface SlotView {
   id: string;
-  state: SlotState;
+  state: SlotHealthState;
   pid: number | null;
   restarts: number;
   lastError: WorkerLastError | null;
@@ -54,36 +61,34 @@ export interface WorkerExitEvent {
 }
 
 interface Slot {
-  id: string;
+  readonly id: string;
+  /** Changed only by Supervisor.setState. */
+  state: SlotState;
   worker: PoseWorker | null;
   restarts: number;
-  spawned: number;
+  /**
+   * Starts that failed before ready since the slot was last ready (counted when the start's
+   * failure is reported, which precedes its exit): while > 0, no worker is coming soon.
+   */
+  failedStarts: number;
   lastError: WorkerLastError | null;
-  /** The last attempt ended before ready (a startup failure): no worker soon. */
-  failingStartup: boolean;
-  /** Crash loop seen and not ready since. */
-  failed: boolean;
+  readyAt: number | null;
   backoff: Backoff;
   crashes: CrashWindow;
   restartTimer: NodeJS.Timeout | undefined;
   nextRestartMs: number | null;
   stableTimer: NodeJS.Timeout | undefined;
-  readyAt: number | null;
-  /** Handed to the pool and not given back. */
-  offered: boolean;
 }
+
+type Phase = 'idle' | 'running' | 'closing' | 'closed';
 
 export class Supervisor extends EventEmitter {
   private readonly slots: Slot[];
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly readyQueue: PoseWorker[] = [];
-  private readonly takers: Array<(worker: PoseWorker | null) => void> = [];
   /** Startup causes already logged at error level (logged again at debug while they repeat). */
   private readonly loggedCauses = new Set<string>();
-  private started = false;
-  private closing = false;
-  private closed = false;
+  private phase: Phase = 'idle';
   private lastInfo: ReadyParams | null = null;
 
   constructor(private readonly opts: SupervisorOptions) {
@@ -93,19 +98,17 @@ export class Supervisor extends EventEmitter {
     this.now = opts.now ?? Date.now;
     this.slots = Array.from({ length: opts.workers }, (_, i) => ({
       id: `w${i}`,
+      state: 'stopped',
       worker: null,
       restarts: 0,
-      spawned: 0,
+      failedStarts: 0,
       lastError: null,
-      failingStartup: false,
-      failed: false,
+      readyAt: null,
       backoff: new Backoff(opts.backoff),
       crashes: new CrashWindow(opts.crashLoop, this.now),
       restartTimer: undefined,
       nextRestartMs: null,
       stableTimer: undefined,
-      readyAt: null,
-      offered: false,
     }));
   }
 
@@ -113,87 +116,67 @@ export class Supervisor extends EventEmitter {
     return this.slots.length;
   }
 
+  get slotIds(): string[] {
+    return this.slots.map((s) => s.id);
+  }
+
   /** Workers alive and ready (idle or with a batch). */
   get readyCount(): number {
-    return this.slots.filter((s) => isServing(s.worker)).length;
+    return this.slots.filter(serving).length;
+  }
+
+  /** The worker of slot `id` when it is ready and idle, else null. */
+  idleWorker(id: string): PoseWorker | null {
+    const slot = this.slots.find((s) => s.id === id);
+    return slot?.state === 'ready' && slot.worker?.state === 'ready' ? slot.worker : null;
   }
 
   /** True when no worker serves and every slot is failing to start (or crash-looping): none is coming soon. */
   unavailable(): boolean {
-    if (!this.started || this.closing) return false;
-    return this.slots.every((s) => !isServing(s.worker) && (s.failingStartup || s.failed));
+    if (this.phase !== 'running') return false;
+    return this.slots.every((s) => s.state === 'failed' || (!serving(s) && s.failedStarts > 0));
   }
 
   /** The last errors of the slots that are not serving (the cause of a 503). */
   lastErrors(): WorkerLastError[] {
-    return this.slots.filter((s) => !isServing(s.worker) && s.lastError).map((s) => s.lastError as WorkerLastError);
+    return this.slots.flatMap((s) => (!serving(s) && s.lastError ? [s.lastError] : []));
   }
 
   /** The ready message of a serving worker, else the last one seen. */
   modelInfo(): ReadyParams | null {
-    for (const s of this.slots) if (isServing(s.worker) && s.worker?.info) return s.worker.info;
+    for (const s of this.slots) if (serving(s) && s.worker?.info) return s.worker.info;
     return this.lastInfo;
   }
 
   view(): SlotView[] {
     return this.slots.map((s) => ({
       id: s.id,
-      state: this.stateOf(s),
+      state: healthState(s),
       pid: s.worker?.pid ?? null,
       restarts: s.restarts,
       lastError: s.lastError,
-      info: isServing(s.worker) ? (s.worker?.info ?? null) : null,
+      info: serving(s) ? (s.worker?.info ?? null) : null,
       nextRestartMs: s.restartTimer ? s.nextRestartMs : null,
     }));
   }
 
   /** Spawns every slot's worker; returns at once. */
   start(): void {
-    if (this.started || this.closing) return;
-    this.started = true;
+    if (this.phase !== 'idle') return;
+    this.phase = 'running';
     for (const slot of this.slots) this.spawn(slot);
   }
 
-  /**
-   * The next ready worker not yet handed out: resolves when there is one (it waits, it does not
-   * fail), or with null once the supervisor is closing.
-   */
-  takeReady(): Promise<PoseWorker | null> {
-    if (this.closing) return Promise.resolve(null);
-    while (this.readyQueue.length > 0) {
-      const worker = this.readyQueue.shift() as PoseWorker;
-      const slot = this.slotOf(worker);
-      if (slot && worker.state === 'ready') {
-        slot.offered = true;
-        return Promise.resolve(worker);
-      }
-    }
-    return new Promise((resolve) => this.takers.push(resolve));
-  }
-
-  /**
-   * The pool let go of `worker` (generic-pool destroyed it). A live, ready one is offered again;
-   * a dead one's slot is already being restarted.
-   */
-  giveBack(worker: PoseWorker): void {
-    const slot = this.slotOf(worker);
-    if (!slot) return;
-    slot.offered = false;
-    if (!this.closing && worker.state === 'ready') this.offer(slot, worker);
-  }
-
-  /** Stops restarts and hands `null` to everyone waiting in takeReady (first step of closing). */
+  /** Stops restarts (the first step of closing). */
   stopRestarts(): void {
-    if (this.closing) return;
-    this.closing = true;
+    if (this.phase === 'closing' || this.phase === 'closed') return;
+    this.phase = 'closing';
     for (const slot of this.slots) {
       clearTimeout(slot.restartTimer);
       clearTimeout(slot.stableTimer);
       slot.restartTimer = undefined;
+      this.setState(slot, slot.worker && slot.worker.state !== 'exited' ? 'stopping' : 'stopped');
     }
-    for (const take of this.takers.splice(0)) take(null);
-    this.readyQueue.length = 0;
-    this.emit('change');
   }
 
   /** Asks every worker to shut down; SIGKILL after `graceMs`. Resolves when all have exited. */
@@ -204,81 +187,69 @@ export class Supervisor extends EventEmitter {
         if (slot.worker) await slot.worker.shutdown(graceMs);
       }),
     );
-    this.closed = true;
+    this.phase = 'closed';
+    for (const slot of this.slots) this.setState(slot, 'stopped');
+  }
+
+  /** The one place a slot's state changes; every change is an event for whoever waits on it. */
+  private setState(slot: Slot, state: SlotState): void {
+    slot.state = state;
     this.emit('change');
-  }
-
-  private stateOf(slot: Slot): SlotState {
-    const w = slot.worker;
-    if (w && (w.state === 'ready' || w.state === 'busy')) return this.closing ? 'stopping' : w.state;
-    if (this.closed) return 'stopped';
-    if (this.closing) return w && w.state !== 'exited' ? 'stopping' : 'stopped';
-    if (slot.failed) return 'failed';
-    if (w && w.state === 'starting') return 'starting';
-    if (slot.restartTimer || (w && w.state !== 'exited')) return 'backoff';
-    return this.started ? 'backoff' : 'stopped';
-  }
-
-  private slotOf(worker: PoseWorker): Slot | undefined {
-    return this.slots.find((s) => s.worker === worker);
   }
 
   private spawn(slot: Slot): void {
     slot.restartTimer = undefined;
     slot.nextRestartMs = null;
-    if (this.closing) return;
-    if (slot.spawned > 0) slot.restarts++;
-    slot.spawned++;
+    if (this.phase !== 'running') return;
+    if (slot.state !== 'stopped') slot.restarts++;
     let worker: PoseWorker;
     try {
       worker = this.opts.spawnWorker(slot.id);
     } catch (err) {
       this.log.error({ workerId: slot.id, err }, 'spawning a worker threw');
       slot.worker = null;
-      const delay = this.recordFailure(slot, err, { exitCode: null, signal: null, stderrTail: [], requested: false }, true);
+      slot.failedStarts++;
+      const delay = this.recordFailure(slot, err, { exitCode: null, signal: null, stderrTail: [], requested: false });
       this.checkCrashLoop(slot);
       this.scheduleRestart(slot, delay);
       return;
     }
     slot.worker = worker;
-    slot.offered = false;
     slot.readyAt = null;
     worker.ready.then(
       (info) => this.onReady(slot, worker, info),
       (err: unknown) => this.onStartupFailed(slot, worker, err),
     );
     void worker.exited.then((exit) => this.onExited(slot, worker, exit));
-    this.emit('change');
+    // A crash-looping slot stays `failed` while it tries again.
+    this.setState(slot, slot.state === 'failed' ? 'failed' : 'starting');
   }
 
   private onReady(slot: Slot, worker: PoseWorker, info: ReadyParams): void {
-    if (slot.worker !== worker || this.closing || worker.state !== 'ready') return;
+    if (slot.worker !== worker || this.phase !== 'running' || worker.state !== 'ready') return;
     slot.readyAt = this.now();
     slot.lastError = null;
-    slot.failingStartup = false;
-    slot.failed = false;
+    slot.failedStarts = 0;
     this.lastInfo = info;
     this.loggedCauses.clear();
     clearTimeout(slot.stableTimer);
-    const stableMs = slot.backoff.resetAfterMs;
     slot.stableTimer = setTimeout(() => {
-      if (slot.worker === worker && isServing(worker)) slot.backoff.reset();
-    }, stableMs);
+      if (slot.worker === worker && serving(slot)) slot.backoff.reset();
+    }, slot.backoff.resetAfterMs);
     slot.stableTimer.unref?.();
     this.log.info(
       { workerId: slot.id, workerPid: worker.pid, model: info.model.name, device: info.device, loadMs: info.loadMs, restarts: slot.restarts },
       'worker ready',
     );
-    this.offer(slot, worker);
-    this.emit('worker-ready', this.view().find((v) => v.id === slot.id));
-    this.emit('change');
+    this.setState(slot, 'ready');
+    this.emit('worker-ready', this.viewOf(slot));
   }
 
   private onStartupFailed(slot: Slot, worker: PoseWorker, err: unknown): void {
-    if (slot.worker !== worker || this.closing) return;
+    if (slot.worker !== worker || this.phase !== 'running') return;
     // Shown at once (the exit, with its code, follows and completes the record).
     slot.lastError = toLastError(err, this.now());
-    slot.failingStartup = true;
+    slot.failedStarts++;
     const cause = slot.lastError.summary;
     const fields = { workerId: slot.id, workerPid: worker.pid, summary: cause, hint: slot.lastError.hint, code: slot.lastError.code };
     if (this.loggedCauses.has(cause)) {
@@ -291,20 +262,17 @@ export class Supervisor extends EventEmitter {
   }
 
   private onExited(slot: Slot, worker: PoseWorker, exit: WorkerExit): void {
-    const i = this.readyQueue.indexOf(worker);
-    if (i >= 0) this.readyQueue.splice(i, 1);
     if (slot.worker !== worker) return;
     clearTimeout(slot.stableTimer);
     const fields = { workerId: slot.id, workerPid: worker.pid, exitCode: exit.exitCode, signal: exit.signal };
     const event: WorkerExitEvent = { workerId: slot.id, pid: worker.pid ?? null, exitCode: exit.exitCode, signal: exit.signal, requested: exit.requested, error: null };
-    if (this.closing) {
+    if (this.phase !== 'running') {
       this.log.debug(fields, 'worker exited (pool closing)');
       this.emit('worker-exit', event);
-      this.emit('change');
+      this.setState(slot, 'stopped');
       return;
     }
     slot.worker = null;
-    const wasReady = slot.readyAt !== null;
     if (exit.requested && !exit.error) {
       // The server asked it to stop outside of closing: replace it at once, not a failure.
       this.log.info(fields, 'worker stopped on request; replacing it');
@@ -312,7 +280,8 @@ export class Supervisor extends EventEmitter {
       this.scheduleRestart(slot, 0);
       return;
     }
-    const delay = this.recordFailure(slot, exit.error, exit, !wasReady);
+    const wasReady = slot.readyAt !== null;
+    const delay = this.recordFailure(slot, exit.error, exit);
     event.error = slot.lastError;
     if (wasReady) {
       this.log.error(
@@ -326,14 +295,13 @@ export class Supervisor extends EventEmitter {
   }
 
   /** Records a failure of `slot` (startup or crash); returns the delay before its restart. */
-  private recordFailure(slot: Slot, err: unknown, exit: WorkerExit, beforeReady: boolean): number {
+  private recordFailure(slot: Slot, err: unknown, exit: WorkerExit): number {
     const previous = slot.lastError;
-    const record = err ? toLastError(err, this.now()) : previous ?? toLastError(new WorkerExitedError(exit, ''), this.now());
+    const record = err ? toLastError(err, this.now()) : (previous ?? toLastError(new WorkerExitedError(exit, ''), this.now()));
     // Keep the structured startup failure's type/message; add what only the exit tells.
     if (record.exitCode === undefined) record.exitCode = exit.exitCode;
     if (record.signal === undefined) record.signal = exit.signal;
     slot.lastError = record;
-    slot.failingStartup = beforeReady;
     slot.crashes.record();
     const stable = slot.readyAt !== null && this.now() - slot.readyAt >= slot.backoff.resetAfterMs;
     slot.readyAt = null;
@@ -347,17 +315,17 @@ export class Supervisor extends EventEmitter {
 
   /** Crash loop: `crashes` failures within the window mark the slot failed until it is ready again. */
   private checkCrashLoop(slot: Slot): void {
-    if (slot.failed || !slot.crashes.looping) return;
-    slot.failed = true;
+    if (slot.state === 'failed' || !slot.crashes.looping) return;
+    this.setState(slot, 'failed');
     this.log.error(
       { workerId: slot.id, crashes: slot.crashes.count, windowMs: slot.crashes.windowMs, summary: slot.lastError?.summary },
       'worker is crash-looping; marked failed (restarts continue with backoff)',
     );
-    this.emit('worker-failed', this.view().find((v) => v.id === slot.id));
+    this.emit('worker-failed', this.viewOf(slot));
   }
 
   private scheduleRestart(slot: Slot, delayMs: number): void {
-    if (this.closing) return;
+    if (this.phase !== 'running') return;
     clearTimeout(slot.restartTimer);
     slot.nextRestartMs = delayMs;
     const repeated = slot.lastError !== null && this.loggedCauses.has(slot.lastError.summary) && slot.restarts > 0;
@@ -366,23 +334,23 @@ export class Supervisor extends EventEmitter {
       'worker restart scheduled',
     );
     slot.restartTimer = setTimeout(() => this.spawn(slot), delayMs);
-    this.emit('change');
+    this.setState(slot, slot.state === 'failed' ? 'failed' : 'backoff');
   }
 
-  private offer(slot: Slot, worker: PoseWorker): void {
-    if (slot.offered || this.readyQueue.includes(worker)) return;
-    const take = this.takers.shift();
-    if (take) {
-      slot.offered = true;
-      take(worker);
-    } else {
-      this.readyQueue.push(worker);
-    }
+  private viewOf(slot: Slot): SlotView {
+    return this.view()[this.slots.indexOf(slot)];
   }
 }
 
-function isServing(worker: PoseWorker | null): boolean {
-  return worker !== null && (worker.state === 'ready' || worker.state === 'busy');
+function healthState(slot: Slot): SlotHealthState {
+  if (slot.state !== 'ready') return slot.state;
+  if (!serving(slot)) return 'stopping';
+  return slot.worker?.state === 'busy' ? 'busy' : 'ready';
+}
+
+/** Ready, and its process still serving (a worker being killed leaves `ready` only when it exits). */
+function serving(slot: Slot): boolean {
+  return slot.state === 'ready' && (slot.worker?.state === 'ready' || slot.worker?.state === 'busy');
 }
 
 function toLastError(err: unknown, now: number): WorkerLastError {

@@ -3,7 +3,7 @@
  * dropped; when none has finished, a new job is refused with BUSY), and a finished job is
  * forgotten `ttlMs` after it finished.
  */
-import { jobStates, type JobState } from '../api-schemas.js';
+import { JOB_STATES, type JobState } from './job.js';
 import type { JobsConfig } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { Job } from './job.js';
@@ -61,7 +61,7 @@ export class JobStore {
   }
 
   countsByState(): Record<JobState, number> {
-    const counts = Object.fromEntries(jobStates.map((s) => [s, 0])) as Record<JobState, number>;
+    const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
     for (const job of this.jobs.values()) counts[job.state]++;
     return counts;
   }

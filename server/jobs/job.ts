@@ -3,9 +3,11 @@
  * either), progress, and result. Emits 'update' on every change and 'finished' once.
  */
 import { EventEmitter } from 'node:events';
-import type { JobState } from '../api-schemas.js';
 import type { VideoInfo } from '../media/probe.js';
 import type { PoseResponse } from '../pipeline/pose-response.js';
+
+export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobState = (typeof JOB_STATES)[number];
 
 export interface JobError {
   code: string;

@@ -2,7 +2,7 @@
 import type { FrameResult } from '../../protocol/index.js';
 import type { VideoInfo } from '../media/probe.js';
 import { withoutPaths } from '../public-text.js';
-import type { PoseModelInfo } from './pose-pool.js';
+import type { PoolModelInfo } from '../../workers/index.js';
 import type { PoseVideoResult, PoseVideoTiming } from './pose-video.js';
 
 export interface PoseResponse {
@@ -26,7 +26,7 @@ export function buildPoseResponse(a: {
   id: string;
   role: string;
   video: VideoInfo;
-  model: PoseModelInfo;
+  model: PoolModelInfo;
   result: PoseVideoResult;
   elapsedMs: number;
 }): PoseResponse {

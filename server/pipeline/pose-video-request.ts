@@ -6,13 +6,13 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { VideoInfo } from '../media/probe.js';
-import { publicCause, type ServerPool } from '../server-pool.js';
+import type { PosePool, WorkerLastError } from '../../workers/index.js';
 import type { PoseRequestFields } from '../upload/fields.js';
 import { buildPoseResponse, type PoseResponse } from './pose-response.js';
 import { poseVideo } from './pose-video.js';
 
 /** 503 POSE_SERVICE_UNAVAILABLE with the workers' causes and fixes. */
-export function unavailableError(pool: Pick<ServerPool, 'lastErrors'>): ApiError {
+export function unavailableError(pool: Pick<PosePool, 'lastErrors'>): ApiError {
   const causes = pool.lastErrors().map(publicCause);
   const first = causes[0];
   const message = first
@@ -22,6 +22,11 @@ export function unavailableError(pool: Pick<ServerPool, 'lastErrors'>): ApiError
     details: { lastError: first ?? null, lastErrors: causes },
     retryAfterS: 5,
   });
+}
+
+/** A worker's last error as an API error carries it: the cause and the fix, without paths or stderr. */
+function publicCause(e: WorkerLastError): { type: string; message: string; hint: string } {
+  return { type: e.type, message: e.message, hint: e.hint };
 }
 
 /** Per-frame codes that mean "no worker could pose it" (as opposed to the frame or the model failing). */
@@ -45,7 +50,7 @@ export interface PoseRequest {
 }
 
 export interface PoseRequestDeps {
-  pool: Pick<ServerPool, 'detect' | 'model' | 'desired' | 'lastErrors' | 'isAvailable'>;
+  pool: Pick<PosePool, 'detect' | 'model' | 'desired' | 'lastErrors' | 'isAvailable'>;
   config: Pick<Config, 'batchSize' | 'transport' | 'maxPixels' | 'maxDecodedFrames'>;
   ffmpeg: string;
   /** The request's private directory (file transport). */

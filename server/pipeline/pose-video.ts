@@ -14,7 +14,7 @@ import type { VideoInfo } from '../media/probe.js';
 import { batches } from './batcher.js';
 import { releasePayloads, spoolFrames, type SpooledFrame } from './frame-payload.js';
 import { KeypointSmoother } from './one-euro.js';
-import { poolErrorCode, type PosePool } from './pose-pool.js';
+import { PoolError, type PosePool } from '../../workers/index.js';
 
 export interface PoseVideoInput {
   requestId: string;
@@ -32,7 +32,7 @@ export interface PoseVideoInput {
 }
 
 export interface PoseVideoDeps {
-  pool: PosePool;
+  pool: Pick<PosePool, 'detect' | 'model' | 'desired'>;
   ffmpeg: string;
   batchSize: number;
   transport: FrameEncoding;
@@ -131,7 +131,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
           : { index: f.index, timeMs: f.timeMs, persons: [], error: { code: 'INFERENCE_FAILED', message: 'the worker returned no result for this frame' } };
       }
     } catch (err) {
-      const code = poolErrorCode(err);
+      const code = err instanceof PoolError ? err.code : undefined;
       if (code === 'CANCELLED' || signal.aborted) {
         fatal ??= err;
         return;

@@ -1,12 +1,12 @@
 /** GET /health (readiness: 200 once enough workers are ready) and GET /health/live (liveness). */
 import type { FastifyInstance } from 'fastify';
 import { healthRouteSchema, liveRouteSchema } from '../api-schemas.js';
-import type { ServerPool } from '../server-pool.js';
+import type { PosePool } from '../../workers/index.js';
 
 /** The routes that keep answering, in their own shape, while the server stops (app.ts). */
 export const HEALTH_ROUTES = new Set(['/health', '/health/live']);
 
-export function registerHealthRoutes(app: FastifyInstance, pool: ServerPool, opts: { testDouble: boolean; stopping: () => boolean }): void {
+export function registerHealthRoutes(app: FastifyInstance, pool: PosePool, opts: { testDouble: boolean; stopping: () => boolean }): void {
   app.get('/health', { schema: healthRouteSchema }, async (_request, reply) => {
     const body = pool.health();
     // Not ready while stopping (load balancers stop sending), whatever the workers say.

@@ -21,7 +21,7 @@ import type { MediaTools } from '../media/media-tools.js';
 import { type FramesObserver, unavailableError } from '../pipeline/pose-video-request.js';
 import { sampleRate } from '../media/frame-source.js';
 import { expectedFrames } from '../pipeline/pose-video.js';
-import type { ServerPool } from '../server-pool.js';
+import type { PosePool } from '../../workers/index.js';
 import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { requireMultipart } from '../upload/receive-upload.js';
 import { withTempDir } from '../upload/temp-dir.js';
@@ -30,7 +30,7 @@ import { multipartValidatorCompiler } from './docs.js';
 
 export interface JobsRouteDeps {
   config: Config;
-  pool: ServerPool;
+  pool: PosePool;
   tools: MediaTools;
   admission: Admission;
   /** Bodies being received (MAX_ACTIVE_UPLOADS). */

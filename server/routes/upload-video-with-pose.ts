@@ -11,7 +11,7 @@ import { ApiError } from '../errors.js';
 import type { MediaTools } from '../media/media-tools.js';
 import { poseVideoRequest, unavailableError, type FramesObserver } from '../pipeline/pose-video-request.js';
 import { Admission } from '../admission.js';
-import type { ServerPool } from '../server-pool.js';
+import type { PosePool } from '../../workers/index.js';
 import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { requireMultipart } from '../upload/receive-upload.js';
 import { withTempDir } from '../upload/temp-dir.js';
@@ -22,7 +22,7 @@ export { unavailableError };
 
 export interface UploadRouteDeps {
   config: Config;
-  pool: ServerPool;
+  pool: PosePool;
   tools: MediaTools;
   /** Videos being posed (and waiting to be). */
   admission: Admission;

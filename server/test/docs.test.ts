@@ -3,17 +3,18 @@
  * requests (a malformed job id → 400 BAD_FIELD) and responses (a body that breaks its schema →
  * 500, never sent). The app runs with a fake pool (no workers needed: only the HTTP layer is tested).
  */
+import { EventEmitter } from 'node:events';
 import { Ajv } from 'ajv';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildServer, type PoseServer } from '../app.js';
 import { loadConfig } from '../config.js';
-import type { PoolHealthBody, ServerPool } from '../server-pool.js';
 import { parseFields } from '../upload/fields.js';
+import type { PoolEventMap, PoolHealth, PosePool } from '../../workers/index.js';
 import { findTools } from './support/tools.js';
 
-function fakePool(health: () => PoolHealthBody): ServerPool {
-  return {
+function fakePool(health: () => PoolHealth): PosePool {
+  return Object.assign(new EventEmitter<PoolEventMap>(), {
     detect: async () => {
       throw new Error('not used');
     },
@@ -22,10 +23,10 @@ function fakePool(health: () => PoolHealthBody): ServerPool {
     health,
     isAvailable: () => true,
     lastErrors: () => [],
-  };
+  });
 }
 
-const goodHealth = (): PoolHealthBody => ({
+const goodHealth = (): PoolHealth => ({
   status: 'ready',
   ready: 1,
   desired: 1,
@@ -34,7 +35,7 @@ const goodHealth = (): PoolHealthBody => ({
 
 describe('OpenAPI and schema validation', () => {
   let server: PoseServer;
-  let health: () => PoolHealthBody = goodHealth;
+  let health: () => PoolHealth = goodHealth;
   const config = loadConfig({ POSE_PYTHON: process.execPath, POSE_MODEL: 'synthetic', POSE_WORKERS: '1', MAX_FRAMES_LIMIT: '1234' });
 
   beforeAll(async () => {
@@ -134,7 +135,7 @@ describe('OpenAPI and schema validation', () => {
     expect((await server.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(500);
     health = goodHealth;
     // Fields beyond the schema stay (the contract lets models and health add fields).
-    health = () => ({ ...goodHealth(), extra: { kept: true } }) as PoolHealthBody;
+    health = () => ({ ...goodHealth(), extra: { kept: true } }) as PoolHealth;
     expect((await server.app.inject({ method: 'GET', url: '/health' })).json().extra).toEqual({ kept: true });
     health = goodHealth;
   });

@@ -8,18 +8,18 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { DetectParams, DetectResult } from '../../protocol/index.js';
+import type { DetectParams } from '../../protocol/index.js';
 import { ApiError } from '../errors.js';
 import { probeVideo } from '../media/probe.js';
 import { poseVideo } from '../pipeline/pose-video.js';
-import type { PosePool } from '../pipeline/pose-pool.js';
+import type { PoolDetectResult, PosePool } from '../../workers/index.js';
 import { findTools } from './support/tools.js';
 
 const tools = findTools();
 const clip = path.join(import.meta.dirname, 'fixtures', 'vtest-3s.mp4');
 
 /** A pool double: answers each frame with no person, and records what it was sent and whether each frame file existed. */
-function recordingPool(): PosePool & { calls: DetectParams[]; filesPresent: boolean[] } {
+function recordingPool(): Pick<PosePool, 'detect' | 'model' | 'desired'> & { calls: DetectParams[]; filesPresent: boolean[] } {
   const calls: DetectParams[] = [];
   const filesPresent: boolean[] = [];
   return {
@@ -27,13 +27,15 @@ function recordingPool(): PosePool & { calls: DetectParams[]; filesPresent: bool
     filesPresent,
     desired: 2,
     model: () => null,
-    async detect(params: DetectParams): Promise<DetectResult> {
+    async detect(params: DetectParams): Promise<PoolDetectResult> {
       calls.push(params);
       for (const f of params.frames) filesPresent.push(Boolean(f.path && existsSync(f.path)));
       return {
         frames: params.frames.map((f) => ({ index: f.index, persons: [] })),
         timing: { decodeMs: 0, inferMs: 0, totalMs: 0 },
-      } as unknown as DetectResult;
+        workerId: 'w0',
+        attempts: 1,
+      };
     },
   };
 }

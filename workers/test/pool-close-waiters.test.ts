@@ -1,9 +1,7 @@
 /**
- * Regression: closing the pool while several callers wait for a worker that never comes. Each
- * pending create settles as a CLOSED lease, lent to a waiting client and handed straight back;
- * those leases were one shared object, and generic-pool keys its loans by object, so the second
- * release rejected ("Resource not currently part of this pool") as an unhandled rejection, which
- * ends a Node process. Found by server/test/reliability-unavailable.test.ts (close after an outage).
+ * Closing the pool while several callers wait for a worker that never comes: every caller gets
+ * PoolClosedError, and nothing rejects unhandled (which would end a Node process). Found by
+ * server/test/reliability-unavailable.test.ts (close after an outage).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { PoolClosedError } from '../worker-errors.js';

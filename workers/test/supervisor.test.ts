@@ -1,7 +1,7 @@
 /** Supervisor scheduling and state, with in-memory test-double workers and fake timers. */
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Supervisor } from '../supervisor.js';
+import { Supervisor, type SlotView } from '../supervisor.js';
 import { FakeFleet, type FakeScript } from './support/fake-worker.js';
 
 const silent = pino({ level: 'silent' });
@@ -35,22 +35,22 @@ describe('Supervisor', () => {
     vi.useRealTimers();
   });
 
-  it('spawns N workers and offers each ready one once', async () => {
+  it('spawns N workers, reports each ready once, and shows an idle ready worker per slot', async () => {
     const { fleet, sup } = make({}, 3);
+    const ready: string[] = [];
+    sup.on('worker-ready', (v: SlotView) => ready.push(v.id));
+    expect(sup.view().map((s) => s.state)).toEqual(['stopped', 'stopped', 'stopped']);
     sup.start();
     expect(fleet.spawned).toHaveLength(3);
     expect(sup.view().map((s) => s.state)).toEqual(['starting', 'starting', 'starting']);
+    expect(sup.idleWorker('w0')).toBeNull();
     await vi.advanceTimersByTimeAsync(1);
     expect(sup.readyCount).toBe(3);
-    const taken = await Promise.all([sup.takeReady(), sup.takeReady(), sup.takeReady()]);
-    expect(new Set(taken.map((w) => w?.id))).toEqual(new Set(['w0', 'w1', 'w2']));
-    let fourth: unknown = 'pending';
-    void sup.takeReady().then((w) => (fourth = w));
-    await vi.advanceTimersByTimeAsync(10);
-    expect(fourth).toBe('pending'); // it waits; it does not fail
+    expect(ready.sort()).toEqual(['w0', 'w1', 'w2']);
+    expect(sup.slotIds.map((id) => sup.idleWorker(id)?.id)).toEqual(['w0', 'w1', 'w2']);
     sup.stopRestarts();
-    await vi.advanceTimersByTimeAsync(0);
-    expect(fourth).toBeNull();
+    expect(sup.view().map((s) => s.state)).toEqual(['stopping', 'stopping', 'stopping']);
+    expect(sup.idleWorker('w0')).toBeNull();
   });
 
   it('retries a failing start with capped exponential backoff, marks the slot failed after 3, and keeps trying', async () => {
@@ -159,6 +159,6 @@ describe('Supervisor', () => {
     expect(fleet.alive()).toHaveLength(0);
     expect(fleet.spawned[0].shutdownCalls).toBe(1);
     expect(sup.view().map((s) => s.state)).toEqual(['stopped', 'stopped']);
-    expect(await sup.takeReady()).toBeNull();
+    expect(sup.readyCount).toBe(0);
   });
 });
