@@ -33,8 +33,11 @@ const mode = argv.includes('--build-only')
       : argv.includes('--install') || event === 'postinstall'
         ? 'install'
         : 'setup';
+/** @param {string} m */
 const say = (m) => console.log(`prepare: ${m}`);
+/** @param {string} m */
 const warn = (m) => console.error(`prepare: WARNING: ${m}`);
+/** @param {string} m */
 const fail = (m) => {
   console.error(`prepare: FAILED: ${m}`);
   process.exit(1);
@@ -95,7 +98,8 @@ if (mode !== 'build-only') {
       say(`${name}: ${t.path} (${t.source}): ${version.replace(/ Copyright.*/, '')}`);
     }
   } catch (err) {
-    if (mode === 'install') warn(err.message);
-    else fail(err.message);
+    const message = err instanceof Error ? err.message : String(err);
+    if (mode === 'install') warn(message);
+    else fail(message);
   }
 }

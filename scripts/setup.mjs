@@ -18,7 +18,15 @@ import { aptInstall, aptPrefix } from './lib/apt.mjs';
 import { findMediaTools } from './lib/media-tools-present.mjs';
 import { ROOT } from './lib/repo.mjs';
 
-/** The commands that run the pose-service set-up on `platform`, in the order to try. */
+/**
+ * @typedef {{ tests?: boolean, force?: boolean, noInstall?: boolean }} SetupOptions
+ */
+
+/**
+ * The commands that run the pose-service set-up on `platform`, in the order to try.
+ * @param {NodeJS.Platform} platform
+ * @param {SetupOptions} [options]
+ */
 export function poseServiceSetupCommands(platform, { tests = false, force = false } = {}) {
   if (platform === 'win32') {
     const script = path.join(ROOT, 'scripts', 'setup-pose-service.ps1');
@@ -39,12 +47,13 @@ export function poseServiceSetupCommands(platform, { tests = false, force = fals
 /**
  * Runs the pose-service set-up; returns its exit status.
  * noInstall: only look for an interpreter (no venv, pip or apt-get), as POSEPOOL_SETUP_NO_INSTALL=1 does.
+ * @param {SetupOptions} [options]
  */
 export function runPoseServiceSetup(options = {}) {
   const env = options.noInstall ? { ...process.env, POSEPOOL_SETUP_NO_INSTALL: '1' } : process.env;
   for (const { command, args } of poseServiceSetupCommands(process.platform, options)) {
     const r = spawnSync(command, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
-    if (r.error && r.error.code === 'ENOENT') continue; // try the next shell (pwsh, then Windows PowerShell)
+    if (r.error && 'code' in r.error && r.error.code === 'ENOENT') continue; // try the next shell (pwsh, then Windows PowerShell)
     if (r.error) {
       console.error(`setup: could not run ${command}: ${r.error.message}`);
       return 1;
@@ -59,7 +68,11 @@ export function runPoseServiceSetup(options = {}) {
   return 1;
 }
 
-/** Makes sure the server will find ffmpeg and ffprobe (installing with apt-get unless noInstall); returns true when it will. */
+/**
+ * Makes sure the server will find ffmpeg and ffprobe (installing with apt-get unless noInstall); returns true when it will.
+ * @param {(message: string) => void} [log]
+ * @param {{ noInstall?: boolean }} [options]
+ */
 export function ensureMediaTools(log = (m) => console.log(`setup: ${m}`), { noInstall = false } = {}) {
   for (const variable of ['FFMPEG_PATH', 'FFPROBE_PATH']) {
     const value = process.env[variable]?.trim();
@@ -94,7 +107,10 @@ export function ensureMediaTools(log = (m) => console.log(`setup: ${m}`), { noIn
   return false;
 }
 
-/** The whole `npm run setup`; returns the exit status. */
+/**
+ * The whole `npm run setup`; returns the exit status.
+ * @param {SetupOptions} [options]
+ */
 export function runSetup(options = {}) {
   const status = runPoseServiceSetup(options);
   if (status !== 0) return status;

@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { describeIfReady, testPython, whyNoRealWorkers } from '../../workers/test/support/prerequisites.js';
-// @ts-expect-error plain ESM helper shared with the node speed script, no type declarations
 import { FIXTURE_DIR, MODELS, REPO_ROOT, runFixture } from '../tests/movenet_tfjs.mjs';
 
 type Keypoints = number[][]; // 17 x [y, x, score]

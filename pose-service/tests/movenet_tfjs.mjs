@@ -14,14 +14,27 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(here, '..', '..');
 export const FIXTURE_DIR = path.join(here, 'fixtures', 'movenet');
+/** @type {Record<string, number>} model name -> input size */
 export const MODELS = { 'movenet-thunder': 256, 'movenet-lightning': 192 };
+
+/** @typedef {typeof import('@tensorflow/tfjs')} Tf */
+/** @typedef {import('@tensorflow/tfjs').GraphModel} GraphModel */
+/**
+ * One committed input, as make_movenet_fixtures.py writes it in index-MODEL.json.
+ * @typedef {{ name: string, source: string, frame: number | null, kind: 'letterbox' | 'crop', box: number[], width: number, height: number }} FixtureEntry
+ */
+/** @typedef {number[][]} Keypoints 17 x [y, x, score] */
 
 export function modelDir() {
   return process.env.POSE_MOVENET_DIR || path.join(REPO_ROOT, 'node_modules', '@vladmandic', 'human-models', 'models');
 }
 
+/** @type {Promise<Tf> | null} */
 let tfPromise = null;
-/** @tensorflow/tfjs with the WASM backend, initialised once. */
+/**
+ * @tensorflow/tfjs with the WASM backend, initialised once.
+ * @returns {Promise<Tf>}
+ */
 export function loadTf() {
   tfPromise ??= (async () => {
     const tf = await import('@tensorflow/tfjs');
@@ -36,9 +49,15 @@ export function loadTf() {
   return tfPromise;
 }
 
-/** tf.loadGraphModel from model.json + its shards, through a custom IOHandler (no fetch, no file:// URLs). */
+/**
+ * tf.loadGraphModel from model.json + its shards, through a custom IOHandler (no fetch, no file:// URLs).
+ * @param {Tf} tf
+ * @param {string} model
+ * @returns {Promise<GraphModel>}
+ */
 export async function loadModel(tf, model) {
   const jsonPath = path.join(modelDir(), `${model}.json`);
+  /** @type {import('@tensorflow/tfjs').io.ModelJSON} */
   const json = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
   const shards = json.weightsManifest.flatMap((g) => g.paths).map((p) => fs.readFileSync(path.join(path.dirname(jsonPath), p)));
   const all = Buffer.concat(shards);
@@ -47,8 +66,13 @@ export async function loadModel(tf, model) {
   return tf.loadGraphModel({ load: async () => ({ modelTopology: json.modelTopology, weightSpecs, weightData }) });
 }
 
-/** The committed inputs of one model: { index: [...entries], size, data: Uint8Array (N*S*S*3) }. */
+/**
+ * The committed inputs of one model: { index: [...entries], size, data: Uint8Array (N*S*S*3) }.
+ * @param {string} model
+ * @returns {{ index: FixtureEntry[], size: number, data: Uint8Array }}
+ */
 export function readFixtureInputs(model) {
+  /** @type {{ model: string, inputSize: number, entries: FixtureEntry[] }} */
   const index = JSON.parse(fs.readFileSync(path.join(FIXTURE_DIR, `index-${model}.json`), 'utf8'));
   const data = zlib.gunzipSync(fs.readFileSync(path.join(FIXTURE_DIR, `inputs-${model}.u8.gz`)));
   const size = index.inputSize;
@@ -58,18 +82,31 @@ export function readFixtureInputs(model) {
   return { index: index.entries, size, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }
 
-/** Run one input (Uint8Array S*S*3, RGB) through the graph; returns [[y, x, score] * 17]. */
+/**
+ * Run one input (Uint8Array S*S*3, RGB) through the graph; returns [[y, x, score] * 17].
+ * @param {Tf} tf
+ * @param {GraphModel} graphModel
+ * @param {Uint8Array} pixels
+ * @param {number} size
+ * @returns {Keypoints}
+ */
 export function runOne(tf, graphModel, pixels, size) {
   return tf.tidy(() => {
     const input = tf.tensor4d(Int32Array.from(pixels), [1, size, size, 3], 'int32');
-    const out = graphModel.execute(input);
+    // MoveNet has one output, so execute() returns one tensor (1 x 1 x 17 x 3), not an array.
+    const out = /** @type {import('@tensorflow/tfjs').Tensor} */ (graphModel.execute(input));
     const flat = Array.from(out.dataSync());
+    /** @type {Keypoints} */
     const rows = [];
     for (let k = 0; k < 17; k++) rows.push(flat.slice(k * 3, k * 3 + 3));
     return rows;
   });
 }
 
+/**
+ * @param {string} model
+ * @returns {Promise<{ index: FixtureEntry[], outputs: Keypoints[] }>}
+ */
 export async function runFixture(model) {
   const tf = await loadTf();
   const graphModel = await loadModel(tf, model);
@@ -80,6 +117,7 @@ export async function runFixture(model) {
   return { index, outputs };
 }
 
+/** @param {string[]} argv */
 async function main(argv) {
   const [cmd, model, repeatsArg] = argv;
   if (!MODELS[model] || !['reference', 'speed'].includes(cmd)) {

@@ -17,6 +17,7 @@ export const RUNTIME_ASSETS = ['protocol/protocol.json'];
 /** Files whose change needs a rebuild: compiled .ts (tests excluded, as in tsconfig) and the copied assets. */
 export function buildInputs(root = ROOT) {
   const files = [path.join(root, 'tsconfig.json'), ...RUNTIME_ASSETS.map((a) => path.join(root, a))];
+  /** @param {string} dir */
   const walk = (dir) => {
     let entries;
     try {

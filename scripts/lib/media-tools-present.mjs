@@ -10,6 +10,7 @@ import path from 'node:path';
 
 const require = createRequire(import.meta.url);
 
+/** @param {string} file */
 function executable(file) {
   try {
     if (!statSync(file).isFile()) return false;
@@ -20,6 +21,10 @@ function executable(file) {
   }
 }
 
+/**
+ * @param {string} name
+ * @param {NodeJS.ProcessEnv} env
+ */
 function onPath(name, env) {
   const exts = process.platform === 'win32' ? ['', ...(env.PATHEXT ?? '.EXE;.CMD;.BAT').split(';')] : [''];
   for (const dir of (env.PATH ?? env.Path ?? '').split(path.delimiter)) {
@@ -28,6 +33,10 @@ function onPath(name, env) {
   return null;
 }
 
+/**
+ * @param {string} pkg
+ * @returns {string | null}
+ */
 function packageBinary(pkg) {
   if (!['linux', 'darwin', 'win32'].includes(process.platform)) return null;
   try {

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { isPathLike, recordedPython, SERVICE_DIR } from './repo.mjs';
 
 /**
+ * @param {string[]} [extraArgs]
  * @returns {{ ok: true, python: string, source: string, args: string[], cwd: string } | { ok: false, message: string }}
  */
 export function pytestCommand(extraArgs = [], env = process.env) {

@@ -24,12 +24,18 @@ export function recordedPython(env = process.env, file = CHOICE_FILE) {
   }
 }
 
-/** A path (it has a separator), not a command name looked up on PATH. */
+/**
+ * A path (it has a separator), not a command name looked up on PATH.
+ * @param {string} command
+ */
 export function isPathLike(command) {
   return command.includes('/') || command.includes('\\');
 }
 
-/** "1.2 s" */
+/**
+ * "1.2 s"
+ * @param {number} ms
+ */
 export function seconds(ms) {
   return `${(ms / 1000).toFixed(1)} s`;
 }

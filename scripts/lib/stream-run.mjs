@@ -4,11 +4,18 @@ import { spawn } from 'node:child_process';
 const KEEP = 256 * 1024;
 
 /**
+ * @param {string} command
+ * @param {string[]} args
+ * @param {Omit<import('node:child_process').SpawnOptions, 'stdio'>} [options]
  * @returns {Promise<{ code: number | null, output: string, error?: Error }>} code null: could not start
  */
 export function streamRun(command, args, options = {}) {
   return new Promise((resolve) => {
     let output = '';
+    /**
+     * @param {Buffer} chunk
+     * @param {NodeJS.WritableStream} sink
+     */
     const keep = (chunk, sink) => {
       sink.write(chunk);
       output += chunk.toString('utf8');
@@ -18,7 +25,7 @@ export function streamRun(command, args, options = {}) {
     try {
       child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (error) {
-      resolve({ code: null, output: '', error });
+      resolve({ code: null, output: '', error: error instanceof Error ? error : new Error(String(error)) });
       return;
     }
     child.stdout.on('data', (c) => keep(c, process.stdout));

@@ -9,7 +9,10 @@ import { aptInstall, aptPrefix } from './apt.mjs';
 
 export const TEST_CHROMIUM = process.env.POSEPOOL_CHROMIUM || '/usr/bin/chromium';
 
-/** Returns true when the page test's Chromium is there (afterwards). */
+/**
+ * Returns true when the page test's Chromium is there (afterwards).
+ * @param {(message: string) => void} [log]
+ */
 export function ensureTestBrowser(log = (m) => console.log(`prepare: ${m}`)) {
   if (existsSync(TEST_CHROMIUM)) return true;
   const prefix = aptPrefix();

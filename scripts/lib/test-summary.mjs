@@ -6,6 +6,7 @@
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]/g;
 
+/** @param {string} text */
 export function stripAnsi(text) {
   return text.replace(ANSI, '');
 }
@@ -14,6 +15,7 @@ export function stripAnsi(text) {
  * @typedef {{ passed: number, failed: number, skipped: number, found: boolean, notes: string[] }} Counts
  */
 
+/** @returns {Counts} */
 function empty() {
   return { passed: 0, failed: 0, skipped: 0, found: false, notes: [] };
 }
@@ -22,6 +24,7 @@ function empty() {
  * vitest's "Tests  3 failed | 120 passed | 2 skipped (125)" line (the last one in the output), plus
  * its "Failed Suites N" heading: test files that failed before their tests ran (an import error),
  * whose tests appear in no count. todo counts as skipped.
+ * @param {string} output
  * @returns {Counts & { suitesFailed: number, filesFailed: number }}
  */
 export function parseVitestSummary(output) {
@@ -42,13 +45,17 @@ export function parseVitestSummary(output) {
     if (m) counts.filesFailed = Number(m[1]);
   }
   const suites = lines.filter((l) => /\bFailed Suites \d+\b/.test(l)).pop();
-  if (suites) counts.suitesFailed = Number(/Failed Suites (\d+)/.exec(suites)[1]);
+  if (suites) {
+    const m = /Failed Suites (\d+)/.exec(suites);
+    if (m) counts.suitesFailed = Number(m[1]);
+  }
   return counts;
 }
 
 /**
  * pytest's closing line: "5 passed, 1 skipped in 0.12s", "== 1 failed, 2 passed, 1 error in 3.2s ==",
  * "no tests ran in 0.01s". xpassed counts as passed, xfailed as skipped, errors as failed.
+ * @param {string} output
  * @returns {Counts}
  */
 export function parsePytestSummary(output) {
@@ -68,6 +75,7 @@ export function parsePytestSummary(output) {
   return counts;
 }
 
+/** @type {Partial<Record<number, string>>} */
 const PYTEST_EXIT = {
   2: 'interrupted',
   3: 'internal error',
@@ -84,9 +92,10 @@ const PYTEST_EXIT = {
  * @returns {Counts}
  */
 export function summarizeRun(runner, exitCode, output) {
-  const counts = runner === 'vitest' ? parseVitestSummary(output) : parsePytestSummary(output);
-  if (runner === 'vitest') {
-    const broken = counts.suitesFailed || (counts.failed === 0 ? counts.filesFailed : 0);
+  const vitest = runner === 'vitest' ? parseVitestSummary(output) : null;
+  const counts = vitest ?? parsePytestSummary(output);
+  if (vitest) {
+    const broken = vitest.suitesFailed || (vitest.failed === 0 ? vitest.filesFailed : 0);
     if (broken > 0) {
       counts.failed += broken;
       counts.notes.push(`${broken} test file(s) failed before their tests ran`);
@@ -105,7 +114,10 @@ export function summarizeRun(runner, exitCode, output) {
   return counts;
 }
 
-/** Sums runners' counts into the final line: "N passed, N failed" plus ", N skipped" when any. */
+/**
+ * Sums runners' counts into the final line: "N passed, N failed" plus ", N skipped" when any.
+ * @param {Pick<Counts, 'passed' | 'failed' | 'skipped'>[]} runs
+ */
 export function formatSummary(runs) {
   const total = runs.reduce(
     (t, c) => ({ passed: t.passed + c.passed, failed: t.failed + c.failed, skipped: t.skipped + c.skipped }),

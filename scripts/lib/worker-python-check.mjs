@@ -14,6 +14,11 @@ import { isPathLike, recordedPython, ROOT } from './repo.mjs';
 const CHECK = path.join(ROOT, 'scripts', 'check-python.py');
 
 /**
+ * What scripts/check-python.py --json prints (the fields read here).
+ * @typedef {{ ok: boolean, version: string, modules: Record<string, string>, missing: Record<string, string>, workerMissing: string[], tooOld: boolean }} PythonCheck
+ */
+
+/**
  * @param {{ env?: NodeJS.ProcessEnv, search: () => number, say: (m: string) => void, warn: (m: string) => void }} io
  *   search: the set-up in look-only mode (records the first interpreter that has the modules); its exit status
  * @returns {{ ok: boolean, python: string | null }}
@@ -37,6 +42,7 @@ export function checkWorkerPython({ env = process.env, search, say, warn }) {
     }
   }
   const r = spawnSync(chosen.python, [CHECK, '--json'], { encoding: 'utf8', timeout: 120_000, env });
+  /** @type {PythonCheck | null} */
   let result = null;
   try {
     result = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');

@@ -21,7 +21,8 @@ async function extract(bytes: Buffer, wanted: Record<string, string>, gzip = fal
   const chunks: Buffer[] = [];
   const input = gzip ? gzipSync(bytes) : bytes;
   for (let i = 0; i < input.length; i += 777) chunks.push(input.subarray(i, i + 777));
-  await pipeline(Readable.from(chunks), ...(gzip ? [createGunzip()] : []), writer);
+  if (gzip) await pipeline(Readable.from(chunks), createGunzip(), writer);
+  else await pipeline(Readable.from(chunks), writer);
   return writer;
 }
 

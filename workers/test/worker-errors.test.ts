@@ -13,7 +13,8 @@ const {
 
 describe('worker error catalogue', () => {
   it('has one error class per code, each with that stable code', () => {
-    const classes = Object.values(errors).filter(
+    const exported: unknown[] = Object.values(errors);
+    const classes = exported.filter(
       (v): v is new (...args: never[]) => Error =>
         typeof v === 'function' && v.prototype instanceof Error && !['WorkerError', 'PoolError'].includes(v.name),
     );

@@ -105,7 +105,7 @@ export function videoForm(file: string, fields: Record<string, string> = {}, nam
   return form;
 }
 
-export async function upload(url: string, body: FormData | string | Buffer, headers: Record<string, string> = {}) {
+export async function upload(url: string, body: FormData | string | Buffer<ArrayBuffer>, headers: Record<string, string> = {}) {
   const res = await fetch(`${url}/api/upload-video-with-pose`, { method: 'POST', body, headers });
   const text = await res.text();
   let json: any = null;
