@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
- * `npm test`: every test, TypeScript (vitest) then Python (pytest with the workers' interpreter), with
- * their output streamed, ending with one line: `N passed, N failed` (`, N skipped` when any), the sum of
- * both. Exits non-zero when either failed, or when pytest collected nothing.
+ * `npm test`: the static checks (scripts/lint.mjs: Biome, ruff, tsc, pyright; seconds), then every
+ * test, TypeScript (vitest) then Python (pytest with the workers' interpreter), with their output
+ * streamed, ending with the lint lines and one line: `N passed, N failed` (`, N skipped` when any), the
+ * sum of both. Exits non-zero when a check or a test failed, or when pytest collected nothing.
  * `npm pretest` (scripts/prepare.mjs) has done the set-up and the build before this runs.
  *
- *   node scripts/run-tests.mjs [--ts-only | --py-only]
+ *   node scripts/run-tests.mjs [--ts-only | --py-only] [--no-lint]
  */
 import path from 'node:path';
+import { formatLint, lint } from './lint.mjs';
 import { ROOT } from './lib/repo.mjs';
 import { pytestCommand } from './lib/pytest-command.mjs';
 import { streamRun } from './lib/stream-run.mjs';
@@ -16,12 +18,16 @@ import { failSkipsUnderCI, formatSummary, summarizeRun } from './lib/test-summar
 const argv = process.argv.slice(2);
 const runTs = !argv.includes('--py-only');
 const runPy = !argv.includes('--ts-only');
+const runLint = !argv.includes('--no-lint');
 
 const env = { ...process.env };
 if (process.stdout.isTTY && !env.NO_COLOR) env.FORCE_COLOR ??= '1';
 
 const runs = [];
 const lines = [];
+// A failed check does not stop the tests: one run tells everything that needs fixing.
+const checks = runLint ? await lint() : [];
+if (checks.length) lines.push(formatLint(checks));
 
 if (runTs) {
   console.log('\n== vitest (TypeScript) ==');
@@ -53,4 +59,4 @@ if (runPy) {
 console.log('');
 for (const line of lines) console.log(line);
 console.log(formatSummary(runs));
-process.exit(runs.some((c) => c.failed > 0) ? 1 : 0);
+process.exit(runs.some((c) => c.failed > 0) || checks.some((c) => !c.ok) ? 1 : 0);

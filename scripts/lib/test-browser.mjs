@@ -1,5 +1,5 @@
 /**
- * Optional set-up step for `npm test` only: the headless Chromium that server/test/page.test.ts
+ * Optional set-up step for `npm test` only: the headless Chromium that server/test/e2e/page.test.ts
  * drives (Debian/Ubuntu's `chromium` package, at /usr/bin/chromium). Installed with apt-get where
  * that works (root or password-less sudo); elsewhere nothing is done and the page test says it is
  * skipped (set POSEPOOL_CHROMIUM to use another Chromium). Never fails the set-up.

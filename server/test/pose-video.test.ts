@@ -13,10 +13,11 @@ import { ApiError } from '../errors.js';
 import { probeVideo } from '../media/probe.js';
 import { poseVideo } from '../pipeline/pose-video.js';
 import type { PoolDetectResult, PosePool } from '../../workers/index.js';
+import { FIXTURES } from './support/fixtures.js';
 import { findTools } from './support/tools.js';
 
 const tools = findTools();
-const clip = path.join(import.meta.dirname, 'fixtures', 'vtest-3s.mp4');
+const clip = path.join(FIXTURES, 'vtest-3s.mp4');
 
 /** A pool double: answers each frame with no person, and records what it was sent and whether each frame file existed. */
 function recordingPool(): Pick<PosePool, 'detect' | 'model' | 'desired'> & { calls: DetectParams[]; filesPresent: boolean[] } {

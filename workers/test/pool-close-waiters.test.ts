@@ -1,7 +1,7 @@
 /**
  * Closing the pool while several callers wait for a worker that never comes: every caller gets
  * PoolClosedError, and nothing rejects unhandled (which would end a Node process). Found by
- * server/test/reliability-unavailable.test.ts (close after an outage).
+ * server/test/e2e/reliability-unavailable.test.ts (close after an outage).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { PoolClosedError } from '../worker-errors.js';

@@ -1,4 +1,4 @@
-"""Test helper (no tests here): small fake model files for scripts/test/models-download-verified.test.ts.
+"""Test helper (no tests here): small fake model files for scripts/test/e2e/models-download-verified.test.ts.
 
     python make-fake-model-files.py OUT_DIR
 
@@ -12,6 +12,7 @@ Writes, with the official containers and key names but the tiny test architectur
   j19.pkl                a 19 x 6890 regressor
 Uses pose-service/tests/test_topdown_fakes.py, the writers the Python tests use.
 """
+
 import json
 import sys
 from pathlib import Path
@@ -40,10 +41,14 @@ def main(out: Path) -> None:
     wrong = dict(vit)
     wrong["keypoint_head.final_layer.weight"] = torch.Size([17, 8, 1, 1])
     write_vitpose_checkpoint(out / "vitpose-wrong.pth", wrong)
-    (out / "vitpose-manifest.json").write_text(json.dumps({"model": "vitpose tiny (test)", "tensors": {k: list(v) for k, v in vit.items()}}))
+    (out / "vitpose-manifest.json").write_text(
+        json.dumps({"model": "vitpose tiny (test)", "tensors": {k: list(v) for k, v in vit.items()}})
+    )
     hmr = shapes(HMR2Net(HMR2_TINY, device=meta))
     write_hmr2_checkpoint(out / "hmr2.ckpt", hmr)
-    (out / "hmr2-manifest.json").write_text(json.dumps({"model": "hmr2 tiny (test)", "tensors": {k: list(v) for k, v in hmr.items()}}))
+    (out / "hmr2-manifest.json").write_text(
+        json.dumps({"model": "hmr2 tiny (test)", "tensors": {k: list(v) for k, v in hmr.items()}})
+    )
     write_j19(out / "j19.pkl")
 
 

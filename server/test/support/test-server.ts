@@ -14,8 +14,8 @@ import { TEMP_PREFIX } from '../../upload/temp-dir.js';
 import { testPython as recordedTestPython } from '../../../workers/test/support/prerequisites.js';
 import { findTools } from './tools.js';
 
-export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures');
-export const IMAGES = path.join(import.meta.dirname, '..', '..', '..', 'pose-service', 'tests', 'fixtures');
+export { FIXTURES, IMAGES } from './fixtures.js';
+import { FIXTURES } from './fixtures.js';
 
 /** The interpreter the tests run workers with (the set-up's record; `python3` where there is none, and the test fails). */
 export function testPython(): string {

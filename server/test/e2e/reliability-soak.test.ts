@@ -12,8 +12,8 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BOUNDS, kindOf, reportLines, runSoak } from '../../scripts/soak.js';
-import { REPO } from './support/server-process.js';
+import { BOUNDS, kindOf, reportLines, runSoak } from '../../../scripts/soak.js';
+import { REPO } from '../support/server-process.js';
 
 const flag = process.env.POSEPOOL_SOAK;
 const longUploads = flag ? (/^\d+$/.test(flag) && Number(flag) > 1 ? Number(flag) : 200) : 0;

@@ -3,13 +3,12 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { extractFrames, plannedDecodes, rawSocketPath, type FrameSourceOptions } from '../media/frame-source.js';
-import { JpegSplitter } from '../media/jpeg-splitter.js';
-import { looksLikeVideoContainer, probeVideo } from '../media/probe.js';
-import { findTools } from './support/tools.js';
+import { extractFrames, plannedDecodes, rawSocketPath, type FrameSourceOptions } from '../../media/frame-source.js';
+import { JpegSplitter } from '../../media/jpeg-splitter.js';
+import { looksLikeVideoContainer, probeVideo } from '../../media/probe.js';
+import { FIXTURES as FIX, IMAGES as IMG } from '../support/fixtures.js';
+import { findTools } from '../support/tools.js';
 
-const FIX = path.join(import.meta.dirname, 'fixtures');
-const IMG = path.join(import.meta.dirname, '..', '..', 'pose-service', 'tests', 'fixtures');
 const tools = findTools();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'posepool-media-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -7,8 +7,8 @@
 import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../config.js';
-import { withoutPaths } from '../public-text.js';
+import { REPO_ROOT } from '../../config.js';
+import { withoutPaths } from '../../public-text.js';
 import {
   LEAKY,
   childrenOf,
@@ -17,9 +17,9 @@ import {
   privateTmp,
   rawUpload,
   requestLines,
-} from './support/reliability.js';
-import { findTools } from './support/tools.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from './support/test-server.js';
+} from '../support/reliability.js';
+import { findTools } from '../support/tools.js';
+import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from '../support/test-server.js';
 
 const tmp = privateTmp('security');
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4');

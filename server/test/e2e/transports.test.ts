@@ -5,8 +5,8 @@
  */
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PROTOCOL, type FrameEncoding } from '../../protocol/index.js';
-import { FIXTURES, startTestServer, tempDirs, upload, videoForm, waitReady, type TestServer } from './support/test-server.js';
+import { PROTOCOL, type FrameEncoding } from '../../../protocol/index.js';
+import { FIXTURES, startTestServer, tempDirs, upload, videoForm, waitReady, type TestServer } from '../support/test-server.js';
 
 let server: TestServer | undefined;
 afterEach(async () => {

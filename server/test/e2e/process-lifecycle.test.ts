@@ -4,8 +4,8 @@
  */
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildOnce, isAlive, runServerToExit, startServerProcess } from './support/server-process.js';
-import { FIXTURES, testPython, upload, videoForm, waitFor, waitReady } from './support/test-server.js';
+import { buildOnce, isAlive, runServerToExit, startServerProcess } from '../support/server-process.js';
+import { FIXTURES, testPython, upload, videoForm, waitFor, waitReady } from '../support/test-server.js';
 
 beforeAll(() => buildOnce(), 120_000);
 

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readEvents } from './support/sse.js';
+import { readEvents } from '../support/sse.js';
 import {
   FIXTURES,
   IMAGES,
@@ -16,7 +16,7 @@ import {
   waitFor,
   waitReady,
   type TestServer,
-} from './support/test-server.js';
+} from '../support/test-server.js';
 
 async function postJob(url: string, form: FormData | string, headers: Record<string, string> = {}) {
   const res = await fetch(`${url}/api/jobs`, { method: 'POST', body: form, headers });

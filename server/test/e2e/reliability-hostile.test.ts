@@ -11,11 +11,11 @@ import path from 'node:path';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BOUNDARY, childrenOf, fdsInto, getHealth, multipartHead, procFigures, sleep } from './support/reliability.js';
-import { findTools } from './support/tools.js';
-import { extractFrames, type FrameSourceOptions } from '../media/frame-source.js';
-import { probeVideo } from '../media/probe.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from './support/test-server.js';
+import { BOUNDARY, childrenOf, fdsInto, getHealth, multipartHead, procFigures, sleep } from '../support/reliability.js';
+import { findTools } from '../support/tools.js';
+import { extractFrames, type FrameSourceOptions } from '../../media/frame-source.js';
+import { probeVideo } from '../../media/probe.js';
+import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from '../support/test-server.js';
 
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4');
 let server: TestServer;

@@ -9,11 +9,11 @@ import {
   WorkerNotReadyError,
   WorkerStartupFailedError,
   WorkerTimeoutError,
-} from '../worker-errors.js';
-import { WorkerProcess, type WorkerProcessOptions } from '../worker-process.js';
-import { captureLogger } from './support/capture-logger.js';
-import { describeIfReady, testPython, whyNoRealWorkers } from './support/prerequisites.js';
-import { childPids, PIPE_NOISE, rgbBatch, SERVICE_DIR } from './support/real-workers.js';
+} from '../../worker-errors.js';
+import { WorkerProcess, type WorkerProcessOptions } from '../../worker-process.js';
+import { captureLogger } from '../support/capture-logger.js';
+import { describeIfReady, testPython, whyNoRealWorkers } from '../support/prerequisites.js';
+import { childPids, PIPE_NOISE, rgbBatch, SERVICE_DIR } from '../support/real-workers.js';
 
 const DEV_PYTHON = testPython() ?? 'python3';
 

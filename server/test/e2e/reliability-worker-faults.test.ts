@@ -27,8 +27,8 @@ import {
   sleep,
   totalRestarts,
   type HealthSnapshot,
-} from './support/reliability.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from './support/test-server.js';
+} from '../support/reliability.js';
+import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from '../support/test-server.js';
 
 const tmp = privateTmp('faults');
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4'); // 548x342, 30 fps, 60 frames

@@ -24,8 +24,8 @@ import {
   requestLines,
   sleep,
   totalRestarts,
-} from './support/reliability.js';
-import { FIXTURES, startTestServer, testPython, upload, videoForm, waitFor, type TestServer } from './support/test-server.js';
+} from '../support/reliability.js';
+import { FIXTURES, startTestServer, testPython, upload, videoForm, waitFor, type TestServer } from '../support/test-server.js';
 
 const tmp = privateTmp('unavailable');
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4');

@@ -8,8 +8,8 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LEAKY, getHealth, privateTmp, sleep } from './support/reliability.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from './support/test-server.js';
+import { LEAKY, getHealth, privateTmp, sleep } from '../support/reliability.js';
+import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from '../support/test-server.js';
 
 const tmp = privateTmp('load');
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4');

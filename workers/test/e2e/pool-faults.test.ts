@@ -6,8 +6,8 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeIfReady, whyNoRealWorkers } from './support/prerequisites.js';
-import { PIPE_NOISE, realPool, realPoolHarness, rgbBatch, until } from './support/real-workers.js';
+import { describeIfReady, whyNoRealWorkers } from '../support/prerequisites.js';
+import { PIPE_NOISE, realPool, realPoolHarness, rgbBatch, until } from '../support/real-workers.js';
 
 const { open, tmp } = realPoolHarness('faults');
 

@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeIfReady, whyNoRealWorkers } from '../../workers/test/support/prerequisites.js';
-import { FIXTURES, IMAGES, startTestServer, upload, videoForm, waitReady, type TestServer } from './support/test-server.js';
-import { findTools } from './support/tools.js';
+import { describeIfReady, whyNoRealWorkers } from '../../../workers/test/support/prerequisites.js';
+import { FIXTURES, IMAGES, startTestServer, upload, videoForm, waitReady, type TestServer } from '../support/test-server.js';
+import { findTools } from '../support/tools.js';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'posepool-short-clips-'));
 let server: TestServer | undefined;

@@ -2,13 +2,13 @@
  * Reliability: hostile and broken uploads against the real server (real Python workers, the
  * `synthetic` TEST DOUBLE model). Each gets the contract's status and code with a request id and
  * nothing leaked (no stack, no path), the server stays ready, and no temporary file survives.
- * Builds on server/test/upload-e2e.test.ts (zero-byte, JPEG still, truncated MP4, no video, two
+ * Builds on server/test/e2e/upload.test.ts (zero-byte, JPEG still, truncated MP4, no video, two
  * videos, non-multipart, path traversal, 1.5 MB over a 1 MB limit): the cases here are the others.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, SERVICE_DIR } from '../config.js';
+import { REPO_ROOT, SERVICE_DIR } from '../../config.js';
 import {
   BOUNDARY,
   LEAKY,
@@ -22,8 +22,8 @@ import {
   requestLines,
   sleep,
   type MadeMedia,
-} from './support/reliability.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from './support/test-server.js';
+} from '../support/reliability.js';
+import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from '../support/test-server.js';
 
 const tmp = privateTmp('input');
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4');

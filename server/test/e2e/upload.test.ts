@@ -7,7 +7,7 @@ import { writeFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, IMAGES, startTestServer, tempDirs, upload, videoForm, waitReady, type TestServer } from './support/test-server.js';
+import { FIXTURES, IMAGES, startTestServer, tempDirs, upload, videoForm, waitReady, type TestServer } from '../support/test-server.js';
 
 let server: TestServer;
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'e2e-scratch-'));

@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildOnce, REPO } from './support/server-process.js';
-import { FIXTURES, IMAGES, testPython } from './support/test-server.js';
+import { buildOnce, REPO } from '../support/server-process.js';
+import { FIXTURES, IMAGES, testPython } from '../support/test-server.js';
 
 const CLI = path.join(REPO, 'dist', 'server', 'cli.js');
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'cli-test-'));

@@ -5,12 +5,12 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { WorkerPool } from '../pool.js';
-import { PoolUnavailableError } from '../worker-errors.js';
-import type { CapturedLogger } from './support/capture-logger.js';
-import { buildCv2LessVenv, whyNoCv2LessVenv } from './support/cv2-less-venv.js';
-import { describeIfReady } from './support/prerequisites.js';
-import { PIPE_NOISE, realPool, realPoolHarness, rgbBatch, sleep, until } from './support/real-workers.js';
+import type { WorkerPool } from '../../pool.js';
+import { PoolUnavailableError } from '../../worker-errors.js';
+import type { CapturedLogger } from '../support/capture-logger.js';
+import { buildCv2LessVenv, whyNoCv2LessVenv } from '../support/cv2-less-venv.js';
+import { describeIfReady } from '../support/prerequisites.js';
+import { PIPE_NOISE, realPool, realPoolHarness, rgbBatch, sleep, until } from '../support/real-workers.js';
 
 const { open, tmp } = realPoolHarness('startup');
 

@@ -13,12 +13,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../server/config.js';
-import { testPython } from '../../workers/test/support/prerequisites.js';
-import { type FileChecker, pythonFileChecker } from '../model-file-check.js';
-import { type DownloadPlainFile, type DownloadTarball, MODEL_SOURCES, type ModelSource } from '../model-sources.js';
-import { downloadModel, main } from '../models-download.js';
-import { tarArchive } from './support/tar-builder.js';
+import { REPO_ROOT } from '../../../server/config.js';
+import { testPython } from '../../../workers/test/support/prerequisites.js';
+import { type FileChecker, pythonFileChecker } from '../../model-file-check.js';
+import { type DownloadPlainFile, type DownloadTarball, MODEL_SOURCES, type ModelSource } from '../../model-sources.js';
+import { downloadModel, main } from '../../models-download.js';
+import { tarArchive } from '../support/tar-builder.js';
 
 const PYTHON = testPython() ?? 'python3';
 const CKPT = 'logs/train/multiruns/hmr2/0/checkpoints/epoch=35-step=1000000.ckpt';

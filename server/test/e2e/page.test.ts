@@ -10,8 +10,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeIfReady } from '../../workers/test/support/prerequisites.js';
-import { FIXTURES, startTestServer, waitReady, type TestServer } from './support/test-server.js';
+import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
+import { FIXTURES, startTestServer, waitReady, type TestServer } from '../support/test-server.js';
 
 const CHROMIUM = process.env.POSEPOOL_CHROMIUM ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
