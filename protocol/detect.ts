@@ -5,7 +5,7 @@
  * Only a failure of the whole call (bad params, shutting down) is a JSON-RPC error.
  */
 import { RequestType } from 'vscode-jsonrpc';
-import { PROTOCOL, type FrameEncoding, type FrameErrorCode } from './spec.js';
+import { type FrameEncoding, type FrameErrorCode, PROTOCOL } from './spec.js';
 
 export interface FramePayload {
   /** The frame's index among the sampled frames of its video (echoed back). */

@@ -1,4 +1,4 @@
-export * from './spec.js';
-export * from './lifecycle.js';
 export * from './detect.js';
 export * from './health.js';
+export * from './lifecycle.js';
+export * from './spec.js';

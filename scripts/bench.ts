@@ -15,17 +15,17 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../server/config.js';
-import { runBaseline, type BaselineResult } from './bench/baseline.js';
-import { runCeiling, type CeilingResult } from './bench/ceiling.js';
-import { jpegFrames, loopedClip, openSource, type Clip } from './bench/clips.js';
-import { makeContext, type BenchContext } from './bench/context.js';
-import { runEndToEnd, type EndToEndResult } from './bench/end-to-end.js';
-import { loadTfjsWasm, runPeer, type PeerResult } from './bench/peer.js';
-import { renderReport, type BenchResults } from './bench/report.js';
-import { startScriptNodeFlags } from './bench/server-process.js';
-import { runScale, type ScaleResult } from './bench/scale.js';
-import { runTransport, TRANSPORTS, type TransportResult } from './bench/transport.js';
+import { type BaselineResult, runBaseline } from './bench/baseline.js';
+import { type CeilingResult, runCeiling } from './bench/ceiling.js';
+import { type Clip, jpegFrames, loopedClip, openSource } from './bench/clips.js';
+import { type BenchContext, makeContext } from './bench/context.js';
+import { type EndToEndResult, runEndToEnd } from './bench/end-to-end.js';
+import { loadTfjsWasm, type PeerResult, runPeer } from './bench/peer.js';
+import { type BenchResults, renderReport } from './bench/report.js';
 import { findTorchRuntimes, runRuntimes } from './bench/runtimes.js';
+import { runScale, type ScaleResult } from './bench/scale.js';
+import { startScriptNodeFlags } from './bench/server-process.js';
+import { runTransport, TRANSPORTS, type TransportResult } from './bench/transport.js';
 
 /** Frames of the long end-to-end video (full run only). */
 const LONG_CLIP_FRAMES = 310;
@@ -48,7 +48,13 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { quick: false, only: new Set(SECTIONS), models: ['movenet-thunder', 'movenet-lightning'], batchSize: 8, pythons: [] };
+  const opts: Options = {
+    quick: false,
+    only: new Set(SECTIONS),
+    models: ['movenet-thunder', 'movenet-lightning'],
+    batchSize: 8,
+    pythons: [],
+  };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => inline ?? argv[++i];
@@ -103,7 +109,11 @@ function usage(error?: string): never {
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
-  const ctx = makeContext({ quick: opts.quick, reps: opts.reps, serverEnv: opts.serverNodeOptions ? { NODE_OPTIONS: opts.serverNodeOptions } : {} });
+  const ctx = makeContext({
+    quick: opts.quick,
+    reps: opts.reps,
+    serverEnv: opts.serverNodeOptions ? { NODE_OPTIONS: opts.serverNodeOptions } : {},
+  });
   const cores = ctx.cores;
   const workerCounts = cores >= 2 ? [1, 2] : [1];
   const threadsFor = (workers: number) => Math.max(1, Math.floor(cores / workers));
@@ -126,7 +136,12 @@ async function main(): Promise<void> {
     quick: opts.quick,
     reps: ctx.reps,
     machine: machineInfo(ctx),
-    source: { file: path.relative(ctx.repo, source.file), width: source.video.width, height: source.video.height, codec: source.video.codec },
+    source: {
+      file: path.relative(ctx.repo, source.file),
+      width: source.video.width,
+      height: source.video.height,
+      codec: source.video.codec,
+    },
     frames: frames31.count,
     batchSize: opts.batchSize,
     defaults: { transport: defaultTransport, workers: defaults.workers, threads: defaults.threads },
@@ -191,7 +206,9 @@ async function main(): Promise<void> {
       for (const model of models) {
         for (const workers of workerCounts) {
           const config = { model, workers, threads: threadsFor(workers), transport: defaultTransport, batchSize: opts.batchSize };
-          ctx.log(`end to end, ${clip310.frames} frames: ${model}, POSE_WORKERS=${workers} POSE_THREADS=${config.threads}, ${defaultTransport}`);
+          ctx.log(
+            `end to end, ${clip310.frames} frames: ${model}, POSE_WORKERS=${workers} POSE_THREADS=${config.threads}, ${defaultTransport}`,
+          );
           results.endToEndLong.push(await runEndToEnd(ctx, config, clip310, ctx.reps, clip31));
         }
       }
@@ -250,7 +267,10 @@ async function main(): Promise<void> {
   await section('torch', async () => {
     const runtimes = findTorchRuntimes(ctx, opts.pythons);
     const limit = opts.quick ? Math.min(16, frames31.count) : 0;
-    results.runtimes = await runRuntimes(ctx, runtimes, opts.quick ? [defaultModel] : opts.models, frames31, { batch: opts.batchSize, limit });
+    results.runtimes = await runRuntimes(ctx, runtimes, opts.quick ? [defaultModel] : opts.models, frames31, {
+      batch: opts.batchSize,
+      limit,
+    });
   });
 
   const report = renderReport(results);

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { PROTOCOL } from '../protocol/index.js';
-import { ConfigError, REPO_ROOT, SERVICE_DIR, loadConfig, loadDotEnv, type Config } from '../server/config.js';
+import { type Config, ConfigError, loadConfig, loadDotEnv, REPO_ROOT, SERVICE_DIR } from '../server/config.js';
 import { createPool } from '../server/create-pool.js';
 import { resolveMediaTools, toolVersion } from '../server/runtime/ffmpeg-path.js';
 import { readPythonChoice } from '../server/runtime/python-choice.js';
@@ -110,7 +110,12 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env, print: (li
     config = loadConfig(env, { pythonChoice: () => readPythonChoice() });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    add({ status: 'FAIL', what: 'configuration', detail: err.message, fix: `fix or unset ${err.variable} (see the README's Configuration table)` });
+    add({
+      status: 'FAIL',
+      what: 'configuration',
+      detail: err.message,
+      fix: `fix or unset ${err.variable} (see the README's Configuration table)`,
+    });
     return lines;
   }
   add({
@@ -128,7 +133,10 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env, print: (li
       status: 'FAIL',
       what: 'python',
       detail: `${config.python} (from ${config.pythonSource}) does not run: ${error}`,
-      fix: config.pythonSource === 'POSE_PYTHON' ? 'set POSE_PYTHON to a Python 3.9+ that exists, or unset it and run `npm run setup`' : setupFix,
+      fix:
+        config.pythonSource === 'POSE_PYTHON'
+          ? 'set POSE_PYTHON to a Python 3.9+ that exists, or unset it and run `npm run setup`'
+          : setupFix,
     });
   } else if (report.tooOld) {
     add({
@@ -174,7 +182,11 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env, print: (li
     const missing = missingFiles(source, base);
     if (missing.length === 0) {
       const shown = source.needs.map((n) => n.anyOf.find((rel) => existsSync(path.join(base, rel))) ?? n.anyOf[0]);
-      add({ status: 'PASS', what: 'model files', detail: `${config.model}: ${shown.join(', ')}${source.kind === 'bundled' ? '' : ` in ${base}`}` });
+      add({
+        status: 'PASS',
+        what: 'model files',
+        detail: `${config.model}: ${shown.join(', ')}${source.kind === 'bundled' ? '' : ` in ${base}`}`,
+      });
     } else {
       const userOnly = missing.every((m) => m.userSupplied);
       add({
@@ -200,11 +212,21 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env, print: (li
       add(
         version
           ? { status: 'PASS', what: name, detail: `${version.replace(/ Copyright.*/, '')}: ${t.path} (${t.source})` }
-          : { status: 'FAIL', what: name, detail: `${t.path} (${t.source}) does not run`, fix: `reinstall it, or set ${name.toUpperCase()}_PATH` },
+          : {
+              status: 'FAIL',
+              what: name,
+              detail: `${t.path} (${t.source}) does not run`,
+              fix: `reinstall it, or set ${name.toUpperCase()}_PATH`,
+            },
       );
     }
   } catch (err) {
-    add({ status: 'FAIL', what: 'ffmpeg', detail: (err as Error).message, fix: 'npm run setup (it installs ffmpeg with apt-get where it can), or set FFMPEG_PATH / FFPROBE_PATH' });
+    add({
+      status: 'FAIL',
+      what: 'ffmpeg',
+      detail: (err as Error).message,
+      fix: 'npm run setup (it installs ffmpeg with apt-get where it can), or set FFMPEG_PATH / FFPROBE_PATH',
+    });
   }
 
   // 5. Accelerator.
@@ -215,9 +237,18 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env, print: (li
     if (count > 0) {
       const wanted = /^cuda:(\d+)$/.exec(config.device);
       if (wanted && Number(wanted[1]) >= count) {
-        add({ status: 'FAIL', what: 'accelerator', detail: `POSE_DEVICE=${config.device} but torch sees ${count} CUDA device(s)`, fix: `set POSE_DEVICE to cuda:0..cuda:${count - 1}, or auto` });
+        add({
+          status: 'FAIL',
+          what: 'accelerator',
+          detail: `POSE_DEVICE=${config.device} but torch sees ${count} CUDA device(s)`,
+          fix: `set POSE_DEVICE to cuda:0..cuda:${count - 1}, or auto`,
+        });
       } else {
-        add({ status: 'PASS', what: 'accelerator', detail: `CUDA ${acc.cudaBuilt ?? ''}: ${count} device(s): ${(acc.devices ?? []).join(', ')}` });
+        add({
+          status: 'PASS',
+          what: 'accelerator',
+          detail: `CUDA ${acc.cudaBuilt ?? ''}: ${count} device(s): ${(acc.devices ?? []).join(', ')}`,
+        });
       }
     } else if (wantsCuda) {
       add({
@@ -290,7 +321,12 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env, print: (li
       }
     }
   } catch (err) {
-    add({ status: 'FAIL', what: 'worker', detail: `${(err as Error).name}: ${(err as Error).message}`, fix: 'LOG_LEVEL=debug npm run doctor shows the worker log' });
+    add({
+      status: 'FAIL',
+      what: 'worker',
+      detail: `${(err as Error).name}: ${(err as Error).message}`,
+      fix: 'LOG_LEVEL=debug npm run doctor shows the worker log',
+    });
   } finally {
     await pool.close({ graceMs: 2000 });
   }

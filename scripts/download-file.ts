@@ -7,13 +7,23 @@
  * Whatever fails, the temporary files are removed: nothing partial remains.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { DownloadFile, DownloadPlainFile, DownloadTarball } from './model-sources.js';
-import { TarError, TarMemberWriter, safeMemberName } from './tar-members.js';
+import { safeMemberName, TarError, TarMemberWriter } from './tar-members.js';
 
 export type DownloadErrorCode =
   | 'NETWORK_UNREACHABLE'
@@ -78,7 +88,10 @@ export async function probeHost(url: string, timeoutMs: number): Promise<void> {
     await res.body?.cancel();
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
-    const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${timeoutMs / 1000} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
+    const why =
+      e.name === 'TimeoutError' || e.name === 'AbortError'
+        ? `no answer within ${timeoutMs / 1000} s`
+        : (e.cause?.code ?? e.cause?.message ?? e.message);
     throw new DownloadError('NETWORK_UNREACHABLE', `cannot reach ${host} (${why})`);
   }
 }
@@ -181,7 +194,10 @@ async function fetchInto(
     const announced = encoding === 'identity' ? Number(res.headers.get('content-length')) || 0 : 0;
     if (file.size !== undefined && announced && announced !== file.size) {
       await res.body.cancel();
-      throw new DownloadError('SIZE_MISMATCH', `${url}: the server announces ${announced} bytes, expected ${file.size} (${file.integrity})`);
+      throw new DownloadError(
+        'SIZE_MISMATCH',
+        `${url}: the server announces ${announced} bytes, expected ${file.size} (${file.integrity})`,
+      );
     }
     meter = new Meter(announced || file.size || 0, touch, (line) => log(`${name}: ${line}`));
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
@@ -192,7 +208,10 @@ async function fetchInto(
         throw new DownloadError('DOWNLOAD_STALLED', `${url}: no data for ${stallMs / 1000} s after ${meter.bytes} bytes`);
       }
       if (err instanceof TarError || (err as NodeJS.ErrnoException).code?.startsWith('Z_')) {
-        throw new DownloadError('UNPACK_FAILED', `${url}: ${err instanceof TarError ? '' : 'gzip: '}${(err as Error).message} (after ${meter.bytes} bytes)`);
+        throw new DownloadError(
+          'UNPACK_FAILED',
+          `${url}: ${err instanceof TarError ? '' : 'gzip: '}${(err as Error).message} (after ${meter.bytes} bytes)`,
+        );
       }
       if ((err as NodeJS.ErrnoException).syscall) throw err; // a local file system error (disk full, permissions)
       throw new DownloadError('DOWNLOAD_INTERRUPTED', `${url}: connection lost after ${meter.bytes} bytes (${(err as Error).message})`);
@@ -253,9 +272,17 @@ export async function downloadFile(spec: DownloadPlainFile, opts: DownloadOption
   const part = `${dest}.part`;
   inFlight.add(part);
   try {
-    const got = await fetchFromAny(spec, () => [createWriteStream(part)], opts, spec.dest, () => rmSync(part, { force: true }));
-    log(`${spec.dest}: ${(got.bytes / 1e6).toFixed(1)} MB, sha256 ${got.sha256}` +
-      (spec.sha256 ? ' (verified)' : spec.size !== undefined ? ' (size verified)' : ' (no recorded checksum)'));
+    const got = await fetchFromAny(
+      spec,
+      () => [createWriteStream(part)],
+      opts,
+      spec.dest,
+      () => rmSync(part, { force: true }),
+    );
+    log(
+      `${spec.dest}: ${(got.bytes / 1e6).toFixed(1)} MB, sha256 ${got.sha256}` +
+        (spec.sha256 ? ' (verified)' : spec.size !== undefined ? ' (size verified)' : ' (no recorded checksum)'),
+    );
     if (opts.verify) await opts.verify([{ path: part, dest: spec.dest }]);
     renameSync(part, dest);
     return dest;
@@ -300,7 +327,11 @@ export async function downloadArchive(file: DownloadTarball, opts: DownloadOptio
       throw new DownloadError(
         'UNPACK_FAILED',
         `${name} has no ${missing.join(', ')} (it holds ${names.length} members` +
-          (near.length ? `; same file name at ${near.slice(0, 3).join(', ')}` : names.length ? `, e.g. ${names.slice(0, 3).join(', ')}` : '') +
+          (near.length
+            ? `; same file name at ${near.slice(0, 3).join(', ')}`
+            : names.length
+              ? `, e.g. ${names.slice(0, 3).join(', ')}`
+              : '') +
           ')',
       );
     }

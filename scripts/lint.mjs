@@ -10,11 +10,11 @@
  * `--fix` lets Biome and ruff rewrite what they can (formatting, safe fixes).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
-import { ROOT, SERVICE_DIR, recordedPython, seconds } from './lib/repo.mjs';
+import { ROOT, recordedPython, SERVICE_DIR, seconds } from './lib/repo.mjs';
 
 /** The ruff both routes use: pip's `ruff==` pin (pose-service/requirements-dev.txt) and the npm build match it. */
 const RUFF_VERSION = '0.16.9';
@@ -101,7 +101,10 @@ async function wasmRuff(files, fix) {
       console.log(`${file}:${d.start_location.row}:${d.start_location.column}: ${d.code ?? 'error'} ${d.message}`);
     }
   }
-  if (fix && problems > 0) console.log(`lint: ruff's own fixes need the native ruff (${recordedPython()?.python ?? 'python'} -m pip install ruff==${RUFF_VERSION})`);
+  if (fix && problems > 0)
+    console.log(
+      `lint: ruff's own fixes need the native ruff (${recordedPython()?.python ?? 'python'} -m pip install ruff==${RUFF_VERSION})`,
+    );
   return problems;
 }
 
@@ -119,11 +122,21 @@ async function ruff(fix) {
     const format = run(cmd, [...pre, 'format', ...config, ...(fix ? [] : ['--check']), ...files]);
     const check = run(cmd, [...pre, 'check', ...config, ...(fix ? ['--fix'] : []), ...files]);
     const ok = format === 0 && check === 0;
-    return { name: 'ruff', ok, detail: `${files.length} files, native ruff ${RUFF_VERSION}${ok ? '' : ': problems above'}`, ms: Date.now() - t0 };
+    return {
+      name: 'ruff',
+      ok,
+      detail: `${files.length} files, native ruff ${RUFF_VERSION}${ok ? '' : ': problems above'}`,
+      ms: Date.now() - t0,
+    };
   }
   try {
     const problems = await wasmRuff(files, fix);
-    return { name: 'ruff', ok: problems === 0, detail: `${files.length} files, ruff ${RUFF_VERSION} (WebAssembly)${problems ? `: ${problems} problems` : ''}`, ms: Date.now() - t0 };
+    return {
+      name: 'ruff',
+      ok: problems === 0,
+      detail: `${files.length} files, ruff ${RUFF_VERSION} (WebAssembly)${problems ? `: ${problems} problems` : ''}`,
+      ms: Date.now() - t0,
+    };
   } catch (err) {
     return { name: 'ruff', ok: false, detail: `could not run: ${err instanceof Error ? err.message : String(err)}`, ms: Date.now() - t0 };
   }
@@ -151,10 +164,15 @@ function pyright() {
   const t0 = Date.now();
   const chosen = recordedPython();
   if (!chosen) {
-    return { name: 'pyright', ok: false, detail: 'no workers\' interpreter recorded: run `npm run setup` (or set POSE_PYTHON)', ms: 0 };
+    return { name: 'pyright', ok: false, detail: "no workers' interpreter recorded: run `npm run setup` (or set POSE_PYTHON)", ms: 0 };
   }
   const code = run(process.execPath, [bin('pyright', 'index.js'), '-p', PYPROJECT, '--pythonpath', chosen.python]);
-  return { name: 'pyright', ok: code === 0, detail: `against ${chosen.python}${code === 0 ? '' : ': type errors above'}`, ms: Date.now() - t0 };
+  return {
+    name: 'pyright',
+    ok: code === 0,
+    detail: `against ${chosen.python}${code === 0 ? '' : ': type errors above'}`,
+    ms: Date.now() - t0,
+  };
 }
 
 /**

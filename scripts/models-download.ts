@@ -12,8 +12,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConfigError, REPO_ROOT, loadDotEnv } from '../server/config.js';
-import { DownloadError, downloadArchive, downloadFile, type DownloadOptions, removeInFlight } from './download-file.js';
+import { ConfigError, loadDotEnv, REPO_ROOT } from '../server/config.js';
+import { DownloadError, type DownloadOptions, downloadArchive, downloadFile, removeInFlight } from './download-file.js';
 import { type FileChecker, pythonFileChecker } from './model-file-check.js';
 import { type DownloadFile, type FileCheck, MODEL_SOURCES, type ModelSource, type NeededFile, outputsOf } from './model-sources.js';
 
@@ -52,12 +52,16 @@ export function describeSource(source: ModelSource): string {
     case 'unrecorded':
       return 'no download source recorded';
     case 'download':
-      return source.files
-        .map((f) => {
-          const checks = [f.sha256 ? 'sha256' : '', f.size !== undefined ? 'size' : '', hasManifestCheck(f) ? 'key manifest' : ''].filter(Boolean);
-          return `${f.type === 'file' ? f.dest : `${path.posix.basename(new URL(f.url).pathname)} -> ${f.members.length} files`} (checked: ${checks.join(', ')})`;
-        })
-        .join('; ') + (source.needs.some((n) => n.userSupplied) ? '; plus a licensed file you supply' : '');
+      return (
+        source.files
+          .map((f) => {
+            const checks = [f.sha256 ? 'sha256' : '', f.size !== undefined ? 'size' : '', hasManifestCheck(f) ? 'key manifest' : ''].filter(
+              Boolean,
+            );
+            return `${f.type === 'file' ? f.dest : `${path.posix.basename(new URL(f.url).pathname)} -> ${f.members.length} files`} (checked: ${checks.join(', ')})`;
+          })
+          .join('; ') + (source.needs.some((n) => n.userSupplied) ? '; plus a licensed file you supply' : '')
+      );
   }
 }
 
@@ -66,7 +70,8 @@ function hasManifestCheck(file: DownloadFile): boolean {
 }
 
 function checksOf(file: DownloadFile): Map<string, FileCheck> {
-  const entries: [string, FileCheck | undefined][] = file.type === 'file' ? [[file.dest, file.check]] : file.members.map((m) => [m.dest, m.check]);
+  const entries: [string, FileCheck | undefined][] =
+    file.type === 'file' ? [[file.dest, file.check]] : file.members.map((m) => [m.dest, m.check]);
   return new Map(entries.filter((e): e is [string, FileCheck] => e[1] !== undefined));
 }
 
@@ -103,7 +108,9 @@ export async function downloadModel(name: string, opts: ModelsDownloadOptions): 
     }
     case 'download': {
       const downloadable = missingFiles(source, opts.modelsDir).filter((n) => !n.userSupplied);
-      const todo = downloadable.length ? source.files.filter((f) => outputsOf(f).some((o) => !existsSync(path.join(opts.modelsDir, o)))) : [];
+      const todo = downloadable.length
+        ? source.files.filter((f) => outputsOf(f).some((o) => !existsSync(path.join(opts.modelsDir, o))))
+        : [];
       if (todo.length === 0) say(`downloaded files already in ${opts.modelsDir}`);
       else say(`license: ${source.license}`);
       const checker = opts.checker ?? pythonFileChecker({ repoRoot: opts.repoRoot });
@@ -118,7 +125,9 @@ export async function downloadModel(name: string, opts: ModelsDownloadOptions): 
           log: say,
           beforeDownload: checks.size ? () => checker.ready() : undefined,
           verify: async (staged) => {
-            const toCheck = staged.filter((s) => checks.has(s.dest)).map((s) => ({ path: s.path, check: checks.get(s.dest)!, dest: s.dest }));
+            const toCheck = staged
+              .filter((s) => checks.has(s.dest))
+              .map((s) => ({ path: s.path, check: checks.get(s.dest)!, dest: s.dest }));
             if (!toCheck.length) return;
             const byPath = new Map(toCheck.map((t) => [t.path, t.dest]));
             const results = await checker.verify(toCheck, (p) => byPath.get(p) ?? p);
@@ -159,7 +168,7 @@ function fixFor(err: DownloadError, source: ModelSource | undefined, modelsDir: 
       return 'nothing partial was kept; run the command again';
     case 'SIZE_MISMATCH':
     case 'CHECKSUM_MISMATCH':
-      return 'nothing was kept; the file served differs from the one recorded. If it happens again, get the file by hand: ' + manual;
+      return `nothing was kept; the file served differs from the one recorded. If it happens again, get the file by hand: ${manual}`;
     case 'MANIFEST_MISMATCH':
       return 'nothing was kept: the file is not the checkpoint the backend loads';
     case 'UNPACK_FAILED':
@@ -188,7 +197,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const listing = valid.map((n) => `  ${n.padEnd(18)} ${describeSource(sources[n])}`).join('\n');
   const help = argv.includes('--help') || argv.includes('-h');
   if (names.length === 0 || help) {
-    log(`usage: npm run models:download -- NAME...\nmodels:\n${listing}\nexit status: 0 ready, 1 failed, 2 bad usage, 3 a licensed file you supply is still missing`);
+    log(
+      `usage: npm run models:download -- NAME...\nmodels:\n${listing}\nexit status: 0 ready, 1 failed, 2 bad usage, 3 a licensed file you supply is still missing`,
+    );
     return help ? 0 : 2;
   }
   const unknown = names.filter((n) => !valid.includes(n));
@@ -221,7 +232,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   loadDotEnv();
   // Ctrl-C or a kill mid-download: remove the temporary files before leaving (nothing partial remains)
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     process.once(signal, () => {
       removeInFlight();
       console.error(`models:download: ${signal}: stopped; temporary files removed`);

@@ -18,9 +18,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build, DIST, staleReason } from './lib/build.mjs';
 import { ROOT, seconds } from './lib/repo.mjs';
-import { ensureMediaTools, runPoseServiceSetup, runSetup } from './setup.mjs';
 import { ensureTestBrowser } from './lib/test-browser.mjs';
 import { checkWorkerPython } from './lib/worker-python-check.mjs';
+import { ensureMediaTools, runPoseServiceSetup, runSetup } from './setup.mjs';
 
 const argv = process.argv.slice(2);
 const event = process.env.npm_lifecycle_event;
@@ -53,7 +53,8 @@ if (!existsSync(path.join(ROOT, 'node_modules', 'fastify')) || (!haveTypescript 
 if (mode === 'check') {
   const t0 = Date.now();
   checkWorkerPython({ search: () => runPoseServiceSetup({ noInstall: true }), say, warn });
-  if (!ensureMediaTools(say, { noInstall: true })) fail('no ffmpeg/ffprobe for the server (see above): `npm install` or `npm run setup` installs one');
+  if (!ensureMediaTools(say, { noInstall: true }))
+    fail('no ffmpeg/ffprobe for the server (see above): `npm install` or `npm run setup` installs one');
   say(`checked in ${seconds(Date.now() - t0)} (nothing installed)`);
 } else if (mode !== 'build-only') {
   const t0 = Date.now();

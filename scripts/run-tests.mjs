@@ -9,11 +9,11 @@
  *   node scripts/run-tests.mjs [--ts-only | --py-only] [--no-lint]
  */
 import path from 'node:path';
-import { formatLint, lint } from './lint.mjs';
-import { ROOT } from './lib/repo.mjs';
 import { pytestCommand } from './lib/pytest-command.mjs';
+import { ROOT } from './lib/repo.mjs';
 import { streamRun } from './lib/stream-run.mjs';
 import { failSkipsUnderCI, formatSummary, summarizeRun } from './lib/test-summary.mjs';
+import { formatLint, lint } from './lint.mjs';
 
 const argv = process.argv.slice(2);
 const runTs = !argv.includes('--py-only');

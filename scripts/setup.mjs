@@ -61,9 +61,7 @@ export function runPoseServiceSetup(options = {}) {
     return r.status ?? 1;
   }
   console.error(
-    process.platform === 'win32'
-      ? 'setup: FAILED: neither pwsh nor powershell.exe is on PATH'
-      : 'setup: FAILED: bash is not on PATH',
+    process.platform === 'win32' ? 'setup: FAILED: neither pwsh nor powershell.exe is on PATH' : 'setup: FAILED: bash is not on PATH',
   );
   return 1;
 }
@@ -88,7 +86,7 @@ export function ensureMediaTools(log = (m) => console.log(`setup: ${m}`), { noIn
   }
   const prefix = noInstall || process.env.POSEPOOL_SETUP_NO_INSTALL === '1' ? null : aptPrefix();
   if (prefix) {
-    log('no ffmpeg/ffprobe found: installing Debian/Ubuntu\'s ffmpeg');
+    log("no ffmpeg/ffprobe found: installing Debian/Ubuntu's ffmpeg");
     if (!aptInstall(prefix, ['ffmpeg'], log)) {
       console.error('setup: FAILED: apt-get install ffmpeg failed (is the Debian/Ubuntu mirror reachable?)');
       return false;

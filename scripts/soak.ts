@@ -11,7 +11,7 @@
  * MAX_UPLOAD_MB, a bad field, a client hanging up mid-upload), so the error paths are soaked too.
  * Linux only for descriptors and children (/proc); elsewhere those figures are left out.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -156,7 +156,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       if (i + 1 === Math.ceil(o.uploads / 2)) midServerRssKb = rssKb(server.child.pid!);
       if ((i + 1) % 50 === 0) {
         const heap = await heapUsedKb(server.url);
-        log(`soak: ${i + 1}/${o.uploads} uploads, ${Math.round((Date.now() - t0) / 1000)} s, server RSS ${mb(rssKb(server.child.pid!))}${heap ? `, V8 heap used ${mb(heap)}` : ''}`);
+        log(
+          `soak: ${i + 1}/${o.uploads} uploads, ${Math.round((Date.now() - t0) / 1000)} s, server RSS ${mb(rssKb(server.child.pid!))}${heap ? `, V8 heap used ${mb(heap)}` : ''}`,
+        );
       }
     }
     clearInterval(sampler);
@@ -172,9 +174,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       restarts: after.restarts - before.restarts,
     };
     const violations: string[] = [];
-    if (deltas.serverRssKb > BOUNDS.serverRssKb) violations.push(`server RSS grew ${mb(deltas.serverRssKb)} (bound ${mb(BOUNDS.serverRssKb)})`);
-    if (deltas.serverFds !== null && deltas.serverFds > BOUNDS.serverFds) violations.push(`server fds grew by ${deltas.serverFds} (bound ${BOUNDS.serverFds})`);
-    if (deltas.workersRssKb > BOUNDS.workersRssKb) violations.push(`workers' RSS grew ${mb(deltas.workersRssKb)} (bound ${mb(BOUNDS.workersRssKb)})`);
+    if (deltas.serverRssKb > BOUNDS.serverRssKb)
+      violations.push(`server RSS grew ${mb(deltas.serverRssKb)} (bound ${mb(BOUNDS.serverRssKb)})`);
+    if (deltas.serverFds !== null && deltas.serverFds > BOUNDS.serverFds)
+      violations.push(`server fds grew by ${deltas.serverFds} (bound ${BOUNDS.serverFds})`);
+    if (deltas.workersRssKb > BOUNDS.workersRssKb)
+      violations.push(`workers' RSS grew ${mb(deltas.workersRssKb)} (bound ${mb(BOUNDS.workersRssKb)})`);
     if (deltas.tempEntries > BOUNDS.tempEntries) violations.push(`${deltas.tempEntries} request directories left`);
     if (deltas.restarts > BOUNDS.restarts) violations.push(`${deltas.restarts} worker restarts`);
     if (after.children) {
@@ -229,7 +234,22 @@ function pixelBomb(): Buffer {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'posepool-soak-bomb-'));
     try {
       const file = path.join(dir, 'bomb.mp4');
-      const args = ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=black:s=16000x4000', '-frames:v', '1', '-c:v', 'libx264', '-preset', 'ultrafast', file];
+      const args = [
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'lavfi',
+        '-i',
+        'color=black:s=16000x4000',
+        '-frames:v',
+        '1',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        file,
+      ];
       execFileSync(resolveMediaTools().ffmpeg.path, args);
       bombFile = readFileSync(file);
     } finally {
@@ -462,7 +482,11 @@ async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
 export const mb = (kb: number) => `${(kb / 1024).toFixed(1)} MB`;
 
 export function fmt(f: ProcessFigures): string {
-  const children = f.children ? Object.entries(f.children).map(([n, c]) => `${c} ${n}`).join(', ') : 'n/a';
+  const children = f.children
+    ? Object.entries(f.children)
+        .map(([n, c]) => `${c} ${n}`)
+        .join(', ')
+    : 'n/a';
   return `server RSS ${mb(f.serverRssKb)}, fds ${f.serverFds ?? 'n/a'}, children [${children}], workers RSS ${mb(f.workersRssKb)}, restarts ${f.restarts}, temp entries ${f.tempEntries}`;
 }
 
@@ -470,7 +494,9 @@ export function fmt(f: ProcessFigures): string {
 export function reportLines(r: SoakReport): string[] {
   const sign = (n: number | null, unit = '') => (n === null ? 'n/a' : `${n >= 0 ? '+' : ''}${n}${unit}`);
   return [
-    `soak: ${r.uploads} sequential uploads (${Object.entries(r.outcomes).map(([k, n]) => `${n} ${k}`).join(', ')}), ${r.framesPosed} frames posed, ${r.workers} workers, model ${r.model}, ${(r.ms / 1000).toFixed(0)} s`,
+    `soak: ${r.uploads} sequential uploads (${Object.entries(r.outcomes)
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ')}), ${r.framesPosed} frames posed, ${r.workers} workers, model ${r.model}, ${(r.ms / 1000).toFixed(0)} s`,
     `  before: ${fmt(r.before)}`,
     `  after:  ${fmt(r.after)}`,
     `  deltas: server RSS ${sign(Math.round(r.deltas.serverRssKb / 102.4) / 10, ' MB')} (second half ${sign(Math.round((r.after.serverRssKb - r.midServerRssKb) / 102.4) / 10, ' MB')}, peak ${mb(r.peakServerRssKb)}; bound +${mb(r.bounds.serverRssKb)}), fds ${sign(r.deltas.serverFds)} (bound +${r.bounds.serverFds}), workers RSS ${sign(Math.round(r.deltas.workersRssKb / 102.4) / 10, ' MB')} (bound +${mb(r.bounds.workersRssKb)}), temp entries ${r.deltas.tempEntries}, restarts ${sign(r.deltas.restarts)}`,

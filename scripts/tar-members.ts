@@ -128,9 +128,13 @@ export class TarMemberWriter extends Writable {
   override _final(done: (err?: Error | null) => void): void {
     this.closeOutput();
     if (this.state.at !== 'end') {
-      done(new TarError(this.state.at === 'header' && this.pending.length === 0
-        ? 'the tar stream ends without its end-of-archive blocks (truncated archive)'
-        : 'the tar stream ends inside a member (truncated archive)'));
+      done(
+        new TarError(
+          this.state.at === 'header' && this.pending.length === 0
+            ? 'the tar stream ends without its end-of-archive blocks (truncated archive)'
+            : 'the tar stream ends inside a member (truncated archive)',
+        ),
+      );
       return;
     }
     done();
@@ -214,7 +218,13 @@ export class TarMemberWriter extends Writable {
 
     // headers that describe the next member
     if (type === 'L' || type === 'K' || type === 'x' || type === 'g') {
-      this.state = { at: 'data', remaining: size, padding: padding(size), collect: type === 'g' ? undefined : [], kind: type === 'g' ? undefined : type };
+      this.state = {
+        at: 'data',
+        remaining: size,
+        padding: padding(size),
+        collect: type === 'g' ? undefined : [],
+        kind: type === 'g' ? undefined : type,
+      };
       if (size === 0) this.memberDone(this.state);
       return;
     }
@@ -235,7 +245,8 @@ export class TarMemberWriter extends Writable {
     const out = this.wanted.get(name);
     if (out !== undefined) {
       const what = { '1': 'a hard link', '2': 'a symbolic link', '3': 'a device', '4': 'a device', '5': 'a folder', '6': 'a FIFO' }[type];
-      if (!(type === '0' || type === '7')) throw new TarError(`member ${name} is ${what ?? `of tar type ${JSON.stringify(type)}`}, not a regular file`);
+      if (!(type === '0' || type === '7'))
+        throw new TarError(`member ${name} is ${what ?? `of tar type ${JSON.stringify(type)}`}, not a regular file`);
       if (this.summary.written.has(name)) throw new TarError(`member ${name} occurs twice in the archive`);
       fd = openSync(out, 'wx'); // exclusive create: never follows or overwrites anything already there
       this.summary.written.set(name, size);

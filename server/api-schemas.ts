@@ -6,9 +6,10 @@
  * Objects allow additional properties where the contract says models may add fields (HMR2) and
  * where the health body may grow; the fields listed are required and typed.
  */
-import { MAX_FPS, MIN_FPS } from './upload/fields.js';
+
 import { API_ERRORS } from './errors.js';
 import { JOB_STATES } from './jobs/job.js';
+import { MAX_FPS, MIN_FPS } from './upload/fields.js';
 
 const num = { type: 'number' } as const;
 const int = { type: 'integer', minimum: 0 } as const;
@@ -169,12 +170,15 @@ export function videoFormSchema(limits: { maxFramesLimit: number; defaultFps: nu
         default: limits.defaultMaxFrames,
         description: 'cap on sampled frames (MAX_FRAMES_LIMIT bounds it)',
       },
-      tracking: { type: 'boolean', default: true, description: 'MoveNet: pose each frame on a crop around the person found in the frame before (tracking)' },
+      tracking: {
+        type: 'boolean',
+        default: true,
+        description: 'MoveNet: pose each frame on a crop around the person found in the frame before (tracking)',
+      },
       smoothing: { type: 'boolean', default: true, description: 'one-euro smoothing of keypoints over time' },
     },
   } as const;
 }
-
 
 export const jobSchema = {
   description: 'A pose job: its state, progress and, once succeeded, the same body as the synchronous route',

@@ -11,8 +11,8 @@ import type { PosePool } from '../workers/index.js';
 import { Admission } from './admission.js';
 import type { Config } from './config.js';
 import { ApiError, isApiError, rawErrorResponse } from './errors.js';
-import type { MediaTools } from './media/media-tools.js';
 import { JobStore } from './jobs/job-store.js';
+import type { MediaTools } from './media/media-tools.js';
 import { ServerMetrics } from './metrics.js';
 import { registerDocs } from './routes/docs.js';
 import { HEALTH_ROUTES, registerHealthRoutes } from './routes/health.js';
@@ -54,8 +54,14 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
     pluginTimeout: Math.max(10_000, config.shutdownGraceMs + 15_000),
     // Errors the router raises before a route runs (a malformed %-escape, a path segment over 100 characters).
     frameworkErrors: (error, request, reply) => {
-      const api = new ApiError('BAD_REQUEST', error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 100 characters' : 'the URL is malformed');
-      void (reply as FastifyReply).code(api.status).header('x-request-id', String(request.id)).send(api.body(String(request.id)));
+      const api = new ApiError(
+        'BAD_REQUEST',
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is longer than 100 characters' : 'the URL is malformed',
+      );
+      void (reply as FastifyReply)
+        .code(api.status)
+        .header('x-request-id', String(request.id))
+        .send(api.body(String(request.id)));
     },
     // Errors Node's HTTP parser raises before any request exists: answered on the socket, same shape.
     clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {

@@ -17,14 +17,14 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
-import { ConfigError, loadConfig, loadDotEnv, REPO_ROOT, type Config } from './config.js';
+import { type Config, ConfigError, loadConfig, loadDotEnv, REPO_ROOT } from './config.js';
 import { createPool } from './create-pool.js';
 import { isApiError } from './errors.js';
-import { probeVideo } from './media/probe.js';
-import { poseVideoRequest, unavailableError } from './pipeline/pose-video-request.js';
-import type { PoseResponse } from './pipeline/pose-response.js';
 import { sampleRate } from './media/frame-source.js';
+import { probeVideo } from './media/probe.js';
+import type { PoseResponse } from './pipeline/pose-response.js';
 import { expectedFrames } from './pipeline/pose-video.js';
+import { poseVideoRequest, unavailableError } from './pipeline/pose-video-request.js';
 import { resolveMediaTools } from './runtime/ffmpeg-path.js';
 import { readPythonChoice } from './runtime/python-choice.js';
 import { parseFields } from './upload/fields.js';
@@ -161,23 +161,24 @@ async function main(argv: string[]): Promise<void> {
       );
       bar.start(expected, 0);
     }
-    const response = await withTempDir((tempDir) =>
-      poseVideoRequest(
-        {
-          id: randomUUID(),
-          file: path.resolve(file),
-          fields,
-          video,
-          signal: abort.signal,
-          log: logger as unknown as FastifyBaseLogger,
-          started,
-          onProgress: (done, total) => {
-            bar?.setTotal(total);
-            bar?.update(done);
+    const response = await withTempDir(
+      (tempDir) =>
+        poseVideoRequest(
+          {
+            id: randomUUID(),
+            file: path.resolve(file),
+            fields,
+            video,
+            signal: abort.signal,
+            log: logger as unknown as FastifyBaseLogger,
+            started,
+            onProgress: (done, total) => {
+              bar?.setTotal(total);
+              bar?.update(done);
+            },
           },
-        },
-        { pool, config, ffmpeg: tools.ffmpeg, tempDir },
-      ),
+          { pool, config, ffmpeg: tools.ffmpeg, tempDir },
+        ),
       config.tempDir,
     );
     bar?.stop();

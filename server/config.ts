@@ -6,8 +6,8 @@ import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MODEL_NAMES, PROTOCOL } from '../protocol/index.js';
 import type { FrameEncoding } from '../protocol/index.js';
+import { MODEL_NAMES, PROTOCOL } from '../protocol/index.js';
 
 /** The repository root (this file lives in server/ or dist/server/). */
 export const REPO_ROOT = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
@@ -133,12 +133,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
 
   const gpus = device === 'cpu' ? 0 : (choice?.cudaDeviceCount ?? 0);
   const workersSetting = str(env, 'POSE_WORKERS', 'auto');
-  const workers =
-    workersSetting === 'auto' ? autoWorkers(cores, gpus) : int(env, 'POSE_WORKERS', 0, { min: 1, max: 64 });
+  const workers = workersSetting === 'auto' ? autoWorkers(cores, gpus) : int(env, 'POSE_WORKERS', 0, { min: 1, max: 64 });
 
   const threadsSetting = str(env, 'POSE_THREADS', 'auto');
-  const threads =
-    threadsSetting === 'auto' ? Math.max(1, Math.floor(cores / workers)) : int(env, 'POSE_THREADS', 0, { min: 1, max: 256 });
+  const threads = threadsSetting === 'auto' ? Math.max(1, Math.floor(cores / workers)) : int(env, 'POSE_THREADS', 0, { min: 1, max: 256 });
 
   let python: string;
   let pythonSource: string;
@@ -241,12 +239,7 @@ function str(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
   return v === undefined || v.trim() === '' ? fallback : v.trim();
 }
 
-function int(
-  env: NodeJS.ProcessEnv,
-  name: string,
-  fallback: number,
-  bounds: { min?: number; max?: number } = {},
-): number {
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, bounds: { min?: number; max?: number } = {}): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `"${raw}" is not a whole number`);

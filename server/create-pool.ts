@@ -1,7 +1,7 @@
 /** The worker pool as configured: one place that maps Config to WorkerPool options (server, CLI, doctor, tests). */
 import type { Logger } from 'pino';
 import { WorkerPool } from '../workers/index.js';
-import { SERVICE_DIR, type Config } from './config.js';
+import { type Config, SERVICE_DIR } from './config.js';
 
 export function createPool(config: Config, logger: Logger): WorkerPool {
   return new WorkerPool({

@@ -1,5 +1,5 @@
 /** The one pino logger of the process; worker and request loggers are its children. */
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export function createLogger(level: string): Logger {
   return pino({

@@ -4,7 +4,7 @@
  */
 import { PROTOCOL } from '../protocol/index.js';
 import { buildServer } from './app.js';
-import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js';
+import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
 import { createPool } from './create-pool.js';
 import { createLogger } from './logger.js';
 import { resolveMediaTools } from './runtime/ffmpeg-path.js';

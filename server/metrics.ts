@@ -4,10 +4,10 @@
  * the pool's events, a metering wrapper around pool.detect, the upload/pose steps and a Fastify
  * onResponse hook (server/routes/metrics.ts).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { type PosePool, SLOT_HEALTH_STATES, type SlotView, type WorkerExitEvent } from '../workers/index.js';
 import type { PoseResponse } from './pipeline/pose-response.js';
 import type { FramesObserver } from './pipeline/pose-video-request.js';
-import { SLOT_HEALTH_STATES, type PosePool, type SlotView, type WorkerExitEvent } from '../workers/index.js';
 import type { UploadObserver } from './upload/receive-video.js';
 
 export interface MetricsSources {

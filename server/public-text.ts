@@ -6,7 +6,7 @@
  */
 
 /** An absolute POSIX or Windows path, after a start, a space, a quote, `=`, `(`, `[` or `,`. */
-const ABSOLUTE_PATH = /(^|[\s'"=(\[,])(?:\/|[A-Za-z]:\\)[^\s'"()\[\],;]+/g;
+const ABSOLUTE_PATH = /(^|[\s'"=([,])(?:\/|[A-Za-z]:\\)[^\s'"()[\],;]+/g;
 
 /** C0 and C1 control characters but tab and newline (a worker's stderr tail keeps its lines), and bidi controls. */
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;

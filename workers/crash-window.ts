@@ -14,7 +14,10 @@ export class CrashWindow {
   readonly windowMs: number;
   private times: number[] = [];
 
-  constructor(opts: CrashLoopOptions = {}, private readonly now: () => number = Date.now) {
+  constructor(
+    opts: CrashLoopOptions = {},
+    private readonly now: () => number = Date.now,
+  ) {
     this.crashes = Math.max(1, opts.crashes ?? 3);
     this.windowMs = Math.max(1, opts.windowMs ?? 60_000);
   }

@@ -15,7 +15,7 @@
 import { EventEmitter } from 'node:events';
 import genericPool from 'generic-pool';
 import type { Logger } from 'pino';
-import { PROTOCOL, type DetectParams, type DetectResult, type FrameErrorCode } from '../protocol/index.js';
+import { type DetectParams, type DetectResult, type FrameErrorCode, PROTOCOL } from '../protocol/index.js';
 import type { BackoffOptions } from './backoff.js';
 import type { CrashLoopOptions } from './crash-window.js';
 import { failedFrameResults, orderFrameResults } from './frame-results.js';
@@ -29,10 +29,10 @@ import {
   PoolUnavailableError,
   WorkerCrashedError,
   WorkerError,
+  type WorkerLastError,
   WorkerProtocolError,
   WorkerRpcError,
   WorkerTimeoutError,
-  type WorkerLastError,
 } from './worker-errors.js';
 import { WorkerProcess, type WorkerProcessOptions } from './worker-process.js';
 
@@ -270,7 +270,10 @@ export class WorkerPool extends EventEmitter<PoolEventMap> implements PosePool {
       const message = isRetryable(err)
         ? `${cause.message} (retried once: failed on two workers)`
         : `${first.message}; the retry found no worker: ${(err as Error).message}`;
-      this.log.error({ requestId: params.requestId, frames: params.frames.length, code: cause.code }, 'batch failed twice; frames returned with errors');
+      this.log.error(
+        { requestId: params.requestId, frames: params.frames.length, code: cause.code },
+        'batch failed twice; frames returned with errors',
+      );
       return { ...failedFrameResults(params.frames, frameCodeOf(cause), message), workerId: cause.workerId ?? '', attempts: 2 };
     }
   }

@@ -18,9 +18,9 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ReadyParams } from '../protocol/index.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { CrashWindow, type CrashLoopOptions } from './crash-window.js';
+import { type CrashLoopOptions, CrashWindow } from './crash-window.js';
 import type { PoseWorker, WorkerExit } from './pose-worker.js';
-import { WorkerError, WorkerExitedError, sanitize, type WorkerLastError } from './worker-errors.js';
+import { sanitize, WorkerError, WorkerExitedError, type WorkerLastError } from './worker-errors.js';
 
 /** What /health shows for a slot: its state, or `busy` for a ready worker that has a batch. */
 export const SLOT_HEALTH_STATES = ['stopped', 'starting', 'ready', 'busy', 'backoff', 'failed', 'stopping'] as const;
@@ -238,7 +238,14 @@ export class Supervisor extends EventEmitter {
     }, slot.backoff.resetAfterMs);
     slot.stableTimer.unref?.();
     this.log.info(
-      { workerId: slot.id, workerPid: worker.pid, model: info.model.name, device: info.device, loadMs: info.loadMs, restarts: slot.restarts },
+      {
+        workerId: slot.id,
+        workerPid: worker.pid,
+        model: info.model.name,
+        device: info.device,
+        loadMs: info.loadMs,
+        restarts: slot.restarts,
+      },
       'worker ready',
     );
     this.setState(slot, 'ready');
@@ -265,7 +272,14 @@ export class Supervisor extends EventEmitter {
     if (slot.worker !== worker) return;
     clearTimeout(slot.stableTimer);
     const fields = { workerId: slot.id, workerPid: worker.pid, exitCode: exit.exitCode, signal: exit.signal };
-    const event: WorkerExitEvent = { workerId: slot.id, pid: worker.pid ?? null, exitCode: exit.exitCode, signal: exit.signal, requested: exit.requested, error: null };
+    const event: WorkerExitEvent = {
+      workerId: slot.id,
+      pid: worker.pid ?? null,
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      requested: exit.requested,
+      error: null,
+    };
     if (this.phase !== 'running') {
       this.log.debug(fields, 'worker exited (pool closing)');
       this.emit('worker-exit', event);

@@ -292,7 +292,7 @@ export class CancelledError extends PoolError {
 }
 
 export function isWorkerErrorCode(code: unknown): code is WorkerErrorCode {
-  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(WORKER_ERROR_CODES, code);
+  return typeof code === 'string' && Object.hasOwn(WORKER_ERROR_CODES, code);
 }
 
 /** Text of broken pipes: never shown to users (the process's exit is the cause). */
@@ -306,9 +306,7 @@ export function sanitize(text: string): string {
 const PYTHON_EXCEPTION_LINE = /^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)):\s?(.*)$/;
 
 /** The last "SomeError: message" line of a Python traceback in stderr, if any. */
-export function lastPythonException(
-  lines: string[],
-): { type: string; message: string; missingModule: string | null } | null {
+export function lastPythonException(lines: string[]): { type: string; message: string; missingModule: string | null } | null {
   for (let i = lines.length - 1; i >= 0; i--) {
     const m = PYTHON_EXCEPTION_LINE.exec(lines[i].trim());
     if (m) {

@@ -5,24 +5,24 @@
  * `worker/ready`. Every failure is reported by its cause: a structured startup failure, the exit
  * code or signal with the stderr tail, a timeout; never by the broken pipe that follows a death.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 import {
   createMessageConnection,
+  type MessageConnection,
   ResponseError,
   StreamMessageReader,
   StreamMessageWriter,
-  type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import {
+  type DetectParams,
   DetectRequest,
+  type DetectResult,
   HealthRequest,
   ReadyNotification,
+  type ReadyParams,
   ShutdownRequest,
   StartupFailedNotification,
-  type DetectParams,
-  type DetectResult,
-  type ReadyParams,
   type WorkerHealthResult,
 } from '../protocol/index.js';
 import type { PoseWorker, WorkerExit } from './pose-worker.js';
@@ -30,16 +30,16 @@ import { StderrTail } from './stderr-tail.js';
 import {
   StartupTimeoutError,
   WorkerCrashedError,
+  type WorkerError,
   WorkerExitedError,
+  type WorkerExitInfo,
   WorkerNotReadyError,
   WorkerProtocolError,
   WorkerRpcError,
   WorkerStartupFailedError,
   WorkerTimeoutError,
-  type WorkerError,
-  type WorkerExitInfo,
 } from './worker-errors.js';
-import { WorkerStateMachine, type WorkerState } from './worker-state.js';
+import { type WorkerState, WorkerStateMachine } from './worker-state.js';
 
 export interface WorkerProcessOptions {
   id: string;

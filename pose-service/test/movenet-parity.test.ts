@@ -65,7 +65,9 @@ describeIfReady('MoveNet: Python backend vs TF.js-WASM', whyNoRealWorkers(), () 
       expect(py.length).toBe(ref.length);
       const perInput = ref.map((r, i) => ({ name: tfjsOut[model].index[i].name, ...maxDiffs([py[i]], [r]) }));
       const worst = maxDiffs(py, ref);
-      console.log(`[movenet-parity] ${model}: ${ref.length} inputs, max |dy|,|dx| = ${worst.coord.toExponential(2)}, max |dscore| = ${worst.score.toExponential(2)}`);
+      console.log(
+        `[movenet-parity] ${model}: ${ref.length} inputs, max |dy|,|dx| = ${worst.coord.toExponential(2)}, max |dscore| = ${worst.score.toExponential(2)}`,
+      );
       for (const p of perInput) {
         expect(p.coord, `${model} ${p.name}: y/x`).toBeLessThanOrEqual(COORD_TOL);
         expect(p.score, `${model} ${p.name}: score`).toBeLessThanOrEqual(SCORE_TOL);

@@ -6,10 +6,10 @@
 //   node pose-service/tests/movenet_tfjs.mjs reference MODEL            -> writes fixtures/movenet/tfjs-MODEL.json
 //   node pose-service/tests/movenet_tfjs.mjs speed MODEL [REPEATS]      -> prints ms/frame over the fixture inputs
 import fs from 'node:fs';
-import path from 'node:path';
-import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(here, '..', '..');
@@ -130,7 +130,7 @@ async function main(argv) {
     const require = createRequire(import.meta.url);
     const version = require('@tensorflow/tfjs/package.json').version;
     const file = path.join(FIXTURE_DIR, `tfjs-${model}.json`);
-    fs.writeFileSync(file, JSON.stringify({ model, tfjs: version, backend: tf.getBackend(), outputs }) + '\n');
+    fs.writeFileSync(file, `${JSON.stringify({ model, tfjs: version, backend: tf.getBackend(), outputs })}\n`);
     console.log(`wrote ${path.relative(REPO_ROOT, file)} (${outputs.length} inputs)`);
     return;
   }
@@ -149,10 +149,23 @@ async function main(argv) {
   times.sort((a, b) => a - b);
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   const threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
-  console.log(JSON.stringify({ model, backend: 'tfjs-wasm', simd, multithread: threads, frames: n, repeats,
-    msPerFrameMin: +times[0].toFixed(1), msPerFrameMedian: +times[Math.floor(times.length / 2)].toFixed(1) }));
+  console.log(
+    JSON.stringify({
+      model,
+      backend: 'tfjs-wasm',
+      simd,
+      multithread: threads,
+      frames: n,
+      repeats,
+      msPerFrameMin: +times[0].toFixed(1),
+      msPerFrameMedian: +times[Math.floor(times.length / 2)].toFixed(1),
+    }),
+  );
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).catch((err) => { console.error(err); process.exit(1); });
+  main(process.argv.slice(2)).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
 }

@@ -11,14 +11,14 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   createMessageConnection,
-  StreamMessageReader,
-  StreamMessageWriter,
   type Message,
   type NotificationMessage,
   type RequestMessage,
+  StreamMessageReader,
+  StreamMessageWriter,
 } from 'vscode-jsonrpc/node';
-import { DetectRequest, PROTOCOL, ReadyNotification, type DetectResult, type ReadyParams } from '../index.js';
 import { testPython } from '../../workers/test/support/prerequisites.js';
+import { DetectRequest, type DetectResult, PROTOCOL, ReadyNotification, type ReadyParams } from '../index.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SERVICE_DIR = join(REPO, 'pose-service');
@@ -90,14 +90,26 @@ describe('Content-Length framing (vscode-jsonrpc over an in-memory duplex)', () 
     const toServer = new PassThrough();
     const server = createMessageConnection(new StreamMessageReader(toServer), new StreamMessageWriter(toWorker));
     const worker = createMessageConnection(new StreamMessageReader(toWorker), new StreamMessageWriter(toServer));
-    worker.onRequest(DetectRequest.type, (params): DetectResult => ({
-      frames: params.frames.map((f) => ({ index: f.index, persons: [] })),
-      timing: { decodeMs: 0, inferMs: 0, totalMs: 0 },
-    }));
+    worker.onRequest(
+      DetectRequest.type,
+      (params): DetectResult => ({
+        frames: params.frames.map((f) => ({ index: f.index, persons: [] })),
+        timing: { decodeMs: 0, inferMs: 0, totalMs: 0 },
+      }),
+    );
     const ready = new Promise<ReadyParams>((resolve) => server.onNotification(ReadyNotification.type, resolve));
     server.listen();
     worker.listen();
-    const info = { pid: 1, python: '/p', pythonVersion: '3.11', model: { name: 'synthetic', keypoints: [], skeleton: [] }, device: 'cpu', threads: 1, versions: {}, loadMs: 1 } satisfies ReadyParams;
+    const info = {
+      pid: 1,
+      python: '/p',
+      pythonVersion: '3.11',
+      model: { name: 'synthetic', keypoints: [], skeleton: [] },
+      device: 'cpu',
+      threads: 1,
+      versions: {},
+      loadMs: 1,
+    } satisfies ReadyParams;
     await worker.sendNotification(ReadyNotification.type, info);
     expect(await ready).toEqual(info);
     const result = await server.sendRequest(DetectRequest.type, {

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { extractFrames } from '../../server/media/frame-source.js';
-import { clipFrameSource, type Clip } from './clips.js';
+import { type Clip, clipFrameSource } from './clips.js';
 import type { BenchContext } from './context.js';
 import { median } from './stats.js';
 

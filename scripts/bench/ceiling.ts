@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { FrameSet } from './clips.js';
 import type { BenchContext } from './context.js';
 import { startPythonScript } from './python-script.js';
-import { median, spread, type Spread } from './stats.js';
+import { median, type Spread, spread } from './stats.js';
 
 export type CeilingMode = 'tracking' | 'single';
 
@@ -57,12 +57,18 @@ export async function runCeiling(
 ): Promise<CeilingResult> {
   const barrier = opts.processes > 1 ? mkdtempSync(path.join(ctx.workDir, 'barrier-')) : null;
   const args = [
-    '--model', model,
-    '--threads', String(opts.threads),
-    '--frames', frames.dir,
-    '--batch', String(opts.batch),
-    '--reps', String(ctx.reps),
-    '--modes', 'tracking,single',
+    '--model',
+    model,
+    '--threads',
+    String(opts.threads),
+    '--frames',
+    frames.dir,
+    '--batch',
+    String(opts.batch),
+    '--reps',
+    String(ctx.reps),
+    '--modes',
+    'tracking,single',
     ...(opts.limit ? ['--limit', String(opts.limit)] : []),
     ...(barrier ? ['--barrier', barrier] : []),
   ];

@@ -114,7 +114,19 @@ export function rawFrames(ctx: BenchContext, frames: FrameSet): string {
   if (existsSync(file) && statSync(file).size === size) return file;
   const r = spawnSync(
     ctx.ffmpeg,
-    ['-hide_banner', '-loglevel', 'error', '-y', '-i', path.join(frames.dir, 'frame-%06d.jpg'), '-f', 'rawvideo', '-pix_fmt', 'rgb24', file],
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-y',
+      '-i',
+      path.join(frames.dir, 'frame-%06d.jpg'),
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      file,
+    ],
     { encoding: 'utf8' },
   );
   if (r.status !== 0 || !existsSync(file) || statSync(file).size !== size) {

@@ -10,7 +10,7 @@ import type { Clip } from './clips.js';
 import type { BenchContext } from './context.js';
 import { measureCpu } from './proc-cpu.js';
 import { startBenchServer, uploadVideo, withMemory } from './server-process.js';
-import { spread, type Spread } from './stats.js';
+import { type Spread, spread } from './stats.js';
 
 export interface EndToEndConfig {
   model: string;
@@ -60,7 +60,13 @@ export interface EndToEndResult {
   startMs: number;
 }
 
-export async function runEndToEnd(ctx: BenchContext, config: EndToEndConfig, clip: Clip, reps = ctx.reps, warmUp: Clip = clip): Promise<EndToEndResult> {
+export async function runEndToEnd(
+  ctx: BenchContext,
+  config: EndToEndConfig,
+  clip: Clip,
+  reps = ctx.reps,
+  warmUp: Clip = clip,
+): Promise<EndToEndResult> {
   const t0 = performance.now();
   const server = await startBenchServer(ctx, {
     POSE_MODEL: config.model,
@@ -77,7 +83,11 @@ export async function runEndToEnd(ctx: BenchContext, config: EndToEndConfig, cli
     const warm = await uploadVideo(server.url, warmUp.file, { fps: 10, maxFrames: warmUp.frames });
     checkResponse(warm, warmUp.frames);
     const workerPids = await server.workerPids();
-    const { value: measured, serverPeakKb, workerPeakKb } = await withMemory(server, () =>
+    const {
+      value: measured,
+      serverPeakKb,
+      workerPeakKb,
+    } = await withMemory(server, () =>
       measureCpu(server.pid, workerPids, async () => {
         const out: EndToEndRep[] = [];
         for (let i = 0; i < reps; i++) out.push(toRep(checkResponse(await uploadVideo(server.url, clip.file, fields), clip.frames)));
@@ -99,7 +109,9 @@ export async function runEndToEnd(ctx: BenchContext, config: EndToEndConfig, cli
         mediaTools: measured.mediaToolsMs / frames,
         workers: measured.workersMs.reduce((a, b) => a + b, 0) / frames,
       },
-      coresUsed: (measured.serverMs + measured.mediaToolsMs + measured.workersMs.reduce((a, b) => a + b, 0)) / runs.reduce((s, r) => s + r.wallMs, 0),
+      coresUsed:
+        (measured.serverMs + measured.mediaToolsMs + measured.workersMs.reduce((a, b) => a + b, 0)) /
+        runs.reduce((s, r) => s + r.wallMs, 0),
       startMs,
     };
   } finally {

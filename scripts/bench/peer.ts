@@ -9,9 +9,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { rawFrames, type FrameSet } from './clips.js';
+import { type FrameSet, rawFrames } from './clips.js';
 import type { BenchContext } from './context.js';
-import { spread, type Spread } from './stats.js';
+import { type Spread, spread } from './stats.js';
 
 export interface PeerResult {
   model: string;
@@ -37,7 +37,9 @@ export async function loadTfjsWasm(ctx: BenchContext): Promise<{ tf: any; wasm: 
     await tf.ready();
     return { tf, wasm };
   } catch (err) {
-    return { missing: `@tensorflow/tfjs and @tensorflow/tfjs-backend-wasm are needed (devDependencies: npm install): ${(err as Error).message}` };
+    return {
+      missing: `@tensorflow/tfjs and @tensorflow/tfjs-backend-wasm are needed (devDependencies: npm install): ${(err as Error).message}`,
+    };
   }
 }
 

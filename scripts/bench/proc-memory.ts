@@ -32,7 +32,10 @@ export class PeakSampler {
   private readonly peaks = new Map<number, number>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly pids: () => number[], private readonly everyMs = 100) {}
+  constructor(
+    private readonly pids: () => number[],
+    private readonly everyMs = 100,
+  ) {}
 
   start(): this {
     this.sample();

@@ -5,7 +5,7 @@ import type { EndToEndResult } from './end-to-end.js';
 import type { PeerResult } from './peer.js';
 import type { RuntimeRow } from './runtimes.js';
 import type { ScaleResult } from './scale.js';
-import { fmtSpread, mib, num, spread, type Spread } from './stats.js';
+import { fmtSpread, mib, num, type Spread, spread } from './stats.js';
 import { pixelsOf, type TransportResult } from './transport.js';
 
 export interface BenchResults {
@@ -87,7 +87,18 @@ function cpuSum(e: EndToEndResult): number {
   return e.cpuMsPerFrame.mediaTools + e.cpuMsPerFrame.server + e.cpuMsPerFrame.workers;
 }
 
-const E2E_HEADER = ['model', 'POSE_WORKERS × threads', 'frames/s', 'wall', 'N × ceiling (alone)', 'e2e ÷ N × ceiling', 'N together (ceiling)', 'e2e ÷ together', 'cores obtained', 'CPU/frame: ceiling ÷ e2e'];
+const E2E_HEADER = [
+  'model',
+  'POSE_WORKERS × threads',
+  'frames/s',
+  'wall',
+  'N × ceiling (alone)',
+  'e2e ÷ N × ceiling',
+  'N together (ceiling)',
+  'e2e ÷ together',
+  'cores obtained',
+  'CPU/frame: ceiling ÷ e2e',
+];
 
 /** One row of an end-to-end table (E2E_HEADER), against the ceiling measured on the 31-frame clip (ceilingFor). */
 function e2eRow(r: BenchResults, e: EndToEndResult): string[] {
@@ -131,12 +142,24 @@ export function renderReport(r: BenchResults): string {
     out.push('');
     out.push(
       table(
-        ['model', 'processes × threads', 'frames/s as served (tracking)', 'again after end to end', 'frames/s one pass', 'inferences/frame (tracking)', 'CPU/frame as served', 'cores obtained', 'JPEG decode/frame'],
+        [
+          'model',
+          'processes × threads',
+          'frames/s as served (tracking)',
+          'again after end to end',
+          'frames/s one pass',
+          'inferences/frame (tracking)',
+          'CPU/frame as served',
+          'cores obtained',
+          'JPEG decode/frame',
+        ],
         r.ceiling.map((c) => [
           c.model + (c.frames !== r.frames ? ` (first ${c.frames} frames)` : ''),
           `${c.processes} × ${c.threads}${c.processes > 1 ? ' (together, summed)' : ''}`,
           fmtSpread(c.fps.tracking),
-          ((a) => (a ? `${fmtSpread(a.fps.tracking)}, ${ms(a.cpuMsPerFrame.tracking)}` : '—'))(findCeiling(r.ceilingAfter, c.model, c.threads, c.processes)),
+          ((a) => (a ? `${fmtSpread(a.fps.tracking)}, ${ms(a.cpuMsPerFrame.tracking)}` : '—'))(
+            findCeiling(r.ceilingAfter, c.model, c.threads, c.processes),
+          ),
           fmtSpread(c.fps.single),
           num(c.inferencesPerFrame.tracking),
           ms(c.cpuMsPerFrame.tracking),
@@ -175,7 +198,19 @@ export function renderReport(r: BenchResults): string {
     out.push('');
     out.push(
       table(
-        ['model', 'N × T', 'wall', 'receive + probe', 'pipeline', 'decode wait', 'Σ inference', 'Σ worker decode', 'Σ transport', 'response', 'response size'],
+        [
+          'model',
+          'N × T',
+          'wall',
+          'receive + probe',
+          'pipeline',
+          'decode wait',
+          'Σ inference',
+          'Σ worker decode',
+          'Σ transport',
+          'response',
+          'response size',
+        ],
         [...r.endToEnd, ...r.transportEndToEnd].map((e) => {
           const m = (k: keyof EndToEndResult['reps'][number]) => spread(e.reps.map((x) => x[k] as number)).median;
           return [
@@ -195,11 +230,22 @@ export function renderReport(r: BenchResults): string {
       ),
     );
     out.push('');
-    out.push('CPU per frame during the timed uploads (Linux /proc: user + system), against the CPU the cores offer per frame at that speed:');
+    out.push(
+      'CPU per frame during the timed uploads (Linux /proc: user + system), against the CPU the cores offer per frame at that speed:',
+    );
     out.push('');
     out.push(
       table(
-        ['model', 'N × T', 'ffmpeg + ffprobe', 'server (Node)', 'workers', 'sum', 'cores × wall per frame', 'peak RSS: server / each worker'],
+        [
+          'model',
+          'N × T',
+          'ffmpeg + ffprobe',
+          'server (Node)',
+          'workers',
+          'sum',
+          'cores × wall per frame',
+          'peak RSS: server / each worker',
+        ],
         [...r.endToEnd, ...r.transportEndToEnd].map((e) => {
           const c = e.cpuMsPerFrame;
           return [
@@ -226,7 +272,12 @@ export function renderReport(r: BenchResults): string {
     out.push(
       table(
         [...E2E_HEADER, 'CPU/frame: ffmpeg + ffprobe', 'server (Node)', 'workers'],
-        r.endToEndLong.map((e) => [...e2eRow(r, e), ms(e.cpuMsPerFrame.mediaTools), ms(e.cpuMsPerFrame.server), ms(e.cpuMsPerFrame.workers)]),
+        r.endToEndLong.map((e) => [
+          ...e2eRow(r, e),
+          ms(e.cpuMsPerFrame.mediaTools),
+          ms(e.cpuMsPerFrame.server),
+          ms(e.cpuMsPerFrame.workers),
+        ]),
       ),
     );
     out.push('');
@@ -272,11 +323,23 @@ export function renderReport(r: BenchResults): string {
     const ff = (pixels: string) => t.ffmpeg.find((f) => f.pixels === pixels);
     const e2e = (transport: string) =>
       [...r.endToEnd, ...r.transportEndToEnd].find(
-        (e) => e.config.transport === transport && e.config.model === r.models[0] && e.config.workers === (r.transportEndToEnd[0]?.config.workers ?? e.config.workers),
+        (e) =>
+          e.config.transport === transport &&
+          e.config.model === r.models[0] &&
+          e.config.workers === (r.transportEndToEnd[0]?.config.workers ?? e.config.workers),
       );
     out.push(
       table(
-        ['POSE_TRANSPORT', 'ffmpeg output (CPU/frame)', 'server prep', 'round trip − inference', 'of which worker decode', 'total added', 'message/frame', 'e2e frames/s'],
+        [
+          'POSE_TRANSPORT',
+          'ffmpeg output (CPU/frame)',
+          'server prep',
+          'round trip − inference',
+          'of which worker decode',
+          'total added',
+          'message/frame',
+          'e2e frames/s',
+        ],
         t.roundTrip.map((rt) => {
           const f = ff(pixelsOf(rt.transport));
           const e = e2e(rt.transport);
@@ -303,7 +366,9 @@ export function renderReport(r: BenchResults): string {
         'The round trip uses a synthetic worker (its inference is measured and subtracted); the temp folder is a normal one (os.tmpdir()), not /dev/shm.',
     );
     out.push('');
-    out.push('Worker side alone, in one process (message parse + payload → RGB array with the worker\'s decode_frame, per frame; files in a normal temp folder):');
+    out.push(
+      "Worker side alone, in one process (message parse + payload → RGB array with the worker's decode_frame, per frame; files in a normal temp folder):",
+    );
     out.push('');
     out.push(
       table(
@@ -329,7 +394,9 @@ export function renderReport(r: BenchResults): string {
   // 5. Scale
   if (r.scale) {
     const s = r.scale;
-    out.push(`### Scale: one upload of 30 / 300 / 3000 frames, fresh server each (${s.model}${s.model === 'synthetic' ? ', the TEST DOUBLE: no model cost' : ''}, POSE_WORKERS=${s.workers}, ${s.transport})`);
+    out.push(
+      `### Scale: one upload of 30 / 300 / 3000 frames, fresh server each (${s.model}${s.model === 'synthetic' ? ', the TEST DOUBLE: no model cost' : ''}, POSE_WORKERS=${s.workers}, ${s.transport})`,
+    );
     out.push('');
     out.push(
       table(
@@ -364,7 +431,12 @@ export function renderReport(r: BenchResults): string {
             const again = r.ceilingAfter?.length ? ` (mean with the run after end to end: ${num(used.fps)})` : '';
             return [fmtSpread(before.fps.single) + again, `${num(used.fps / p.fps.median, 1)}×`];
           };
-          return [p.model, `${fmtSpread(p.fps)} (${p.threads} thread${p.threads > 1 ? 's' : ''}${p.simd ? ', SIMD' : ''})`, ...python(1), ...python(r.machine.cores)];
+          return [
+            p.model,
+            `${fmtSpread(p.fps)} (${p.threads} thread${p.threads > 1 ? 's' : ''}${p.simd ? ', SIMD' : ''})`,
+            ...python(1),
+            ...python(r.machine.cores),
+          ];
         }),
       ),
     );
@@ -378,12 +450,12 @@ export function renderReport(r: BenchResults): string {
     const base = (model: string) => r.runtimes!.find((x) => x.runtime.workers && x.ceiling.model === model)?.ceiling;
     out.push(
       table(
-        ['model', 'torch', 'python', 'frames/s (tracking)', 'ms/frame', 'frames/s (one pass per frame)', 'vs the workers\' torch'],
+        ['model', 'torch', 'python', 'frames/s (tracking)', 'ms/frame', 'frames/s (one pass per frame)', "vs the workers' torch"],
         r.runtimes.map(({ runtime, ceiling }) => {
           const ref = base(ceiling.model);
           return [
             ceiling.model,
-            `${ceiling.torch}${runtime.workers ? ' (the workers\')' : ''}`,
+            `${ceiling.torch}${runtime.workers ? " (the workers')" : ''}`,
             `\`${runtime.python}\``,
             fmtSpread(ceiling.fps.tracking),
             ms(1000 / ceiling.fps.tracking.median),
@@ -412,12 +484,18 @@ export function renderReport(r: BenchResults): string {
     ]);
   };
   for (const e of r.endToEnd) {
-    const long = r.endToEndLong.find((l) => l.config.model === e.config.model && l.config.workers === e.config.workers && l.config.threads === e.config.threads);
+    const long = r.endToEndLong.find(
+      (l) => l.config.model === e.config.model && l.config.workers === e.config.workers && l.config.threads === e.config.threads,
+    );
     if (long) e2eTarget(long, `${long.clipFrames}-frame video`, true);
     e2eTarget(e, `${e.clipFrames}-frame clip`, !long);
   }
   for (const l of r.endToEndLong) {
-    if (!r.endToEnd.some((e) => e.config.model === l.config.model && e.config.workers === l.config.workers && e.config.threads === l.config.threads)) {
+    if (
+      !r.endToEnd.some(
+        (e) => e.config.model === l.config.model && e.config.workers === l.config.workers && e.config.threads === l.config.threads,
+      )
+    ) {
       e2eTarget(l, `${l.clipFrames}-frame video`, true);
     }
   }

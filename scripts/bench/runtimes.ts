@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
-import { runCeiling, type CeilingResult } from './ceiling.js';
+import { type CeilingResult, runCeiling } from './ceiling.js';
 import type { FrameSet } from './clips.js';
 import type { BenchContext } from './context.js';
 
@@ -36,7 +36,11 @@ export function findTorchRuntimes(ctx: BenchContext, extra: string[] = []): Torc
     seen.add(real);
     let torch: string;
     try {
-      torch = execFileSync(python, ['-c', 'import numpy, cv2, torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      torch = execFileSync(python, ['-c', 'import numpy, cv2, torch; print(torch.__version__)'], {
+        encoding: 'utf8',
+        timeout: 120_000,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
     } catch {
       continue;
     }
@@ -61,7 +65,10 @@ export async function runRuntimes(
   for (const runtime of runtimes) {
     for (const model of models) {
       ctx.log(`torch ${runtime.torch} (${runtime.python}): ceiling of ${model}, 1 process × 1 thread`);
-      rows.push({ runtime, ceiling: await runCeiling({ ...ctx, python: runtime.python }, model, frames, { threads: 1, processes: 1, ...opts }) });
+      rows.push({
+        runtime,
+        ceiling: await runCeiling({ ...ctx, python: runtime.python }, model, frames, { threads: 1, processes: 1, ...opts }),
+      });
     }
   }
   return rows;

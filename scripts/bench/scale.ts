@@ -50,7 +50,11 @@ export async function runScale(
     });
     try {
       const idle = procMemory(server.pid);
-      const { value: measured, serverPeakKb, workerPeakKb } = await withMemory(server, () =>
+      const {
+        value: measured,
+        serverPeakKb,
+        workerPeakKb,
+      } = await withMemory(server, () =>
         measureCpu(server.pid, [], () => uploadVideo(server.url, clip.file, { fps: 10, maxFrames: clip.frames })),
       );
       const r = measured.value;

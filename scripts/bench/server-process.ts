@@ -4,7 +4,7 @@
  * headers → body received → JSON parsed. node:http, not fetch: fetch's 300 s header timeout would
  * cut off a long video.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -147,13 +147,17 @@ export async function uploadVideo(url: string, file: string, fields: UploadField
     parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
   }
   parts.push(
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="${path.basename(file)}"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="${path.basename(file)}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
     readFileSync(file),
     Buffer.from(`\r\n--${boundary}--\r\n`),
   );
   const body = Buffer.concat(parts);
   const t0 = performance.now();
-  const res = await request(url, 'POST', '/api/upload-video-with-pose', body, { 'content-type': `multipart/form-data; boundary=${boundary}` });
+  const res = await request(url, 'POST', '/api/upload-video-with-pose', body, {
+    'content-type': `multipart/form-data; boundary=${boundary}`,
+  });
   const t = performance.now();
   const json = JSON.parse(res.body.toString('utf8'));
   const parsed = performance.now();
@@ -180,7 +184,13 @@ function request(
     const u = new URL(pathname, base);
     let sentAt = NaN;
     const req = http.request(
-      { hostname: u.hostname, port: u.port, path: u.pathname, method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } },
+      {
+        hostname: u.hostname,
+        port: u.port,
+        path: u.pathname,
+        method,
+        headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
+      },
       (res) => {
         const headersAt = performance.now();
         const chunks: Buffer[] = [];
@@ -196,7 +206,10 @@ function request(
 }
 
 /** Server and worker peak memory while `fn` runs (sampled; the kernel's VmHWM where available). */
-export async function withMemory<T>(server: BenchServer, fn: () => Promise<T>): Promise<{ value: T; serverPeakKb: number; workerPeakKb: number[] }> {
+export async function withMemory<T>(
+  server: BenchServer,
+  fn: () => Promise<T>,
+): Promise<{ value: T; serverPeakKb: number; workerPeakKb: number[] }> {
   const workers = await server.workerPids();
   const sampler = new PeakSampler(() => [server.pid, ...workers], 50).start();
   const value = await fn();

@@ -17,13 +17,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import type { FrameEncoding } from '../../protocol/index.js';
-import { extractFrames, ffmpegArgs, type FramePixels } from '../../server/media/frame-source.js';
+import { extractFrames, type FramePixels, ffmpegArgs } from '../../server/media/frame-source.js';
 import { releasePayloads, toPayloads } from '../../server/pipeline/frame-payload.js';
 import { WorkerPool } from '../../workers/index.js';
-import { clipFrameSource, rawFrames, type Clip, type FrameSet } from './clips.js';
+import { type Clip, clipFrameSource, type FrameSet, rawFrames } from './clips.js';
 import type { BenchContext } from './context.js';
 import { runPythonScript } from './python-script.js';
-import { spread, type Spread } from './stats.js';
+import { type Spread, spread } from './stats.js';
 
 export const TRANSPORTS: FrameEncoding[] = ['jpeg', 'rgb24', 'file', 'rgb24-file'];
 
@@ -85,7 +85,9 @@ export async function runTransport(ctx: BenchContext, clip: Clip, frames: FrameS
     firstBatch.push(await firstBatchLatency(ctx, clip, batchSize, pixels));
   }
 
-  const jpegs = Array.from({ length: frames.count }, (_, i) => readFileSync(path.join(frames.dir, `frame-${String(i).padStart(6, '0')}.jpg`)));
+  const jpegs = Array.from({ length: frames.count }, (_, i) =>
+    readFileSync(path.join(frames.dir, `frame-${String(i).padStart(6, '0')}.jpg`)),
+  );
   const rawAll = readFileSync(raw);
   const size = frames.width * frames.height * 3;
   const rgbs = Array.from({ length: frames.count }, (_, i) => rawAll.subarray(i * size, (i + 1) * size));
@@ -95,7 +97,20 @@ export async function runTransport(ctx: BenchContext, clip: Clip, frames: FrameS
   const py = await runPythonScript<{ kinds: Record<string, { messageBytesPerFrame: number; parseMs: number[]; decodeMs: number[] }> }>(
     ctx,
     'transport_decode.py',
-    ['--frames', frames.dir, '--raw', raw, '--width', String(frames.width), '--height', String(frames.height), '--batch', String(batchSize), '--reps', String(ctx.reps)],
+    [
+      '--frames',
+      frames.dir,
+      '--raw',
+      raw,
+      '--width',
+      String(frames.width),
+      '--height',
+      String(frames.height),
+      '--batch',
+      String(batchSize),
+      '--reps',
+      String(ctx.reps),
+    ],
   );
   const workerSide = Object.entries(py.kinds).map(([kind, k]) => ({
     kind,
@@ -151,7 +166,13 @@ async function firstBatchLatency(ctx: BenchContext, clip: Clip, batchSize: numbe
   return { pixels, firstFrameMs: spread(first), firstBatchMs: spread(batch) };
 }
 
-async function roundTripCosts(ctx: BenchContext, frames: FrameSet, jpegs: Buffer[], rgbs: Buffer[], batchSize: number): Promise<RoundTripCost[]> {
+async function roundTripCosts(
+  ctx: BenchContext,
+  frames: FrameSet,
+  jpegs: Buffer[],
+  rgbs: Buffer[],
+  batchSize: number,
+): Promise<RoundTripCost[]> {
   const pool = new WorkerPool({
     python: ctx.python,
     serviceDir: path.join(ctx.repo, 'pose-service'),
@@ -200,7 +221,8 @@ async function roundTripCosts(ctx: BenchContext, frames: FrameSet, jpegs: Buffer
           const t3 = performance.now();
           await releasePayloads(payloads);
           const t4 = performance.now();
-          if (result.frames.some((f) => f.error)) throw new Error(`transport ${transport}: ${JSON.stringify(result.frames.find((f) => f.error))}`);
+          if (result.frames.some((f) => f.error))
+            throw new Error(`transport ${transport}: ${JSON.stringify(result.frames.find((f) => f.error))}`);
           p += t1 - t0 + (t4 - t3);
           o += t3 - t2 - result.timing.inferMs;
           d += result.timing.decodeMs;

@@ -31,7 +31,9 @@ function run(prefix, args) {
  * @param {(message: string) => void} [log]
  */
 export function aptInstall(prefix, packages, log = console.log) {
-  const lists = existsSync('/var/lib/apt/lists') ? readdirSync('/var/lib/apt/lists').filter((n) => n.endsWith('_Packages') || n.includes('Packages')) : [];
+  const lists = existsSync('/var/lib/apt/lists')
+    ? readdirSync('/var/lib/apt/lists').filter((n) => n.endsWith('_Packages') || n.includes('Packages'))
+    : [];
   const known = packages.every((p) => spawnSync('apt-cache', ['show', p], { stdio: 'ignore' }).status === 0);
   if (lists.length === 0 || !known) {
     log('apt-get update');

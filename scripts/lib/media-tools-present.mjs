@@ -53,6 +53,9 @@ export function findMediaTools(env = process.env) {
   const ffmpeg = env.FFMPEG_PATH?.trim() || packageBinary('ffmpeg-static') || onPath('ffmpeg', env);
   const sibling = ffmpeg ? path.join(path.dirname(ffmpeg), process.platform === 'win32' ? 'ffprobe.exe' : 'ffprobe') : null;
   const ffprobe =
-    env.FFPROBE_PATH?.trim() || (sibling && executable(sibling) ? sibling : null) || packageBinary('ffprobe-static') || onPath('ffprobe', env);
+    env.FFPROBE_PATH?.trim() ||
+    (sibling && executable(sibling) ? sibling : null) ||
+    packageBinary('ffprobe-static') ||
+    onPath('ffprobe', env);
   return { ffmpeg: ffmpeg && executable(ffmpeg) ? ffmpeg : null, ffprobe: ffprobe && executable(ffprobe) ? ffprobe : null };
 }

@@ -1,9 +1,9 @@
-/** The module table (scripts/python-modules.txt), read by the Node side of the set-up. */
+/** The module table (pose-service/posepool_worker/python-modules.txt), read by the Node side of the set-up. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './repo.mjs';
 
-export const MODULES_FILE = path.join(ROOT, 'scripts', 'python-modules.txt');
+export const MODULES_FILE = path.join(ROOT, 'pose-service', 'posepool_worker', 'python-modules.txt');
 
 /** @returns {{ name: string, pip: string, apt: string, neededBy: string }[]} */
 export function readModuleTable(file = MODULES_FILE) {

@@ -20,7 +20,7 @@ export function ensureTestBrowser(log = (m) => console.log(`prepare: ${m}`)) {
     log(`no ${TEST_CHROMIUM} and no apt-get here: the page test will be skipped (install Chromium, or set POSEPOOL_CHROMIUM)`);
     return false;
   }
-  log('installing Debian\'s chromium for the page test (apt-get install chromium)');
+  log("installing Debian's chromium for the page test (apt-get install chromium)");
   const ok = aptInstall(prefix, ['chromium'], log) && existsSync(TEST_CHROMIUM);
   if (!ok) log('WARNING: chromium could not be installed; the page test will be skipped (or fail under CI)');
   return ok;

@@ -62,7 +62,10 @@ export function parsePytestSummary(output) {
   const counts = empty();
   const lines = stripAnsi(output).split(/\r?\n/);
   const line = lines
-    .filter((l) => /\bin \d+(\.\d+)?s\b/.test(l) && /(\d+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected|warnings?)|no tests ran)/.test(l))
+    .filter(
+      (l) =>
+        /\bin \d+(\.\d+)?s\b/.test(l) && /(\d+ (passed|failed|skipped|errors?|xfailed|xpassed|deselected|warnings?)|no tests ran)/.test(l),
+    )
     .pop();
   if (!line) return counts;
   counts.found = true;
@@ -119,10 +122,11 @@ export function summarizeRun(runner, exitCode, output) {
  * @param {Pick<Counts, 'passed' | 'failed' | 'skipped'>[]} runs
  */
 export function formatSummary(runs) {
-  const total = runs.reduce(
-    (t, c) => ({ passed: t.passed + c.passed, failed: t.failed + c.failed, skipped: t.skipped + c.skipped }),
-    { passed: 0, failed: 0, skipped: 0 },
-  );
+  const total = runs.reduce((t, c) => ({ passed: t.passed + c.passed, failed: t.failed + c.failed, skipped: t.skipped + c.skipped }), {
+    passed: 0,
+    failed: 0,
+    skipped: 0,
+  });
   return `${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`;
 }
 

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { installHint } from './python-modules.mjs';
-import { isPathLike, recordedPython, ROOT } from './repo.mjs';
+import { isPathLike, ROOT, recordedPython } from './repo.mjs';
 
 const CHECK = path.join(ROOT, 'scripts', 'check-python.py');
 
@@ -30,12 +30,16 @@ export function checkWorkerPython({ env = process.env, search, say, warn }) {
     return { ok: false, python: chosen.python };
   }
   if (!chosen || (isPathLike(chosen.python) && !existsSync(chosen.python))) {
-    say(chosen ? `the recorded interpreter ${chosen.python} is gone: looking for another (no installs)` : 'no interpreter recorded yet: looking for one (no installs)');
+    say(
+      chosen
+        ? `the recorded interpreter ${chosen.python} is gone: looking for another (no installs)`
+        : 'no interpreter recorded yet: looking for one (no installs)',
+    );
     search();
     chosen = recordedPython(env);
     if (!chosen || !existsSync(chosen.python)) {
       warn(
-        'no Python interpreter here can import the workers\' modules (numpy, cv2, torch). The server starts anyway and ' +
+        "no Python interpreter here can import the workers' modules (numpy, cv2, torch). The server starts anyway and " +
           '/health answers 503 with the cause until it is fixed. Fix: `npm run setup` (makes or installs one), or set POSE_PYTHON.',
       );
       return { ok: false, python: null };
@@ -51,7 +55,9 @@ export function checkWorkerPython({ env = process.env, search, say, warn }) {
   }
   const source = chosen.source === 'POSE_PYTHON' ? 'POSE_PYTHON' : "the set-up's record";
   if (result?.ok) {
-    const modules = Object.entries(result.modules ?? {}).map(([name, version]) => `${name} ${version}`).join(', ');
+    const modules = Object.entries(result.modules ?? {})
+      .map(([name, version]) => `${name} ${version}`)
+      .join(', ');
     say(`workers' Python: ${chosen.python} (${source}; Python ${result.version}; ${modules})`);
     return { ok: true, python: chosen.python };
   }
@@ -60,7 +66,10 @@ export function checkWorkerPython({ env = process.env, search, say, warn }) {
       ? `is Python ${result.version}, too old (3.9 or newer is needed)`
       : `cannot import ${result.workerMissing.join(', ')} (${result.workerMissing.map((m) => result.missing[m]).join('; ')})`
     : `does not run as a Python 3 (${(r.error?.message ?? r.stderr ?? '').trim().split('\n').pop() || `exit status ${r.status}`})`;
-  const fix = result && !result.tooOld ? `${installHint(chosen.python, result.workerMissing)}, or run \`npm run setup\`` : '`npm run setup`, or set POSE_PYTHON';
+  const fix =
+    result && !result.tooOld
+      ? `${installHint(chosen.python, result.workerMissing)}, or run \`npm run setup\``
+      : '`npm run setup`, or set POSE_PYTHON';
   warn(
     `the workers' Python ${chosen.python} (${source}) ${cause}. The server starts anyway and /health answers 503 ` +
       `with this cause until it is fixed (no restart needed). Fix: ${fix}.`,

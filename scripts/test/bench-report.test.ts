@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CeilingResult } from '../bench/ceiling.js';
-import { ceilingFor, type BenchResults } from '../bench/report.js';
+import { type BenchResults, ceilingFor } from '../bench/report.js';
 
 function ceiling(model: string, processes: number, threads: number, fps: number, cpuMs: number): CeilingResult {
   const spread = { median: fps, min: fps, max: fps, n: 1 };

@@ -3,12 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  MediaToolNotFoundError,
   findOnPath,
+  MediaToolNotFoundError,
+  type ResolveOptions,
   resolveFfmpeg,
   resolveFfprobe,
   resolveMediaTools,
-  type ResolveOptions,
 } from '../../server/runtime/ffmpeg-path.js';
 // The set-up's pre-build check follows the same order; it must agree with the server's resolution.
 import { findMediaTools } from '../lib/media-tools-present.mjs';
@@ -96,7 +96,10 @@ describe.skipIf(process.platform === 'win32')('ffprobe resolution order', () => 
     const onPath = tool('bin/ffprobe');
     const env = { PATH: path.join(dir, 'bin') };
 
-    expect(resolveFfprobe(ffmpeg, { env: { ...env, FFPROBE_PATH: fromEnv }, packageBinary: pkg })).toEqual({ path: fromEnv, source: 'FFPROBE_PATH' });
+    expect(resolveFfprobe(ffmpeg, { env: { ...env, FFPROBE_PATH: fromEnv }, packageBinary: pkg })).toEqual({
+      path: fromEnv,
+      source: 'FFPROBE_PATH',
+    });
     expect(resolveFfprobe(ffmpeg, { env, packageBinary: pkg })).toEqual({ path: sibling, source: 'next to ffmpeg' });
     rmSync(sibling);
     expect(resolveFfprobe(ffmpeg, { env, packageBinary: pkg })).toEqual({ path: probeStatic(), source: 'ffprobe-static' });
@@ -128,7 +131,9 @@ describe.skipIf(process.platform === 'win32')('ffprobe resolution order', () => 
 describe('findOnPath', () => {
   it('uses PATHEXT and ; on Windows', () => {
     const exe = tool('win/ffmpeg.EXE', 0o644); // Windows has no execute bit to check
-    expect(findOnPath('ffmpeg', { Path: `${path.join(dir, 'nothing')};${path.join(dir, 'win')}`, PATHEXT: '.COM;.EXE' }, 'win32')).toBe(exe);
+    expect(findOnPath('ffmpeg', { Path: `${path.join(dir, 'nothing')};${path.join(dir, 'win')}`, PATHEXT: '.COM;.EXE' }, 'win32')).toBe(
+      exe,
+    );
   });
 });
 

@@ -1,20 +1,31 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MODEL_NAMES, PROTOCOL } from '../../protocol/index.js';
 import { REPO_ROOT } from '../../server/config.js';
 import { DownloadError, downloadFile, probeHost, removeInFlight } from '../download-file.js';
-import { type DownloadFile, type DownloadPlainFile, type DownloadTarball, MODEL_SOURCES, type ModelSource, outputsOf } from '../model-sources.js';
+import {
+  type DownloadFile,
+  type DownloadPlainFile,
+  type DownloadTarball,
+  MODEL_SOURCES,
+  type ModelSource,
+  outputsOf,
+} from '../model-sources.js';
 import { downloadModel, main, missingFiles } from '../models-download.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const plain = (f: Omit<DownloadPlainFile, 'type' | 'integrity'> & { integrity?: string }): DownloadPlainFile => ({ type: 'file', integrity: 'test values', ...f });
+const plain = (f: Omit<DownloadPlainFile, 'type' | 'integrity'> & { integrity?: string }): DownloadPlainFile => ({
+  type: 'file',
+  integrity: 'test values',
+  ...f,
+});
 
 let server: http.Server;
 let base: string;
@@ -38,8 +49,10 @@ beforeAll(async () => {
     if (req.method === 'HEAD') res.writeHead(req.url === '/nope' ? 404 : 200).end();
     else if (req.url === '/w.bin') res.end(payload);
     else if (req.url === '/m.tar.gz') res.end(tarball);
-    else if (req.url === '/m-encoded.tar.gz') res.writeHead(200, { 'content-encoding': 'gzip' }).end(tarball); // Apache AddEncoding
-    else if (req.url === '/stall') res.writeHead(200, { 'content-length': '100' }).write('x'); // never ends
+    else if (req.url === '/m-encoded.tar.gz')
+      res.writeHead(200, { 'content-encoding': 'gzip' }).end(tarball); // Apache AddEncoding
+    else if (req.url === '/stall')
+      res.writeHead(200, { 'content-length': '100' }).write('x'); // never ends
     else res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -76,20 +89,28 @@ describe('downloadFile', () => {
   });
 
   it('a size mismatch and an HTTP error are typed', async () => {
-    await expect(downloadFile(plain({ url: `${base}/w.bin`, dest: 'w.bin', size: 3 }), { modelsDir: dir })).rejects.toMatchObject({ code: 'SIZE_MISMATCH' });
-    await expect(downloadFile(plain({ url: `${base}/nope`, dest: 'n.bin', size: 3 }), { modelsDir: dir })).rejects.toMatchObject({ code: 'HTTP_ERROR' });
+    await expect(downloadFile(plain({ url: `${base}/w.bin`, dest: 'w.bin', size: 3 }), { modelsDir: dir })).rejects.toMatchObject({
+      code: 'SIZE_MISMATCH',
+    });
+    await expect(downloadFile(plain({ url: `${base}/nope`, dest: 'n.bin', size: 3 }), { modelsDir: dir })).rejects.toMatchObject({
+      code: 'HTTP_ERROR',
+    });
     expect(readdirSync(dir)).toEqual([]);
   });
 
   it('a stalled download is aborted', async () => {
-    await expect(downloadFile(plain({ url: `${base}/stall`, dest: 's.bin', size: 100 }), { modelsDir: dir, stallTimeoutMs: 300 })).rejects.toMatchObject({
+    await expect(
+      downloadFile(plain({ url: `${base}/stall`, dest: 's.bin', size: 100 }), { modelsDir: dir, stallTimeoutMs: 300 }),
+    ).rejects.toMatchObject({
       code: 'DOWNLOAD_STALLED',
     });
     expect(existsSync(path.join(dir, 's.bin.part'))).toBe(false);
   });
 
   it('removeInFlight (the SIGINT/SIGTERM handler) removes the temporary file of a download under way', async () => {
-    const pending = downloadFile(plain({ url: `${base}/stall`, dest: 's.bin', size: 100 }), { modelsDir: dir, stallTimeoutMs: 1500 }).catch((e) => e);
+    const pending = downloadFile(plain({ url: `${base}/stall`, dest: 's.bin', size: 100 }), { modelsDir: dir, stallTimeoutMs: 1500 }).catch(
+      (e) => e,
+    );
     const part = path.join(dir, 's.bin.part');
     for (let i = 0; i < 100 && !existsSync(part); i++) await new Promise((r) => setTimeout(r, 10));
     expect(existsSync(part)).toBe(true);
@@ -143,12 +164,19 @@ describe('downloadModel', () => {
       },
     ],
   };
-  const withUrl = (url: string, extra: object = {}) =>
-    ({ fake: { ...tarModel, files: [{ ...(tarModel as { files: DownloadFile[] }).files[0], url, ...extra }] } as ModelSource });
+  const withUrl = (url: string, extra: object = {}) => ({
+    fake: { ...tarModel, files: [{ ...(tarModel as { files: DownloadFile[] }).files[0], url, ...extra }] } as ModelSource,
+  });
 
   it('takes the wanted members out of a tarball into their places, keeps nothing else, and is idempotent', async () => {
     const logs: string[] = [];
-    expect(await downloadModel('fake', { modelsDir: dir, sources: withUrl(`${base}/m.tar.gz`, { sha256: sha(tarball) }), log: (l) => logs.push(l) })).toBe('ready');
+    expect(
+      await downloadModel('fake', {
+        modelsDir: dir,
+        sources: withUrl(`${base}/m.tar.gz`, { sha256: sha(tarball) }),
+        log: (l) => logs.push(l),
+      }),
+    ).toBe('ready');
     expect(readFileSync(path.join(dir, 'm', 'data', 'a.pkl'), 'utf8')).toBe('a');
     expect(readFileSync(path.join(dir, 'm', 'ckpt.pt'), 'utf8')).toBe('b');
     expect(readdirSync(dir)).toEqual(['m']); // no archive, no staging folder
@@ -169,13 +197,19 @@ describe('downloadModel', () => {
 
   it('a .tar.gz served with Content-Encoding gzip (fetch removes that layer) is unpacked all the same', async () => {
     const logs: string[] = [];
-    expect(await downloadModel('fake', { modelsDir: dir, sources: withUrl(`${base}/m-encoded.tar.gz`), log: (l) => logs.push(l) })).toBe('ready');
+    expect(await downloadModel('fake', { modelsDir: dir, sources: withUrl(`${base}/m-encoded.tar.gz`), log: (l) => logs.push(l) })).toBe(
+      'ready',
+    );
     expect(readFileSync(path.join(dir, 'm', 'ckpt.pt'), 'utf8')).toBe('b');
     expect(logs.join('\n')).toContain('served with Content-Encoding gzip');
   });
 
   it('a tarball whose checksum differs leaves nothing behind', async () => {
-    const err = await downloadModel('fake', { modelsDir: dir, sources: withUrl(`${base}/m.tar.gz`, { sha256: '1'.repeat(64) }), log: () => {} }).catch((e) => e);
+    const err = await downloadModel('fake', {
+      modelsDir: dir,
+      sources: withUrl(`${base}/m.tar.gz`, { sha256: '1'.repeat(64) }),
+      log: () => {},
+    }).catch((e) => e);
     expect(err).toMatchObject({ code: 'CHECKSUM_MISMATCH' });
     expect(readdirSync(dir)).toEqual([]);
   });
@@ -241,7 +275,10 @@ describe('the model-sources table', () => {
         if (!f.sha256 && f.size === undefined) expect(f.integrity).toMatch(/no size or checksum is published/);
         // what it places satisfies the needs that are not user-supplied
         for (const need of source.needs.filter((n) => !n.userSupplied)) {
-          expect(need.anyOf.some((rel) => outputsOf(f).includes(rel)), `${name}: ${need.anyOf[0]}`).toBe(true);
+          expect(
+            need.anyOf.some((rel) => outputsOf(f).includes(rel)),
+            `${name}: ${need.anyOf[0]}`,
+          ).toBe(true);
         }
       }
     }

@@ -34,7 +34,10 @@ describe.skipIf(!hasPython)('setup-pose-service.sh', () => {
     mkdirSync(path.join(root, 'scripts'), { recursive: true });
     mkdirSync(path.join(root, 'pose-service'));
     for (const f of ['setup-pose-service.sh', 'check-python.py']) copyFileSync(path.join(SCRIPTS, f), path.join(root, 'scripts', f));
-    writeFileSync(path.join(root, 'scripts', 'python-modules.txt'), 'json json python3-json worker\nposepool_fake_needed fake-pkg python3-fake worker\n');
+    writeFileSync(
+      path.join(root, 'scripts', 'python-modules.txt'),
+      'json json python3-json worker\nposepool_fake_needed fake-pkg python3-fake worker\n',
+    );
 
     const venv = (name: string) => {
       const dir = path.join(tmp, name);
@@ -44,7 +47,9 @@ describe.skipIf(!hasPython)('setup-pose-service.sh', () => {
     };
     good = venv('venv-good');
     bad = venv('venv-bad');
-    const purelib = spawnSync(good, ['-c', "import sysconfig; print(sysconfig.get_paths()['purelib'])"], { encoding: 'utf8' }).stdout.trim();
+    const purelib = spawnSync(good, ['-c', "import sysconfig; print(sysconfig.get_paths()['purelib'])"], {
+      encoding: 'utf8',
+    }).stdout.trim();
     writeFileSync(path.join(purelib, 'posepool_fake_needed.py'), "__version__ = '1.2.3'\n");
 
     // PATH: python3 is the bad interpreter (first), python the good one.

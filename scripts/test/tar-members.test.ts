@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { TarError, TarMemberWriter, safeMemberName } from '../tar-members.js';
+import { safeMemberName, TarError, TarMemberWriter } from '../tar-members.js';
 import { paxData, tarArchive, tarEntryBytes } from './support/tar-builder.js';
 
 let dir: string;
@@ -57,7 +57,12 @@ describe('TarMemberWriter', () => {
     symlinkSync('SMPL_to_J19.pkl', path.join(src, 'data', 'alias.pkl'));
     const tgz = path.join(dir, 'a.tar.gz');
     expect(spawnSync('tar', ['-czf', tgz, '-C', src, '.']).status).toBe(0);
-    const writer = new TarMemberWriter(new Map([['data/SMPL_to_J19.pkl', path.join(dir, 'j19')], ['data/missing.pkl', path.join(dir, 'm')]]));
+    const writer = new TarMemberWriter(
+      new Map([
+        ['data/SMPL_to_J19.pkl', path.join(dir, 'j19')],
+        ['data/missing.pkl', path.join(dir, 'm')],
+      ]),
+    );
     await pipeline(Readable.from([readFileSync(tgz)]), createGunzip(), writer);
     expect(readFileSync(path.join(dir, 'j19')).length).toBe(20_000);
     expect(writer.missing()).toEqual(['data/missing.pkl']);
@@ -68,7 +73,14 @@ describe('TarMemberWriter', () => {
     ['a name climbing out with ".."', [{ name: '../../etc/evil', data: 'x' }], /unsafe member name "..\/..\/etc\/evil"/],
     ['a name climbing out through a folder', [{ name: 'data/../../evil', data: 'x' }], /climbs out/],
     ['an absolute name', [{ name: '/tmp/evil', data: 'x' }], /absolute path/],
-    ['a pax path climbing out', [{ name: 'PaxHeaders/x', type: 'x', data: paxData({ path: '../evil' }) }, { name: 'ok', data: 'x' }], /unsafe member name/],
+    [
+      'a pax path climbing out',
+      [
+        { name: 'PaxHeaders/x', type: 'x', data: paxData({ path: '../evil' }) },
+        { name: 'ok', data: 'x' },
+      ],
+      /unsafe member name/,
+    ],
     ['a symlink pointing outside', [{ name: 'data/l', type: '2', linkname: '../../outside' }], /points outside the archive/],
     ['an absolute symlink', [{ name: 'l', type: '2', linkname: '/etc/passwd' }], /points outside the archive \(absolute\)/],
     ['a hard link outside', [{ name: 'h', type: '1', linkname: '../x' }], /points outside/],
@@ -80,9 +92,19 @@ describe('TarMemberWriter', () => {
   });
 
   it('refuses a wanted member that is a link or a folder, or occurs twice', async () => {
-    await expect(extract(tarArchive([{ name: 'a.pkl', type: '2', linkname: 'b' }]), { 'a.pkl': 'a' })).rejects.toThrow(/a\.pkl is a symbolic link, not a regular file/);
+    await expect(extract(tarArchive([{ name: 'a.pkl', type: '2', linkname: 'b' }]), { 'a.pkl': 'a' })).rejects.toThrow(
+      /a\.pkl is a symbolic link, not a regular file/,
+    );
     await expect(extract(tarArchive([{ name: 'a.pkl', type: '5' }]), { 'a.pkl': 'a2' })).rejects.toThrow(/is a folder/);
-    await expect(extract(tarArchive([{ name: 'a.pkl', data: '1' }, { name: './a.pkl', data: '2' }]), { 'a.pkl': 'a3' })).rejects.toThrow(/occurs twice/);
+    await expect(
+      extract(
+        tarArchive([
+          { name: 'a.pkl', data: '1' },
+          { name: './a.pkl', data: '2' },
+        ]),
+        { 'a.pkl': 'a3' },
+      ),
+    ).rejects.toThrow(/occurs twice/);
   });
 
   it('refuses corrupt and truncated archives', async () => {

@@ -30,7 +30,14 @@ const VITEST_GREEN_COLORED =
 
 describe('vitest summary', () => {
   it('reads passed, failed, skipped and todo, and suites that failed to load', () => {
-    expect(parseVitestSummary(VITEST_MIXED)).toMatchObject({ found: true, passed: 1, failed: 1, skipped: 2, suitesFailed: 1, filesFailed: 2 });
+    expect(parseVitestSummary(VITEST_MIXED)).toMatchObject({
+      found: true,
+      passed: 1,
+      failed: 1,
+      skipped: 2,
+      suitesFailed: 1,
+      filesFailed: 2,
+    });
     const run = summarizeRun('vitest', 1, VITEST_MIXED);
     expect(run).toMatchObject({ passed: 1, failed: 2, skipped: 2 });
     expect(run.notes[0]).toContain('1 test file(s) failed before their tests ran');
@@ -89,8 +96,18 @@ describe('pytest summary', () => {
 
 describe('the final line', () => {
   it('sums both runners; skipped only when any', () => {
-    expect(formatSummary([{ passed: 10, failed: 0, skipped: 0 }, { passed: 114, failed: 0, skipped: 0 }])).toBe('124 passed, 0 failed');
-    expect(formatSummary([{ passed: 1, failed: 2, skipped: 2 }, { passed: 3, failed: 1, skipped: 1 }])).toBe('4 passed, 3 failed, 3 skipped');
+    expect(
+      formatSummary([
+        { passed: 10, failed: 0, skipped: 0 },
+        { passed: 114, failed: 0, skipped: 0 },
+      ]),
+    ).toBe('124 passed, 0 failed');
+    expect(
+      formatSummary([
+        { passed: 1, failed: 2, skipped: 2 },
+        { passed: 3, failed: 1, skipped: 1 },
+      ]),
+    ).toBe('4 passed, 3 failed, 3 skipped');
     expect(formatSummary([])).toBe('0 passed, 0 failed');
   });
 });

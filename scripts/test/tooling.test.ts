@@ -78,7 +78,12 @@ describe("doctor's helpers", () => {
   it('reads the one module table (worker modules: numpy, cv2, torch; tests: pytest)', () => {
     const table = readModuleTable();
     expect(table.filter((m) => m.neededBy === 'worker').map((m) => m.name)).toEqual(['numpy', 'cv2', 'torch']);
-    expect(table.find((m) => m.name === 'cv2')).toEqual({ name: 'cv2', pip: 'opencv-python-headless', apt: 'python3-opencv', neededBy: 'worker' });
+    expect(table.find((m) => m.name === 'cv2')).toEqual({
+      name: 'cv2',
+      pip: 'opencv-python-headless',
+      apt: 'python3-opencv',
+      neededBy: 'worker',
+    });
     expect(table.find((m) => m.name === 'pytest')?.neededBy).toBe('tests');
   });
 });

@@ -3,10 +3,11 @@
  * dropped; when none has finished, a new job is refused with BUSY), and a finished job is
  * forgotten `ttlMs` after it finished.
  */
-import { JOB_STATES, type JobState } from './job.js';
+
 import type { JobsConfig } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { Job } from './job.js';
+import { JOB_STATES, type JobState } from './job.js';
 
 export class JobStore {
   private readonly jobs = new Map<string, Job>();

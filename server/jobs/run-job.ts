@@ -6,9 +6,9 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { JobsConfig } from '../config.js';
 import { ApiError, isApiError } from '../errors.js';
-import { poseVideoRequest, type PoseRequestDeps } from '../pipeline/pose-video-request.js';
+import { type PoseRequestDeps, poseVideoRequest } from '../pipeline/pose-video-request.js';
 import type { ReceivedVideo } from '../upload/receive-video.js';
-import { RESULT_TOO_LARGE, type Job, type JobError } from './job.js';
+import { type Job, type JobError, RESULT_TOO_LARGE } from './job.js';
 
 export interface RunJobContext {
   /** The admission slot taken at acceptance: resolves with its release when the video may run. */

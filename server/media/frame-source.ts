@@ -133,11 +133,20 @@ function outputFormat(o: FrameSourceOptions): string[] {
  */
 function inputArgs(o: FrameSourceOptions, seekS?: number): string[] {
   return [
-    '-hide_banner', '-loglevel', 'level+info', '-nostats', '-nostdin',
+    '-hide_banner',
+    '-loglevel',
+    'level+info',
+    '-nostats',
+    '-nostdin',
     ...(o.maxPixels ? ['-max_pixels', String(o.maxPixels)] : []),
     ...(seekS === undefined ? [] : ['-ss', seekS.toFixed(6)]),
-    '-i', o.file,
-    '-map', '0:v:0', '-an', '-sn', '-dn',
+    '-i',
+    o.file,
+    '-map',
+    '0:v:0',
+    '-an',
+    '-sn',
+    '-dn',
   ];
 }
 
@@ -146,8 +155,10 @@ export function seekArgs(o: FrameSourceOptions, atS: number): string[] {
   return [
     ...inputArgs(o, atS),
     // Output times start at the seek point: showinfo's time + atS is the frame's time in the file.
-    '-vf', `scale=${o.width}:${o.height},showinfo`,
-    '-frames:v', '1',
+    '-vf',
+    `scale=${o.width}:${o.height},showinfo`,
+    '-frames:v',
+    '1',
     ...outputFormat(o),
     'pipe:1',
   ];
@@ -158,9 +169,12 @@ export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string): string[]
   const target = socketPath ? ['-listen', '1', `unix:${socketPath}`] : ['pipe:1'];
   return [
     ...inputArgs(o),
-    '-vf', samplingFilter(o.fps, o.width, o.height, o.maxDecodedFrames),
-    '-vsync', 'passthrough', // each selected frame once, at its own time (-fps_mode in ffmpeg ≥ 5.1; -vsync works from 4.x on)
-    '-frames:v', String(o.maxFrames),
+    '-vf',
+    samplingFilter(o.fps, o.width, o.height, o.maxDecodedFrames),
+    '-vsync',
+    'passthrough', // each selected frame once, at its own time (-fps_mode in ffmpeg ≥ 5.1; -vsync works from 4.x on)
+    '-frames:v',
+    String(o.maxFrames),
     ...format,
     ...target,
   ];
@@ -192,10 +206,7 @@ export interface FrameSourceOutcome {
  * failure after some frames ends the stream early (the caller sees fewer frames than expected
  * and the reason in `result.error`).
  */
-export async function* extractFrames(
-  o: FrameSourceOptions,
-  result: FrameSourceOutcome = {},
-): AsyncGenerator<DecodedFrame> {
+export async function* extractFrames(o: FrameSourceOptions, result: FrameSourceOutcome = {}): AsyncGenerator<DecodedFrame> {
   if (usesSeeking(o)) {
     yield* seekFrames(o, result);
     return;

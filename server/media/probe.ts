@@ -44,7 +44,22 @@ interface FfprobeOutput {
 }
 
 /** Codecs that are single pictures, not motion video. */
-const STILL_IMAGE_CODECS = new Set(['png', 'bmp', 'tiff', 'webp', 'jpegls', 'jpeg2000', 'pam', 'ppm', 'pgm', 'pbm', 'sgi', 'targa', 'qoi', 'exr']);
+const STILL_IMAGE_CODECS = new Set([
+  'png',
+  'bmp',
+  'tiff',
+  'webp',
+  'jpegls',
+  'jpeg2000',
+  'pam',
+  'ppm',
+  'pgm',
+  'pbm',
+  'sgi',
+  'targa',
+  'qoi',
+  'exr',
+]);
 const IMAGE_FORMATS = /(^|,)(image2|[a-z0-9]+_pipe|png|apng|gif)(,|$)/;
 
 /** Pixels per frame a decoder may allocate: ffmpeg's own -max_pixels, and the API's FRAME_TOO_LARGE. */
@@ -73,7 +88,11 @@ export async function probeVideo(ffprobe: string, file: string, limits: ProbeLim
   try {
     // -max_pixels bounds what ffprobe's decoder may allocate for its look at the first frame.
     const bound = limits.maxPixels > 0 ? ['-max_pixels', String(limits.maxPixels)] : [];
-    const stdout = await run(ffprobe, ['-v', 'error', ...bound, '-print_format', 'json', '-show_format', '-show_streams', file], limits.timeoutMs ?? 30_000);
+    const stdout = await run(
+      ffprobe,
+      ['-v', 'error', ...bound, '-print_format', 'json', '-show_format', '-show_streams', file],
+      limits.timeoutMs ?? 30_000,
+    );
     out = JSON.parse(stdout) as FfprobeOutput;
   } catch (err) {
     const reason = err instanceof ProbeError ? err.stderr : String(err);
@@ -101,7 +120,8 @@ export async function probeVideo(ffprobe: string, file: string, limits: ProbeLim
     throw new ApiError('UNDECODABLE_VIDEO', `the video stream (${codec}) has no frame size; ffmpeg cannot decode it`);
   }
 
-  if (limits.maxPixels > 0 && video.width * video.height > limits.maxPixels) throw tooManyPixels(video.width, video.height, limits.maxPixels);
+  if (limits.maxPixels > 0 && video.width * video.height > limits.maxPixels)
+    throw tooManyPixels(video.width, video.height, limits.maxPixels);
 
   const rotation = rotationOf(video);
   const turned = rotation === 90 || rotation === 270;
@@ -127,7 +147,7 @@ export function rotationOf(stream: FfprobeStream): number {
   const matrix = stream.side_data_list?.find((d) => typeof d.rotation === 'number');
   // The display matrix's rotation is counter-clockwise; the old tag is clockwise.
   const deg = matrix ? -Number(matrix.rotation) : Number(stream.tags?.rotate ?? 0);
-  const norm = ((Math.round(deg / 90) * 90) % 360 + 360) % 360;
+  const norm = (((Math.round(deg / 90) * 90) % 360) + 360) % 360;
   return Number.isFinite(norm) ? norm : 0;
 }
 
@@ -182,5 +202,8 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
 function firstLine(s: string): string {
   const line = s.split('\n').find((l) => l.trim()) ?? 'unknown error';
   // ffprobe prefixes lines with the file path: keep only the message.
-  return line.replace(/^.*?:\s(?=[A-Za-z])/, '').trim().slice(0, 200);
+  return line
+    .replace(/^.*?:\s(?=[A-Za-z])/, '')
+    .trim()
+    .slice(0, 200);
 }

@@ -53,14 +53,20 @@ export async function toPayloads(frames: DecodedFrame[], transport: FrameEncodin
  * written is the server's fault for the whole video: INTERNAL_ERROR naming POSE_TEMP_DIR. (Files
  * already written for a batch not yet sent are removed with the request's temp directory.)
  */
-export async function* spoolFrames(frames: AsyncIterable<DecodedFrame>, transport: FrameEncoding, tempDir: string): AsyncGenerator<SpooledFrame> {
+export async function* spoolFrames(
+  frames: AsyncIterable<DecodedFrame>,
+  transport: FrameEncoding,
+  tempDir: string,
+): AsyncGenerator<SpooledFrame> {
   for await (const f of frames) {
     let payload: FramePayload;
     try {
       payload = await toPayload(f, transport, tempDir);
     } catch (err) {
       const reason = (err as NodeJS.ErrnoException).code ?? 'write failed';
-      throw new ApiError('INTERNAL_ERROR', `could not hand frames to the workers: ${reason} writing to the temp folder (POSE_TEMP_DIR)`, { cause: err });
+      throw new ApiError('INTERNAL_ERROR', `could not hand frames to the workers: ${reason} writing to the temp folder (POSE_TEMP_DIR)`, {
+        cause: err,
+      });
     }
     yield { payload, timeMs: f.timeMs };
   }

@@ -1,8 +1,8 @@
 /** The contract's 200 body, assembled from the pipeline's results. */
 import type { FrameResult } from '../../protocol/index.js';
+import type { PoolModelInfo } from '../../workers/index.js';
 import type { VideoInfo } from '../media/probe.js';
 import { withoutPaths } from '../public-text.js';
-import type { PoolModelInfo } from '../../workers/index.js';
 import type { PoseVideoResult, PoseVideoTiming } from './pose-video.js';
 
 export interface PoseResponse {

@@ -3,10 +3,10 @@
  * route, the jobs API and the CLI, so all three answer the same way.
  */
 import type { FastifyBaseLogger } from 'fastify';
+import type { PosePool, WorkerLastError } from '../../workers/index.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { VideoInfo } from '../media/probe.js';
-import type { PosePool, WorkerLastError } from '../../workers/index.js';
 import type { PoseRequestFields } from '../upload/fields.js';
 import { buildPoseResponse, type PoseResponse } from './pose-response.js';
 import { poseVideo } from './pose-video.js';
@@ -75,7 +75,15 @@ export async function poseVideoRequest(req: PoseRequest, deps: PoseRequestDeps):
       log: req.log,
       onProgress: req.onProgress,
     },
-    { pool, ffmpeg: deps.ffmpeg, batchSize: deps.config.batchSize, transport: deps.config.transport, tempDir: deps.tempDir, maxPixels: deps.config.maxPixels, maxDecodedFrames: deps.config.maxDecodedFrames },
+    {
+      pool,
+      ffmpeg: deps.ffmpeg,
+      batchSize: deps.config.batchSize,
+      transport: deps.config.transport,
+      tempDir: deps.tempDir,
+      maxPixels: deps.config.maxPixels,
+      maxDecodedFrames: deps.config.maxDecodedFrames,
+    },
   );
   // Nothing posed for want of a worker (none was ready, or the workers died under the video and none is
   // ready now): 503 with the cause and Retry-After, not a 200 whose every frame is an error.

@@ -7,14 +7,14 @@
  * per-frame error (the pool retries a crashed or timed-out batch once before it gives up).
  */
 import type { FastifyBaseLogger } from 'fastify';
-import type { DetectOptions, FrameEncoding, FramePayload, FrameResult } from '../../protocol/index.js';
+import type { DetectOptions, FrameEncoding, FrameResult } from '../../protocol/index.js';
+import { PoolError, type PosePool } from '../../workers/index.js';
 import { ApiError } from '../errors.js';
-import { extractFrames, sampleRate, type FrameSourceOutcome } from '../media/frame-source.js';
+import { extractFrames, type FrameSourceOutcome, sampleRate } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
 import { batches } from './batcher.js';
-import { releasePayloads, spoolFrames, type SpooledFrame } from './frame-payload.js';
+import { releasePayloads, type SpooledFrame, spoolFrames } from './frame-payload.js';
 import { KeypointSmoother } from './one-euro.js';
-import { PoolError, type PosePool } from '../../workers/index.js';
 
 export interface PoseVideoInput {
   requestId: string;
@@ -128,7 +128,12 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
         const r = byIndex.get(f.index);
         frames[f.index] = r
           ? { ...r, timeMs: f.timeMs }
-          : { index: f.index, timeMs: f.timeMs, persons: [], error: { code: 'INFERENCE_FAILED', message: 'the worker returned no result for this frame' } };
+          : {
+              index: f.index,
+              timeMs: f.timeMs,
+              persons: [],
+              error: { code: 'INFERENCE_FAILED', message: 'the worker returned no result for this frame' },
+            };
       }
     } catch (err) {
       const code = err instanceof PoolError ? err.code : undefined;
@@ -170,14 +175,22 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   }
 
   if (decodeOutcome.socketFallback) {
-    log.warn({ reason: decodeOutcome.socketFallback }, 'raw frames came over ffmpeg\'s stdout, not its unix socket (slower; this ffmpeg keeps the pipe from now on)');
+    log.warn(
+      { reason: decodeOutcome.socketFallback },
+      "raw frames came over ffmpeg's stdout, not its unix socket (slower; this ffmpeg keeps the pipe from now on)",
+    );
   }
   if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new ApiError('TIMEOUT');
   if (fatal) throw fatal;
 
   // Every sampled frame has a slot: fill holes (should not happen) rather than drop frames silently.
   for (let i = 0; i < frames.length; i++) {
-    frames[i] ??= { index: i, timeMs: Math.round((i * 1000) / fps), persons: [], error: { code: 'INFERENCE_FAILED', message: 'no result was recorded for this frame' } };
+    frames[i] ??= {
+      index: i,
+      timeMs: Math.round((i * 1000) / fps),
+      persons: [],
+      error: { code: 'INFERENCE_FAILED', message: 'no result was recorded for this frame' },
+    };
   }
 
   if (input.smoothing) {
@@ -187,6 +200,9 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
 
   timing.totalMs = performance.now() - started;
   const posed = frames.filter((f) => !f.error).length;
-  log.info({ frames: frames.length, failed: frames.length - posed, ms: Math.round(timing.totalMs) }, `processed ${posed}/${frames.length} frames`);
+  log.info(
+    { frames: frames.length, failed: frames.length - posed, ms: Math.round(timing.totalMs) },
+    `processed ${posed}/${frames.length} frames`,
+  );
   return { frames, sampleFps: fps, decodeWarning: decodeOutcome.error, timing };
 }

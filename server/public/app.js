@@ -32,7 +32,7 @@ function authHeaders() {
 }
 
 function errorText(body, status) {
-  const e = body && body.error;
+  const e = body?.error;
   return e ? `${e.code}: ${e.message}` : `HTTP ${status}`;
 }
 
@@ -115,7 +115,10 @@ function finish(job, file) {
   if (job.state !== 'succeeded') return fail(job.error ? `${job.error.code}: ${job.error.message}` : `job ${job.state}`);
   progressEl.value = 1;
   const s = job.result.summary;
-  setStatus('done', `Done: ${s.framesWithPose} of ${s.framesSampled} frames with a pose (${s.framesFailed} failed) in ${(s.elapsedMs / 1000).toFixed(1)} s, ${job.result.model.name} on ${job.result.model.device}`);
+  setStatus(
+    'done',
+    `Done: ${s.framesWithPose} of ${s.framesSampled} frames with a pose (${s.framesFailed} failed) in ${(s.elapsedMs / 1000).toFixed(1)} s, ${job.result.model.name} on ${job.result.model.device}`,
+  );
   play(job.result, file);
 }
 
@@ -170,7 +173,7 @@ function confidenceColour(score) {
 }
 
 function draw(index) {
-  if (!result || !result.frames.length) return;
+  if (!result?.frames.length) return;
   const frame = result.frames[index];
   const ctx = canvas.getContext('2d');
   ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -209,7 +212,7 @@ function draw(index) {
 
 function fillTable(person) {
   [...tbody.rows].forEach((tr, i) => {
-    const k = person && person.keypoints[i];
+    const k = person?.keypoints[i];
     tr.cells[1].textContent = k ? k[0].toFixed(1) : '–';
     tr.cells[2].textContent = k ? k[1].toFixed(1) : '–';
     const cell = tr.cells[3];

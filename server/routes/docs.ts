@@ -6,10 +6,11 @@
  *
  * Register before the routes (swagger collects them as they are added).
  */
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
+
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { REPO_ROOT } from '../config.js';

@@ -1,7 +1,7 @@
 /** GET /health (readiness: 200 once enough workers are ready) and GET /health/live (liveness). */
 import type { FastifyInstance } from 'fastify';
-import { healthRouteSchema, liveRouteSchema } from '../api-schemas.js';
 import type { PosePool } from '../../workers/index.js';
+import { healthRouteSchema, liveRouteSchema } from '../api-schemas.js';
 
 /** The routes that keep answering, in their own shape, while the server stops (app.ts). */
 export const HEALTH_ROUTES = new Set(['/health', '/health/live']);
@@ -11,9 +11,7 @@ export function registerHealthRoutes(app: FastifyInstance, pool: PosePool, opts:
     const body = pool.health();
     // Not ready while stopping (load balancers stop sending), whatever the workers say.
     reply.code(pool.isAvailable() && !opts.stopping() ? 200 : 503);
-    return opts.testDouble
-      ? { ...body, warning: 'POSE_MODEL=synthetic is a test double: its keypoints are not real poses' }
-      : body;
+    return opts.testDouble ? { ...body, warning: 'POSE_MODEL=synthetic is a test double: its keypoints are not real poses' } : body;
   });
 
   app.get('/health/live', { schema: liveRouteSchema }, async () => ({ status: 'live' }));

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { PosePool } from '../../workers/index.js';
 import { Admission } from '../admission.js';
 import { errorResponses, jobParamsSchema, jobSchema, videoFormSchema } from '../api-schemas.js';
 import type { Config } from '../config.js';
@@ -17,13 +18,12 @@ import { ApiError } from '../errors.js';
 import { Job, type JobSummary } from '../jobs/job.js';
 import type { JobStore } from '../jobs/job-store.js';
 import { runJob } from '../jobs/run-job.js';
-import type { MediaTools } from '../media/media-tools.js';
-import { type FramesObserver, unavailableError } from '../pipeline/pose-video-request.js';
 import { sampleRate } from '../media/frame-source.js';
+import type { MediaTools } from '../media/media-tools.js';
 import { expectedFrames } from '../pipeline/pose-video.js';
-import type { PosePool } from '../../workers/index.js';
-import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
+import { type FramesObserver, unavailableError } from '../pipeline/pose-video-request.js';
 import { requireMultipart } from '../upload/receive-upload.js';
+import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { bearerHook, checkBearer } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';
@@ -78,7 +78,13 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
           try {
             // The body first (its own bound and rate floor), then a place among the videos, taken at acceptance.
             const admit = () => void ({ slot } = admission.tryEnter(cancelUpload.signal));
-            received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads: deps.uploads, observer: deps.observer, admit });
+            received = await receiveVideo(request, dir, {
+              config,
+              tools: deps.tools,
+              uploads: deps.uploads,
+              observer: deps.observer,
+              admit,
+            });
             const f = received.fields;
             job = new Job(id, received.video, expectedFrames(received.video, sampleRate(f.fps, received.video), f.maxFrames));
             store.add(job);

@@ -5,15 +5,15 @@
  * the probe, a place among the videos, and the pipeline.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config.js';
+import type { PosePool } from '../../workers/index.js';
+import { Admission } from '../admission.js';
 import { uploadRouteSchema } from '../api-schemas.js';
+import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { MediaTools } from '../media/media-tools.js';
-import { poseVideoRequest, unavailableError, type FramesObserver } from '../pipeline/pose-video-request.js';
-import { Admission } from '../admission.js';
-import type { PosePool } from '../../workers/index.js';
-import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
+import { type FramesObserver, poseVideoRequest, unavailableError } from '../pipeline/pose-video-request.js';
 import { requireMultipart } from '../upload/receive-upload.js';
+import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { bearerHook } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';

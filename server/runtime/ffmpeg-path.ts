@@ -7,10 +7,11 @@
  *
  * A variable that is set must name an executable file: it is never skipped silently.
  */
+
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 
 export type FfmpegSource = 'FFMPEG_PATH' | 'ffmpeg-static' | 'PATH';
 export type FfprobeSource = 'FFPROBE_PATH' | 'next to ffmpeg' | 'ffprobe-static' | 'PATH';
@@ -71,7 +72,11 @@ export function isExecutable(file: string, platform: NodeJS.Platform = process.p
 }
 
 /** `which`: the first executable `name` in PATH (with PATHEXT on Windows), or null. */
-export function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string | null {
+export function findOnPath(
+  name: string,
+  env: NodeJS.ProcessEnv = process.env,
+  platform: NodeJS.Platform = process.platform,
+): string | null {
   const pathVar = env.PATH ?? env.Path ?? '';
   const sep = platform === 'win32' ? ';' : ':';
   const exts = platform === 'win32' ? ['', ...(env.PATHEXT ?? '.EXE;.CMD;.BAT;.COM').split(';').filter(Boolean)] : [''];

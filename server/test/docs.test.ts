@@ -7,10 +7,10 @@ import { EventEmitter } from 'node:events';
 import { Ajv } from 'ajv';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PoolEventMap, PoolHealth, PosePool } from '../../workers/index.js';
 import { buildServer, type PoseServer } from '../app.js';
 import { loadConfig } from '../config.js';
 import { parseFields } from '../upload/fields.js';
-import type { PoolEventMap, PoolHealth, PosePool } from '../../workers/index.js';
 import { findTools } from './support/tools.js';
 
 function fakePool(health: () => PoolHealth): PosePool {

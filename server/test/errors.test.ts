@@ -19,8 +19,14 @@ describe('error catalogue', () => {
 
   it('has the codes the contract requires, with its statuses', () => {
     const required: Record<string, number> = {
-      MISSING_VIDEO: 400, BAD_FIELD: 400, NOT_A_VIDEO: 415, UPLOAD_TOO_LARGE: 413, UNDECODABLE_VIDEO: 422,
-      POSE_SERVICE_UNAVAILABLE: 503, BUSY: 503, TIMEOUT: 504,
+      MISSING_VIDEO: 400,
+      BAD_FIELD: 400,
+      NOT_A_VIDEO: 415,
+      UPLOAD_TOO_LARGE: 413,
+      UNDECODABLE_VIDEO: 422,
+      POSE_SERVICE_UNAVAILABLE: 503,
+      BUSY: 503,
+      TIMEOUT: 504,
     };
     for (const [code, status] of Object.entries(required)) expect(API_ERRORS[code as ApiErrorCode].status).toBe(status);
   });

@@ -11,9 +11,9 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DockerfileParser, type Copy, type Healthcheck } from 'dockerfile-ast';
-import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { type Copy, DockerfileParser, type Healthcheck } from 'dockerfile-ast';
 import { Deployment } from 'kubernetes-models/apps/v1';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { ConfigMap, Service } from 'kubernetes-models/v1';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -43,7 +43,9 @@ interface Manifest {
 
 function loadManifests(): Manifest[] {
   const out: Manifest[] = [];
-  for (const file of readdirSync(K8S).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort()) {
+  for (const file of readdirSync(K8S)
+    .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
+    .sort()) {
     for (const d of parseAllDocuments(readFileSync(path.join(K8S, file), 'utf8'))) {
       if (d.errors.length) throw new Error(`${file}: ${d.errors[0].message}`);
       const doc = d.toJS();
@@ -95,9 +97,7 @@ function fieldErrors(docs: any[]): string[] {
   const fileExists = host.fileExists.bind(host);
   host.fileExists = (name) => path.resolve(name) === fileName || fileExists(name);
   const program = ts.createProgram([fileName], options, host);
-  return ts
-    .getPreEmitDiagnostics(program)
-    .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n').split('\n').slice(-1)[0]);
+  return ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n').split('\n').slice(-1)[0]);
 }
 
 const manifests = loadManifests();
@@ -250,7 +250,10 @@ describe('Dockerfile', () => {
     const stages = new Set(froms.map((f) => f.getBuildStage()));
     for (const copy of instructions.filter((i): i is Copy => i.getKeyword() === 'COPY')) {
       const from = copy.getFromFlag()?.getValue();
-      const sources = copy.getArguments().map((a) => a.getValue()).slice(0, -1);
+      const sources = copy
+        .getArguments()
+        .map((a) => a.getValue())
+        .slice(0, -1);
       if (from) {
         expect(stages.has(from), `COPY --from=${from}`).toBe(true);
         continue;

@@ -9,10 +9,10 @@ import path from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { DetectParams } from '../../protocol/index.js';
+import type { PoolDetectResult, PosePool } from '../../workers/index.js';
 import { ApiError } from '../errors.js';
 import { probeVideo } from '../media/probe.js';
 import { poseVideo } from '../pipeline/pose-video.js';
-import type { PoolDetectResult, PosePool } from '../../workers/index.js';
 import { FIXTURES } from './support/fixtures.js';
 import { findTools } from './support/tools.js';
 
@@ -44,7 +44,17 @@ function recordingPool(): Pick<PosePool, 'detect' | 'model' | 'desired'> & { cal
 async function run(tempDir: string, pool = recordingPool()) {
   const video = await probeVideo(tools.ffprobe, clip);
   return poseVideo(
-    { requestId: 't', file: clip, video, fps: 10, maxFrames: 12, tracking: true, smoothing: false, signal: new AbortController().signal, log: pino({ level: 'silent' }) },
+    {
+      requestId: 't',
+      file: clip,
+      video,
+      fps: 10,
+      maxFrames: 12,
+      tracking: true,
+      smoothing: false,
+      signal: new AbortController().signal,
+      log: pino({ level: 'silent' }),
+    },
     { pool, ffmpeg: tools.ffmpeg, batchSize: 4, transport: 'rgb24-file', tempDir },
   );
 }

@@ -10,7 +10,11 @@ describe('parseFields', () => {
 
   it('accepts valid values', () => {
     expect(parseFields({ role: 'coach_2', fps: '2.5', maxFrames: '40', tracking: 'false', smoothing: '0' }, limits)).toEqual({
-      role: 'coach_2', fps: 2.5, maxFrames: 40, tracking: false, smoothing: false,
+      role: 'coach_2',
+      fps: 2.5,
+      maxFrames: 40,
+      tracking: false,
+      smoothing: false,
     });
   });
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
-import { watchBody, type BodyLimits } from './body-watch.js';
+import { type BodyLimits, watchBody } from './body-watch.js';
 
 export interface ReceivedUpload {
   file: string;
@@ -80,7 +80,7 @@ async function readParts(request: FastifyRequest, dir: string, maxBytes: number,
           details: { field: safe(part.fieldname) },
         });
       }
-      if (Object.prototype.hasOwnProperty.call(fields, part.fieldname)) {
+      if (Object.hasOwn(fields, part.fieldname)) {
         throw new ApiError('BAD_FIELD', `field "${safe(part.fieldname)}" was sent twice`, { details: { field: safe(part.fieldname) } });
       }
       fields[part.fieldname] = String(part.value ?? '');

@@ -9,11 +9,11 @@
 import type { FastifyRequest } from 'fastify';
 import type { Admission } from '../admission.js';
 import type { Config } from '../config.js';
-import type { MediaTools } from '../media/media-tools.js';
-import { plannedDecodes, sampleRate } from '../media/frame-source.js';
-import { probeVideo, type VideoInfo } from '../media/probe.js';
 import { ApiError } from '../errors.js';
-import { parseFields, type PoseRequestFields } from './fields.js';
+import { plannedDecodes, sampleRate } from '../media/frame-source.js';
+import type { MediaTools } from '../media/media-tools.js';
+import { probeVideo, type VideoInfo } from '../media/probe.js';
+import { type PoseRequestFields, parseFields } from './fields.js';
 import { receiveUpload } from './receive-upload.js';
 
 export interface ReceivedVideo {

@@ -1,8 +1,8 @@
 /** WorkerPool scheduling, retry, fail-fast and close, over in-memory test-double workers (real timers, short delays). */
 import { afterEach, describe, expect, it } from 'vitest';
-import { WorkerPool, type WorkerPoolOptions } from '../pool.js';
+import type { WorkerPool, WorkerPoolOptions } from '../pool.js';
 import { CancelledError, PoolBusyError, PoolClosedError, PoolUnavailableError } from '../worker-errors.js';
-import { fakeBatch, fakePool, type FakeScript } from './support/fake-worker.js';
+import { type FakeScript, fakeBatch, fakePool } from './support/fake-worker.js';
 
 const pools: WorkerPool[] = [];
 
@@ -126,7 +126,11 @@ describe('WorkerPool (test-double workers)', () => {
     await sleep(30);
     const health = pool.health();
     expect(health.status).toBe('unavailable');
-    expect(health.workers[0].lastError).toMatchObject({ type: 'ModuleNotFoundError', message: "No module named 'cv2'", hint: 'run `npm run setup`' });
+    expect(health.workers[0].lastError).toMatchObject({
+      type: 'ModuleNotFoundError',
+      message: "No module named 'cv2'",
+      hint: 'run `npm run setup`',
+    });
     const started = Date.now();
     const err = await pool.detect(fakeBatch('u', [0])).catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(50);
@@ -205,7 +209,10 @@ describe('WorkerPool (test-double workers)', () => {
   });
 
   it('turns a worker-side BATCH_FAILED into INFERENCE_FAILED frames and keeps the worker', async () => {
-    const { pool, fleet } = makePool({ batch: (_w, k) => (k === 1 ? { kind: 'rpc-error', code: -32002, message: 'RuntimeError: boom' } : { kind: 'ok' }) }, { workers: 1 });
+    const { pool, fleet } = makePool(
+      { batch: (_w, k) => (k === 1 ? { kind: 'rpc-error', code: -32002, message: 'RuntimeError: boom' } : { kind: 'ok' }) },
+      { workers: 1 },
+    );
     pool.start();
     await pool.whenReady(1000);
     const r = await pool.detect(fakeBatch('f', [4, 5]));

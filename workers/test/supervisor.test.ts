@@ -1,7 +1,7 @@
 /** Supervisor scheduling and state, with in-memory test-double workers and fake timers. */
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Supervisor, type SlotView } from '../supervisor.js';
+import { type SlotView, Supervisor } from '../supervisor.js';
 import { FakeFleet, type FakeScript } from './support/fake-worker.js';
 
 const silent = pino({ level: 'silent' });
@@ -55,13 +55,23 @@ describe('Supervisor', () => {
 
   it('retries a failing start with capped exponential backoff, marks the slot failed after 3, and keeps trying', async () => {
     const times: number[] = [];
-    const { fleet, sup: sup2 } = make({ start: () => ({ kind: 'fail', afterMs: 10 }) }, 1, { backoff: { initialMs: 1000, maxMs: 8000 } }, times);
+    const { fleet, sup: sup2 } = make(
+      { start: () => ({ kind: 'fail', afterMs: 10 }) },
+      1,
+      { backoff: { initialMs: 1000, maxMs: 8000 } },
+      times,
+    );
     const failed: unknown[] = [];
     sup2.on('worker-failed', (v) => failed.push(v));
     sup2.start();
     await vi.advanceTimersByTimeAsync(50);
     const [slot] = sup2.view();
-    expect(slot.lastError).toMatchObject({ type: 'ModuleNotFoundError', message: "No module named 'cv2'", python: '/fake/bin/python', exitCode: 3 });
+    expect(slot.lastError).toMatchObject({
+      type: 'ModuleNotFoundError',
+      message: "No module named 'cv2'",
+      python: '/fake/bin/python',
+      exitCode: 3,
+    });
     expect(slot.state).toBe('backoff');
     expect(slot.nextRestartMs).toBe(1000);
     expect(sup2.unavailable()).toBe(true);

@@ -70,7 +70,10 @@ describe('worker error catalogue', () => {
     const err = new WorkerExitedError({ exitCode: 1, signal: null, stderrTail: tail }, '/usr/bin/python3');
     expect(err.type).toBe('ModuleNotFoundError');
     expect(err.summary).toBe("ModuleNotFoundError: No module named 'torch' (python: /usr/bin/python3)");
-    const bare = new WorkerExitedError({ exitCode: 1, signal: null, stderrTail: ['/usr/bin/python3: No module named posepool_worker'] }, 'py');
+    const bare = new WorkerExitedError(
+      { exitCode: 1, signal: null, stderrTail: ['/usr/bin/python3: No module named posepool_worker'] },
+      'py',
+    );
     expect(bare.type).toBe('WorkerExited');
     expect(bare.message).toBe('the worker exited (exit code 1) before it said ready: /usr/bin/python3: No module named posepool_worker');
   });
@@ -92,16 +95,26 @@ describe('worker error catalogue', () => {
   });
 
   it('never lets pipe-error words through', () => {
-    expect(sanitize('write EPIPE; write EOF; stdin write failed; write after end')).not.toMatch(/EPIPE|EOF|stdin write failed|write after end/);
+    expect(sanitize('write EPIPE; write EOF; stdin write failed; write after end')).not.toMatch(
+      /EPIPE|EOF|stdin write failed|write after end/,
+    );
     const err = new WorkerCrashedError({ exitCode: null, signal: null, stderrTail: ['Error: write EPIPE'] }, 'py');
     expect(JSON.stringify(err.toLastError())).not.toMatch(/EPIPE|EOF/);
   });
 
   it('PoolUnavailableError carries the causes and says the first in its message', () => {
-    const last = new WorkerStartupFailedError({ type: 'ModuleNotFoundError', message: "No module named 'cv2'", missingModule: 'cv2', hint: 'pip install opencv-python-headless', python: '/p' }).toLastError();
+    const last = new WorkerStartupFailedError({
+      type: 'ModuleNotFoundError',
+      message: "No module named 'cv2'",
+      missingModule: 'cv2',
+      hint: 'pip install opencv-python-headless',
+      python: '/p',
+    }).toLastError();
     const err = new PoolUnavailableError([last]);
     expect(err.code).toBe('POOL_UNAVAILABLE');
     expect(err.lastErrors).toEqual([last]);
-    expect(err.message).toBe("no pose worker is ready: ModuleNotFoundError: No module named 'cv2' (python: /p). Fix: pip install opencv-python-headless");
+    expect(err.message).toBe(
+      "no pose worker is ready: ModuleNotFoundError: No module named 'cv2' (python: /p). Fix: pip install opencv-python-headless",
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WORKER_STATES, WorkerStateMachine, canTransition } from '../worker-state.js';
+import { canTransition, WORKER_STATES, WorkerStateMachine } from '../worker-state.js';
 
 describe('worker state machine', () => {
   it('allows exactly starting → ready ⇄ busy → stopping → exited (and death from any live state)', () => {

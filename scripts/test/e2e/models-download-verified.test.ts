@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -97,7 +97,16 @@ function vitposeB(url: string, overrides: Partial<DownloadPlainFile> = {}): Reco
   return {
     'vitpose-b': {
       ...real,
-      files: [{ ...file, url: base + url, size: bytes.length, sha256: sha(bytes), check: { kind: 'checkpoint', format: 'vitpose', manifest: path.join(fakes, 'vitpose-manifest.json') }, ...overrides }],
+      files: [
+        {
+          ...file,
+          url: base + url,
+          size: bytes.length,
+          sha256: sha(bytes),
+          check: { kind: 'checkpoint', format: 'vitpose', manifest: path.join(fakes, 'vitpose-manifest.json') },
+          ...overrides,
+        },
+      ],
     },
   };
 }
@@ -126,7 +135,9 @@ function hmr2(url: string): Record<string, ModelSource> {
 describe('vitpose-b: a plain checkpoint', () => {
   it('downloads, verifies size, sha256 and the key manifest, and puts the file where the backend looks', async () => {
     const logs: string[] = [];
-    expect(await downloadModel('vitpose-b', { modelsDir: dir, sources: vitposeB('/vitpose-b.pth'), checker, log: (l) => logs.push(l) })).toBe('ready');
+    expect(
+      await downloadModel('vitpose-b', { modelsDir: dir, sources: vitposeB('/vitpose-b.pth'), checker, log: (l) => logs.push(l) }),
+    ).toBe('ready');
     expect(readFileSync(path.join(dir, 'vitpose-b.pth')).equals(served.get('/vitpose-b.pth')!)).toBe(true);
     expect(readdirSync(dir)).toEqual(['vitpose-b.pth']);
     const text = logs.join('\n');
@@ -136,10 +147,20 @@ describe('vitpose-b: a plain checkpoint', () => {
   });
 
   it.each([
-    ['a sha256 mismatch', { sha256: '0'.repeat(64) }, 'CHECKSUM_MISMATCH', /expected 0{64} \(size and sha256 as published by third parties/],
+    [
+      'a sha256 mismatch',
+      { sha256: '0'.repeat(64) },
+      'CHECKSUM_MISMATCH',
+      /expected 0{64} \(size and sha256 as published by third parties/,
+    ],
     ['a size mismatch', { size: 123 }, 'SIZE_MISMATCH', /announces \d+ bytes, expected 123/],
   ])('%s leaves nothing behind', async (_what, overrides, code, message) => {
-    const err = await downloadModel('vitpose-b', { modelsDir: dir, sources: vitposeB('/vitpose-b.pth', overrides), checker, log: () => {} }).catch((e) => e);
+    const err = await downloadModel('vitpose-b', {
+      modelsDir: dir,
+      sources: vitposeB('/vitpose-b.pth', overrides),
+      checker,
+      log: () => {},
+    }).catch((e) => e);
     expect(err).toMatchObject({ code });
     expect(err.message).toMatch(message);
     expect(readdirSync(dir)).toEqual([]);
@@ -156,10 +177,15 @@ describe('vitpose-b: a plain checkpoint', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it('when the workers\' Python cannot run the check, nothing is downloaded', async () => {
+  it("when the workers' Python cannot run the check, nothing is downloaded", async () => {
     const before = gets.get('/vitpose-b.pth') ?? 0;
     const broken = pythonFileChecker({ python: path.join(dir, 'no-such-python') });
-    const err = await downloadModel('vitpose-b', { modelsDir: dir, sources: vitposeB('/vitpose-b.pth'), checker: broken, log: () => {} }).catch((e) => e);
+    const err = await downloadModel('vitpose-b', {
+      modelsDir: dir,
+      sources: vitposeB('/vitpose-b.pth'),
+      checker: broken,
+      log: () => {},
+    }).catch((e) => e);
     expect(err).toMatchObject({ code: 'VERIFIER_UNAVAILABLE' });
     expect(err.message).toContain('npm run setup');
     expect(gets.get('/vitpose-b.pth') ?? 0).toBe(before);
@@ -170,7 +196,11 @@ describe('vitpose-b: a plain checkpoint', () => {
 describe('hmr2: the data archive', () => {
   it('streams the archive, takes only the two needed members into hmr2/, checks them, and asks for SMPL (exit 3)', async () => {
     const out: string[] = [];
-    const code = await main(['hmr2'], { POSE_MODELS_DIR: dir }, { sources: hmr2('/hmr2_data.tar.gz'), checker, log: (l) => out.push(l), error: (l) => out.push(l) });
+    const code = await main(
+      ['hmr2'],
+      { POSE_MODELS_DIR: dir },
+      { sources: hmr2('/hmr2_data.tar.gz'), checker, log: (l) => out.push(l), error: (l) => out.push(l) },
+    );
     expect(code, out.join('\n')).toBe(3);
     expect(readFileSync(path.join(dir, 'hmr2', CKPT)).equals(readFileSync(path.join(fakes, 'hmr2.ckpt')))).toBe(true);
     expect(readFileSync(path.join(dir, 'hmr2', J19)).equals(readFileSync(path.join(fakes, 'j19.pkl')))).toBe(true);
@@ -190,7 +220,12 @@ describe('hmr2: the data archive', () => {
   });
 
   it.each([
-    ['a checkpoint of another model', '/hmr2-wrong.tar.gz', 'MANIFEST_MISMATCH', /hmr2\/logs\/.*epoch=35-step=1000000\.ckpt: hmr2 checkpoint vs hmr2-manifest\.json: does not match/],
+    [
+      'a checkpoint of another model',
+      '/hmr2-wrong.tar.gz',
+      'MANIFEST_MISMATCH',
+      /hmr2\/logs\/.*epoch=35-step=1000000\.ckpt: hmr2 checkpoint vs hmr2-manifest\.json: does not match/,
+    ],
     ['a member climbing out of the folder', '/hmr2-evil.tar.gz', 'UNPACK_FAILED', /unsafe member name "\.\.\/\.\.\/posepool-escape\.txt"/],
     ['a truncated gzip stream', '/hmr2-cut.tar.gz', 'UNPACK_FAILED', /gzip: unexpected end of file/],
   ])('an archive with %s is refused and nothing is placed', async (_what, url, code, message) => {
@@ -218,13 +253,21 @@ describe('without network', () => {
     const spy: FileChecker = { ready: async () => void (pythonStarted = true), verify: async () => [] };
     const errors: string[] = [];
     const t0 = Date.now();
-    const code = await main(['vitpose-b', 'hmr2'], { POSE_MODELS_DIR: dir }, { sources, checker: spy, connectTimeoutMs: 1500, log: () => {}, error: (l) => errors.push(l) });
+    const code = await main(
+      ['vitpose-b', 'hmr2'],
+      { POSE_MODELS_DIR: dir },
+      { sources, checker: spy, connectTimeoutMs: 1500, log: () => {}, error: (l) => errors.push(l) },
+    );
     expect(Date.now() - t0).toBeLessThan(8000);
     expect(code).toBe(1);
     const text = errors.join('\n');
     expect(text).toMatch(/vitpose-b: FAILED \[NETWORK_UNREACHABLE\] cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
-    expect(text).toMatch(/hmr2: FAILED \[NETWORK_UNREACHABLE\] cannot reach posepool-no-such-host\.invalid \(\w+\); cannot reach 127\.0\.0\.1/);
-    expect(text).toContain(`vitpose-b: no network here? run the command on a machine that has it and copy ${dir}, or by hand: save the ViTPose-B COCO checkpoint`);
+    expect(text).toMatch(
+      /hmr2: FAILED \[NETWORK_UNREACHABLE\] cannot reach posepool-no-such-host\.invalid \(\w+\); cannot reach 127\.0\.0\.1/,
+    );
+    expect(text).toContain(
+      `vitpose-b: no network here? run the command on a machine that has it and copy ${dir}, or by hand: save the ViTPose-B COCO checkpoint`,
+    );
     expect(text).toContain(`unpack it into ${dir}/hmr2/`);
     expect(text).toContain('hmr2: also needed, whatever the download: SMPL_NEUTRAL.pkl: the SMPL body model is licensed');
     expect(pythonStarted).toBe(false);

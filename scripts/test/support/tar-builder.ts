@@ -17,7 +17,7 @@ function field(h: Buffer, offset: number, len: number, value: string): void {
 }
 
 function octal(h: Buffer, offset: number, len: number, n: number): void {
-  field(h, offset, len, n.toString(8).padStart(len - 1, '0') + '\0');
+  field(h, offset, len, `${n.toString(8).padStart(len - 1, '0')}\0`);
 }
 
 export function tarHeader(entry: TarEntry, size: number, opts: { badChecksum?: boolean } = {}): Buffer {

@@ -14,11 +14,20 @@ const CLI = path.join(REPO, 'dist', 'server', 'cli.js');
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'cli-test-'));
 const baseEnv = { ...process.env, POSE_MODEL: 'synthetic', POSE_WORKERS: '1', POSE_THREADS: '1', POSE_PYTHON: testPython(), LOG_LEVEL: '' };
 
-function run(args: string[], env: Record<string, string> = {}, timeout = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+  timeout = 60_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: REPO, env: { ...baseEnv, ...env }, timeout, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd: REPO, env: { ...baseEnv, ...env }, timeout, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -26,7 +35,7 @@ beforeAll(() => buildOnce(), 120_000);
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('posepool pose (CLI)', () => {
-  it('writes the synchronous route\'s JSON to stdout, and nothing else, with a summary on stderr', async () => {
+  it("writes the synchronous route's JSON to stdout, and nothing else, with a summary on stderr", async () => {
     const r = await run(['pose', path.join(FIXTURES, 'messi-pan.mp4'), '--fps', '10', '--role', 'coach']);
     expect(r.stderr).toMatch(/^posepool: 20\/20 frames with a pose in [\d.]+ s \(synthetic on cpu\)\n$/);
     expect(r.code).toBe(0);
@@ -48,7 +57,17 @@ describe('posepool pose (CLI)', () => {
 
   it('--output, --max-frames, --no-smoothing, --pretty, --quiet', async () => {
     const out = path.join(scratch, 'poses.json');
-    const r = await run(['pose', path.join(FIXTURES, 'messi-rot90.mp4'), '--max-frames', '3', '--no-smoothing', '--pretty', '-q', '-o', out]);
+    const r = await run([
+      'pose',
+      path.join(FIXTURES, 'messi-rot90.mp4'),
+      '--max-frames',
+      '3',
+      '--no-smoothing',
+      '--pretty',
+      '-q',
+      '-o',
+      out,
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe('');
@@ -97,7 +116,9 @@ describe('posepool pose (CLI)', () => {
     const t0 = Date.now();
     const broken = await run(['pose', path.join(FIXTURES, 'vtest-3s.mp4')], { POSE_SYNTHETIC_FAULTS: 'startup_crash' });
     expect(broken.code).toBe(1);
-    expect(broken.stderr).toMatch(/^posepool: POSE_SERVICE_UNAVAILABLE: no pose worker is ready: RuntimeError: synthetic startup_crash fault\. Fix: /);
+    expect(broken.stderr).toMatch(
+      /^posepool: POSE_SERVICE_UNAVAILABLE: no pose worker is ready: RuntimeError: synthetic startup_crash fault\. Fix: /,
+    );
     expect(broken.stdout).toBe('');
     expect(Date.now() - t0).toBeLessThan(15_000); // fails fast, not after POSE_STARTUP_TIMEOUT_MS
   });

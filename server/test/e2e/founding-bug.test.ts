@@ -8,10 +8,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { buildCv2LessVenv, whyNoCv2LessVenv } from '../../../workers/test/support/cv2-less-venv.js';
 import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, waitForUnavailable, type TestServer } from '../support/test-server.js';
+import { FIXTURES, startTestServer, type TestServer, upload, videoForm, waitFor, waitForUnavailable } from '../support/test-server.js';
 
 const PIPE_NOISE = /\bEOF\b|EPIPE|stdin write failed|write after end/;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'posepool-nocv2-'));

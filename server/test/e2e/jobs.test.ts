@@ -10,12 +10,12 @@ import {
   FIXTURES,
   IMAGES,
   startTestServer,
+  type TestServer,
   tempDirs,
   upload,
   videoForm,
   waitFor,
   waitReady,
-  type TestServer,
 } from '../support/test-server.js';
 
 async function postJob(url: string, form: FormData | string, headers: Record<string, string> = {}) {
@@ -95,7 +95,7 @@ describe('jobs API (synthetic backend)', () => {
     expect(reconnect.status).toBe(204);
   });
 
-  it('bad uploads get the synchronous route\'s codes, create no job and leave nothing behind', async () => {
+  it("bad uploads get the synchronous route's codes, create no job and leave nothing behind", async () => {
     const before = tempDirs().length;
     const still = await postJob(server.url, videoForm(path.join(IMAGES, 'messi5.jpg'), {}, 'photo.jpg'));
     expect(still.status).toBe(415);

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { extractFrames, plannedDecodes, rawSocketPath, type FrameSourceOptions } from '../../media/frame-source.js';
+import { extractFrames, type FrameSourceOptions, plannedDecodes, rawSocketPath } from '../../media/frame-source.js';
 import { JpegSplitter } from '../../media/jpeg-splitter.js';
 import { looksLikeVideoContainer, probeVideo } from '../../media/probe.js';
 import { FIXTURES as FIX, IMAGES as IMG } from '../support/fixtures.js';
@@ -29,15 +29,47 @@ function vfrClip(): { file: string; pts: number[] } {
   if (vfrMade) return vfrMade;
   const stills = [0, 1, 2, 3, 4].map((i) => {
     const f = path.join(tmp, `vfr-${i}.png`);
-    execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-i', path.join(FIX, 'messi-pan.mp4'), '-vf', `select=eq(n\\,${i * 10})`, '-frames:v', '1', f]);
+    execFileSync(tools.ffmpeg, [
+      '-v',
+      'error',
+      '-y',
+      '-i',
+      path.join(FIX, 'messi-pan.mp4'),
+      '-vf',
+      `select=eq(n\\,${i * 10})`,
+      '-frames:v',
+      '1',
+      f,
+    ]);
     return f;
   });
   const durations = [0.04, 0.04, 0.54, 0.04, 0.04];
   const list = path.join(tmp, 'vfr.txt');
   writeFileSync(list, `${stills.map((f, i) => `file '${f}'\nduration ${durations[i]}`).join('\n')}\n`);
   const file = path.join(tmp, 'vfr.mp4');
-  execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-vsync', 'vfr', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', file]);
-  const pts = execFileSync(tools.ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time', '-of', 'csv=p=0', file], { encoding: 'utf8' })
+  execFileSync(tools.ffmpeg, [
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'concat',
+    '-safe',
+    '0',
+    '-i',
+    list,
+    '-vsync',
+    'vfr',
+    '-c:v',
+    'libx264',
+    '-pix_fmt',
+    'yuv420p',
+    file,
+  ]);
+  const pts = execFileSync(
+    tools.ffprobe,
+    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time', '-of', 'csv=p=0', file],
+    { encoding: 'utf8' },
+  )
     .split('\n')
     .map((l) => parseFloat(l))
     .filter((t) => Number.isFinite(t))
@@ -102,7 +134,15 @@ describe('probeVideo', () => {
 describe('extractFrames', () => {
   it('streams JPEG frames at the sampled rate with time stamps', async () => {
     const frames = await collect(
-      extractFrames({ ffmpeg: tools.ffmpeg, file: path.join(FIX, 'messi-pan.mp4'), fps: 10, maxFrames: 300, width: 548, height: 342, pixels: 'jpeg' }),
+      extractFrames({
+        ffmpeg: tools.ffmpeg,
+        file: path.join(FIX, 'messi-pan.mp4'),
+        fps: 10,
+        maxFrames: 300,
+        width: 548,
+        height: 342,
+        pixels: 'jpeg',
+      }),
     );
     expect(frames.length).toBeGreaterThanOrEqual(19);
     expect(frames.length).toBeLessThanOrEqual(21);
@@ -118,21 +158,45 @@ describe('extractFrames', () => {
 
   it('stops at maxFrames', async () => {
     const frames = await collect(
-      extractFrames({ ffmpeg: tools.ffmpeg, file: path.join(FIX, 'vtest-3s.mp4'), fps: 10, maxFrames: 7, width: 768, height: 576, pixels: 'jpeg' }),
+      extractFrames({
+        ffmpeg: tools.ffmpeg,
+        file: path.join(FIX, 'vtest-3s.mp4'),
+        fps: 10,
+        maxFrames: 7,
+        width: 768,
+        height: 576,
+        pixels: 'jpeg',
+      }),
     );
     expect(frames).toHaveLength(7);
   });
 
   it('gives upright raw frames for a rotated clip', async () => {
     const frames = await collect(
-      extractFrames({ ffmpeg: tools.ffmpeg, file: path.join(FIX, 'messi-rot90.mp4'), fps: 5, maxFrames: 3, width: 342, height: 548, pixels: 'rgb24' }),
+      extractFrames({
+        ffmpeg: tools.ffmpeg,
+        file: path.join(FIX, 'messi-rot90.mp4'),
+        fps: 5,
+        maxFrames: 3,
+        width: 342,
+        height: 548,
+        pixels: 'rgb24',
+      }),
     );
     expect(frames).toHaveLength(3);
     for (const f of frames) expect(f.data.length).toBe(342 * 548 * 3);
   });
 
   it('with reuseFrameBuffer, yields the same raw frames (each read before the next pull) in one buffer', async () => {
-    const o = { ffmpeg: tools.ffmpeg, file: path.join(FIX, 'vtest-3s.mp4'), fps: 10, maxFrames: 6, width: 768, height: 576, pixels: 'rgb24' as const };
+    const o = {
+      ffmpeg: tools.ffmpeg,
+      file: path.join(FIX, 'vtest-3s.mp4'),
+      fps: 10,
+      maxFrames: 6,
+      width: 768,
+      height: 576,
+      pixels: 'rgb24' as const,
+    };
     const fresh = (await collect(extractFrames(o))).map((f) => f.data);
     const reused: Buffer[] = [];
     const buffers = new Set<ArrayBufferLike>();
@@ -159,7 +223,14 @@ describe('extractFrames', () => {
     const ac = new AbortController();
     const got = [];
     for await (const f of extractFrames({
-      ffmpeg: tools.ffmpeg, file: path.join(FIX, 'vtest-3s.mp4'), fps: 10, maxFrames: 30, width: 768, height: 576, pixels: 'jpeg', signal: ac.signal,
+      ffmpeg: tools.ffmpeg,
+      file: path.join(FIX, 'vtest-3s.mp4'),
+      fps: 10,
+      maxFrames: 30,
+      width: 768,
+      height: 576,
+      pixels: 'jpeg',
+      signal: ac.signal,
     })) {
       got.push(f);
       if (got.length === 2) ac.abort();
@@ -189,7 +260,14 @@ describe.skipIf(process.platform === 'win32')('extractFrames over a unix socket 
     return d;
   };
   const vtest = (more: Partial<FrameSourceOptions> = {}): FrameSourceOptions => ({
-    ffmpeg: tools.ffmpeg, file: path.join(FIX, 'vtest-3s.mp4'), fps: 10, maxFrames: 8, width: 768, height: 576, pixels: 'rgb24', ...more,
+    ffmpeg: tools.ffmpeg,
+    file: path.join(FIX, 'vtest-3s.mp4'),
+    fps: 10,
+    maxFrames: 8,
+    width: 768,
+    height: 576,
+    pixels: 'rgb24',
+    ...more,
   });
 
   it('yields the same frames as the pipe, fresh or in one reused buffer, and removes its socket', async () => {
@@ -223,7 +301,15 @@ describe.skipIf(process.platform === 'win32')('extractFrames over a unix socket 
   });
 
   it('gives upright frames of a rotated clip whose frames are smaller than a socket read', async () => {
-    const o: FrameSourceOptions = { ffmpeg: tools.ffmpeg, file: path.join(FIX, 'messi-rot90.mp4'), fps: 5, maxFrames: 4, width: 342, height: 548, pixels: 'rgb24' };
+    const o: FrameSourceOptions = {
+      ffmpeg: tools.ffmpeg,
+      file: path.join(FIX, 'messi-rot90.mp4'),
+      fps: 5,
+      maxFrames: 4,
+      width: 342,
+      height: 548,
+      pixels: 'rgb24',
+    };
     const piped = (await collect(extractFrames(o))).map((f) => f.data);
     const viaSocket = (await collect(extractFrames({ ...o, socketDir: sockDir('rot'), reuseFrameBuffer: false }))).map((f) => f.data);
     expect(viaSocket).toHaveLength(4);
@@ -303,11 +389,25 @@ describe('extractFrames: sampling by real timestamps (short and variable-rate cl
   /** An H.264 MP4 of the first `frames` frames of messi-pan.mp4 (30 fps), or of `seconds`. */
   const clip = (name: string, limit: string[]) => {
     const file = path.join(tmp, name);
-    execFileSync(tools.ffmpeg, ['-v', 'error', '-y', '-i', path.join(FIX, 'messi-pan.mp4'), ...limit, '-c:v', 'libx264', '-pix_fmt', 'yuv420p', file]);
+    execFileSync(tools.ffmpeg, [
+      '-v',
+      'error',
+      '-y',
+      '-i',
+      path.join(FIX, 'messi-pan.mp4'),
+      ...limit,
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      file,
+    ]);
     return file;
   };
   const times = async (file: string, fps: number, pixels: 'rgb24' | 'jpeg' = 'rgb24', socketDir?: string) =>
-    (await collect(extractFrames({ ffmpeg: tools.ffmpeg, file, fps, maxFrames: 300, width: 548, height: 342, pixels, socketDir }))).map((f) => f.timeMs);
+    (await collect(extractFrames({ ffmpeg: tools.ffmpeg, file, fps, maxFrames: 300, width: 548, height: 342, pixels, socketDir }))).map(
+      (f) => f.timeMs,
+    );
 
   // [clip, fps (default 10; above and below the 30 fps source), expected sample times in ms]
   const cases: [string, string[], number, number[]][] = [
@@ -330,11 +430,12 @@ describe('extractFrames: sampling by real timestamps (short and variable-rate cl
     });
   }
 
-  it('a variable-frame-rate clip: each sample is the first frame at or after its grid time, at that frame\'s own time', async () => {
+  it("a variable-frame-rate clip: each sample is the first frame at or after its grid time, at that frame's own time", async () => {
     const { file: vfr, pts } = vfrClip();
     expect(pts).toHaveLength(5);
     expect(pts[3] - pts[2]).toBeGreaterThan(400); // the gap is in the file
-    const firstPerInterval = (fps: number) => pts.filter((t, i) => i === 0 || Math.floor((t * fps) / 1000) > Math.floor((pts[i - 1] * fps) / 1000));
+    const firstPerInterval = (fps: number) =>
+      pts.filter((t, i) => i === 0 || Math.floor((t * fps) / 1000) > Math.floor((pts[i - 1] * fps) / 1000));
     expect(await times(vfr, 10)).toEqual(firstPerInterval(10)); // [0, ~640]: one sample per 100 ms interval that has a frame
     expect(await times(vfr, 10)).toHaveLength(2);
     expect(await times(vfr, 25)).toEqual(pts); // every frame, none duplicated across the gap
@@ -381,12 +482,20 @@ describe('plannedDecodes (MAX_DECODED_FRAMES)', () => {
 });
 
 describe('extractFrames with a colour-forcing environment', () => {
-  it('still reads each frame\'s time (ffmpeg is told not to colour its log lines)', async () => {
+  it("still reads each frame's time (ffmpeg is told not to colour its log lines)", async () => {
     const before = process.env.AV_LOG_FORCE_COLOR;
     process.env.AV_LOG_FORCE_COLOR = '1';
     try {
       const frames = await collect(
-        extractFrames({ ffmpeg: tools.ffmpeg, file: path.join(FIX, 'messi-pan.mp4'), fps: 5, maxFrames: 4, width: 548, height: 342, pixels: 'rgb24' }),
+        extractFrames({
+          ffmpeg: tools.ffmpeg,
+          file: path.join(FIX, 'messi-pan.mp4'),
+          fps: 5,
+          maxFrames: 4,
+          width: 548,
+          height: 342,
+          pixels: 'rgb24',
+        }),
       );
       expect(frames.map((f) => f.timeMs)).toEqual([0, 200, 400, 600]);
     } finally {
@@ -398,7 +507,15 @@ describe('extractFrames with a colour-forcing environment', () => {
 
 describe('extractFrames: MAX_DECODED_FRAMES while decoding', () => {
   it('stops after that many decoded frames, whatever the metadata promised at acceptance', async () => {
-    const o = { ffmpeg: tools.ffmpeg, file: path.join(FIX, 'messi-pan.mp4'), fps: 30, maxFrames: 300, width: 548, height: 342, pixels: 'rgb24' as const };
+    const o = {
+      ffmpeg: tools.ffmpeg,
+      file: path.join(FIX, 'messi-pan.mp4'),
+      fps: 30,
+      maxFrames: 300,
+      width: 548,
+      height: 342,
+      pixels: 'rgb24' as const,
+    };
     expect(await collect(extractFrames(o))).toHaveLength(60); // 2 s at 30 fps
     const capped = await collect(extractFrames({ ...o, maxDecodedFrames: 15 }));
     expect(capped.map((f) => f.timeMs)).toEqual(Array.from({ length: 15 }, (_, i) => Math.round((i * 1000) / 30)));

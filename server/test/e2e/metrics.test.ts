@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, waitReady, type TestServer } from '../support/test-server.js';
+import { FIXTURES, startTestServer, type TestServer, upload, videoForm, waitFor, } from '../support/test-server.js';
 
 /** One sample's value from the text format (labels given in any order), or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -32,10 +32,14 @@ describe('GET /metrics', () => {
       // One worker start fails once (RuntimeError in load); frame 3 of one request fails once.
       POSE_SYNTHETIC_FAULTS: `startup_crash,frame_error=3,once=${path.join(marks, 'mark')}`,
     });
-    await waitFor(async () => {
-      const h = await (await fetch(`${server.url}/health`)).json();
-      return h.ready === 2;
-    }, 60_000, 100);
+    await waitFor(
+      async () => {
+        const h = await (await fetch(`${server.url}/health`)).json();
+        return h.ready === 2;
+      },
+      60_000,
+      100,
+    );
   });
   afterAll(async () => {
     await server?.close();
@@ -58,7 +62,9 @@ describe('GET /metrics', () => {
 
     expect(sample(text, 'posepool_workers_ready')).toBe(2);
     expect(sample(text, 'posepool_workers_desired')).toBe(2);
-    expect((sample(text, 'posepool_workers', { state: 'ready' }) ?? 0) + (sample(text, 'posepool_workers', { state: 'busy' }) ?? 0)).toBe(2);
+    expect((sample(text, 'posepool_workers', { state: 'ready' }) ?? 0) + (sample(text, 'posepool_workers', { state: 'busy' }) ?? 0)).toBe(
+      2,
+    );
     expect(sample(text, 'posepool_worker_startup_failures_total', { type: 'RuntimeError' })).toBe(1);
     expect(sample(text, 'posepool_worker_restarts_total', { reason: 'RuntimeError' })).toBe(1);
 
@@ -97,7 +103,10 @@ describe('GET /metrics', () => {
     await waitFor(async () => server.pool.health().ready === 2 && server.pool.health().workers[0].pid !== pid, 30_000, 100);
     const after = await (await fetch(`${server.url}/metrics`)).text();
     const restarts = (t: string) =>
-      t.split('\n').filter((l) => l.startsWith('posepool_worker_restarts_total{')).reduce((n, l) => n + Number(l.split(' ')[1]), 0);
+      t
+        .split('\n')
+        .filter((l) => l.startsWith('posepool_worker_restarts_total{'))
+        .reduce((n, l) => n + Number(l.split(' ')[1]), 0);
     expect(restarts(after)).toBe(restarts(before) + 1);
     expect(sample(after, 'posepool_worker_startup_failures_total', { type: 'RuntimeError' })).toBe(1);
   });

@@ -4,7 +4,7 @@
  * nothing; the server starts anyway; /health answers 503 naming cv2 within 3 s of listening; once cv2
  * appears in that interpreter the pool becomes ready and poses, without a restart.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

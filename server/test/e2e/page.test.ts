@@ -8,10 +8,10 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
-import { FIXTURES, startTestServer, waitReady, type TestServer } from '../support/test-server.js';
+import { FIXTURES, startTestServer, type TestServer, waitReady } from '../support/test-server.js';
 
 const CHROMIUM = process.env.POSEPOOL_CHROMIUM ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
@@ -64,7 +64,8 @@ describeIfReady('the page at / (headless Chromium)', missing, () => {
           let edgePixels = 0;
           for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) if (edge(x, y)) edgePixels++;
           const hits = points.map(([px, py]) => {
-            for (let dy = -3; dy <= 3; dy++) for (let dx = -3; dx <= 3; dx++) if (edge(Math.round(px) + dx, Math.round(py) + dy)) return true;
+            for (let dy = -3; dy <= 3; dy++)
+              for (let dx = -3; dx <= 3; dx++) if (edge(Math.round(px) + dx, Math.round(py) + dy)) return true;
             return false;
           });
           return { edgePixels, hits };
@@ -107,7 +108,10 @@ describeIfReady('the page at / (headless Chromium)', missing, () => {
     await page.exposeFunction('__state', (s: string) => states.push(s));
     await page.evaluate(() => {
       const el = document.getElementById('status')!;
-      new MutationObserver(() => (window as any).__state(el.dataset.state)).observe(el, { attributes: true, attributeFilter: ['data-state'] });
+      new MutationObserver(() => (window as any).__state(el.dataset.state)).observe(el, {
+        attributes: true,
+        attributeFilter: ['data-state'],
+      });
     });
 
     await page.setInputFiles('#video-file', path.join(FIXTURES, 'messi-pan.mp4'));
@@ -132,7 +136,9 @@ describeIfReady('the page at / (headless Chromium)', missing, () => {
     expect(await page.textContent('#frame-label')).toMatch(/^frame 6 \/ 20 at 0\.50 s, 1 person/);
 
     // Per-keypoint confidence: one row per model keypoint, the frame's scores.
-    const rows = await page.$$eval('#confidence tbody tr', (trs) => trs.map((tr) => [...(tr as HTMLTableRowElement).cells].map((c) => c.textContent)));
+    const rows = await page.$$eval('#confidence tbody tr', (trs) =>
+      trs.map((tr) => [...(tr as HTMLTableRowElement).cells].map((c) => c.textContent)),
+    );
     expect(rows.map((r) => r[0])).toEqual(result.model.keypoints);
     rows.forEach((r, k) => {
       const [x, y, score] = frame.persons[0].keypoints[k];

@@ -6,16 +6,16 @@
  * bomb is refused at probe, before any decode.
  */
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BOUNDARY, childrenOf, fdsInto, getHealth, multipartHead, procFigures, sleep } from '../support/reliability.js';
-import { findTools } from '../support/tools.js';
 import { extractFrames, type FrameSourceOptions } from '../../media/frame-source.js';
 import { probeVideo } from '../../media/probe.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from '../support/test-server.js';
+import { BOUNDARY, childrenOf, fdsInto, getHealth, multipartHead, procFigures, sleep } from '../support/reliability.js';
+import { FIXTURES, startTestServer, type TestServer, upload, videoForm, waitFor } from '../support/test-server.js';
+import { findTools } from '../support/tools.js';
 
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4');
 let server: TestServer;
@@ -64,7 +64,11 @@ function slowClient(url: string, bytesPerTick: number, tickMs = 500): SlowClient
     socket.once('close', () => {
       clearInterval(ticker);
       const status = /^HTTP\/1\.1 (\d{3})/.exec(received);
-      resolve({ status: status ? Number(status[1]) : null, body: received.split('\r\n\r\n').slice(1).join('\r\n\r\n'), closedMs: Date.now() - t0 });
+      resolve({
+        status: status ? Number(status[1]) : null,
+        body: received.split('\r\n\r\n').slice(1).join('\r\n\r\n'),
+        closedMs: Date.now() - t0,
+      });
     });
   });
   return {
@@ -169,17 +173,34 @@ describe('pixel bombs', () => {
   it('a small H.264 file of 16000x4000 frames is refused 413 FRAME_TOO_LARGE in under a second, before any decode', async () => {
     const { ffmpeg } = findTools();
     const bomb = path.join(server.config.tempDir, '..', `posepool-bomb-${process.pid}.mp4`);
-    execFileSync(ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=black:s=16000x4000', '-frames:v', '1', '-c:v', 'libx264', '-preset', 'ultrafast', bomb]);
+    execFileSync(ffmpeg, [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      'color=black:s=16000x4000',
+      '-frames:v',
+      '1',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      bomb,
+    ]);
     try {
-      const rssBefore = (procFigures(process.pid).rssKb / 1024);
+      const rssBefore = procFigures(process.pid).rssKb / 1024;
       const t0 = performance.now();
       const res = await upload(server.url, videoForm(bomb));
       const ms = performance.now() - t0;
-      console.info(`[figures] pixel bomb (16000x4000, ${Math.round(readFileSync(bomb).length / 1024)} KB): ${res.status} in ${Math.round(ms)} ms, server RSS ${rssBefore.toFixed(0)} → ${(procFigures(process.pid).rssKb / 1024).toFixed(0)} MB`);
+      console.info(
+        `[figures] pixel bomb (16000x4000, ${Math.round(readFileSync(bomb).length / 1024)} KB): ${res.status} in ${Math.round(ms)} ms, server RSS ${rssBefore.toFixed(0)} → ${(procFigures(process.pid).rssKb / 1024).toFixed(0)} MB`,
+      );
       expect(res.status, res.text).toBe(413);
       expect(res.json.error).toMatchObject({ code: 'FRAME_TOO_LARGE', width: 16000, height: 4000, maxPixels: 4096 * 2160 });
       expect(ms).toBeLessThan(1000);
-      expect((procFigures(process.pid).rssKb / 1024) - rssBefore).toBeLessThan(64); // a decoded frame would be 96 MB of RGB
+      expect(procFigures(process.pid).rssKb / 1024 - rssBefore).toBeLessThan(64); // a decoded frame would be 96 MB of RGB
       await waitFor(async () => requestDirs().length === 0, 5000);
       expect(childrenOf(process.pid).filter((c) => c.comm.startsWith('ffmpeg') || c.comm.startsWith('ffprobe'))).toEqual([]);
     } finally {
@@ -195,7 +216,26 @@ describe('sparse sampling of a long video', () => {
     try {
       // A 10-minute 1080p file of few bytes, as in the report: 10 s encoded once, then copied 60 times.
       const piece = path.join(dir, 'piece.mp4');
-      execFileSync(ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=s=1920x1080:r=30:d=10', '-vf', 'hue=s=0', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '250', '-pix_fmt', 'yuv420p', piece]);
+      execFileSync(ffmpeg, [
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=s=1920x1080:r=30:d=10',
+        '-vf',
+        'hue=s=0',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-g',
+        '250',
+        '-pix_fmt',
+        'yuv420p',
+        piece,
+      ]);
       const list = path.join(dir, 'list.txt');
       writeFileSync(list, Array.from({ length: 60 }, () => `file '${piece}'`).join('\n'));
       const long = path.join(dir, 'long.mp4');
@@ -277,7 +317,9 @@ describe('one error format everywhere, whatever layer answers', () => {
 
   const post = (pathname: string, type: string, body: Buffer, extra = '') =>
     Buffer.concat([
-      Buffer.from(`POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\n${extra}\r\n`),
+      Buffer.from(
+        `POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\n${extra}\r\n`,
+      ),
       body,
     ]);
   const twoMB = Buffer.from(JSON.stringify({ a: 'x'.repeat(2 * 1024 * 1024) }));
@@ -285,23 +327,48 @@ describe('one error format everywhere, whatever layer answers', () => {
   const videoPart = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\nContent-Type: video/mp4\r\n\r\n${readFileSync(CLIP).toString('latin1')}\r\n`;
 
   const cases: [string, () => Buffer | string, number, string][] = [
-    ['a job id over 100 characters', () => `GET /api/jobs/${'a'.repeat(150)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 400, 'BAD_REQUEST'],
-    ['a malformed %-escape in the path', () => 'GET /api/jobs/%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400, 'BAD_REQUEST'],
+    [
+      'a job id over 100 characters',
+      () => `GET /api/jobs/${'a'.repeat(150)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+      400,
+      'BAD_REQUEST',
+    ],
+    [
+      'a malformed %-escape in the path',
+      () => 'GET /api/jobs/%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      400,
+      'BAD_REQUEST',
+    ],
     ['a 70 KB header', () => `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
     ['a request line that is not HTTP', () => 'FOO / HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'BAD_REQUEST'],
     ['a 2 MB JSON body to the upload route', () => post('/api/upload-video-with-pose', 'application/json', twoMB), 400, 'MISSING_VIDEO'],
     ['a 2 MB text body to the upload route', () => post('/api/upload-video-with-pose', 'text/plain', twoMB), 400, 'MISSING_VIDEO'],
     ['a 2 MB JSON body to the jobs route', () => post('/api/jobs', 'application/json', twoMB), 400, 'MISSING_VIDEO'],
-    ['a 2 MB JSON body to DELETE a job', () => post('/api/jobs/0b7c0000-0000-4000-8000-000000000000', 'application/json', twoMB).toString('latin1').replace('POST', 'DELETE'), 400, 'BAD_REQUEST'],
+    [
+      'a 2 MB JSON body to DELETE a job',
+      () => post('/api/jobs/0b7c0000-0000-4000-8000-000000000000', 'application/json', twoMB).toString('latin1').replace('POST', 'DELETE'),
+      400,
+      'BAD_REQUEST',
+    ],
     [
       'a 10 MB field value',
-      () => post('/api/upload-video-with-pose', `multipart/form-data; boundary=${BOUNDARY}`, multipart(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="role"\r\n\r\n${'r'.repeat(10 * 1024 * 1024)}\r\n${videoPart}`)),
+      () =>
+        post(
+          '/api/upload-video-with-pose',
+          `multipart/form-data; boundary=${BOUNDARY}`,
+          multipart(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="role"\r\n\r\n${'r'.repeat(10 * 1024 * 1024)}\r\n${videoPart}`),
+        ),
       400,
       'BAD_FIELD',
     ],
     [
       'a field name with a NUL byte and an escape sequence',
-      () => post('/api/upload-video-with-pose', `multipart/form-data; boundary=${BOUNDARY}`, multipart(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="a\u0000b\u001b[31m"\r\n\r\nv\r\n${videoPart}`)),
+      () =>
+        post(
+          '/api/upload-video-with-pose',
+          `multipart/form-data; boundary=${BOUNDARY}`,
+          multipart(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="a\u0000b\u001b[31m"\r\n\r\nv\r\n${videoPart}`),
+        ),
       400,
       'BAD_FIELD',
     ],
@@ -324,7 +391,13 @@ describe('one error format everywhere, whatever layer answers', () => {
   }
 
   it('a 10 MB field value says it is too long (not a pattern mismatch)', async () => {
-    const res = await rawExchange(post('/api/upload-video-with-pose', `multipart/form-data; boundary=${BOUNDARY}`, multipart(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="role"\r\n\r\n${'r'.repeat(10 * 1024 * 1024)}\r\n${videoPart}`)));
+    const res = await rawExchange(
+      post(
+        '/api/upload-video-with-pose',
+        `multipart/form-data; boundary=${BOUNDARY}`,
+        multipart(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="role"\r\n\r\n${'r'.repeat(10 * 1024 * 1024)}\r\n${videoPart}`),
+      ),
+    );
     expect(res.json.error).toMatchObject({ code: 'BAD_FIELD', field: 'role' });
     expect(res.json.error.message).toMatch(/too long/);
   }, 30_000);

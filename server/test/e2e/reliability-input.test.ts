@@ -11,19 +11,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, SERVICE_DIR } from '../../config.js';
 import {
   BOUNDARY,
-  LEAKY,
   bytesForm,
   getHealth,
+  LEAKY,
+  type MadeMedia,
   makeMedia,
   multipartHead,
-  multipartTail,
   privateTmp,
   rawUpload,
   requestLines,
   sleep,
-  type MadeMedia,
 } from '../support/reliability.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from '../support/test-server.js';
+import { FIXTURES, startTestServer, type TestServer, upload, videoForm, waitFor } from '../support/test-server.js';
 
 const tmp = privateTmp('input');
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4');
@@ -69,7 +68,13 @@ describe('files that are not (decodable) videos', () => {
     ['200 kB of random bytes', () => bytesForm(media.noise, 'clip.mp4'), 415, 'NOT_A_VIDEO', /not in a video format/],
     ['a text file', () => bytesForm(Buffer.from('#!/bin/sh\nrm -rf /\n'), 'clip.mp4'), 415, 'NOT_A_VIDEO', /not in a video format/],
     ['an MKV whose video codec no decoder knows', () => bytesForm(media.unknownCodec, 'clip.mkv'), 422, 'UNDECODABLE_VIDEO', /decod/],
-    ['only the first 40 bytes of an MP4 (ftyp, no moov)', () => bytesForm(clip.subarray(0, 40), 'clip.mp4'), 422, 'UNDECODABLE_VIDEO', /could not be read/],
+    [
+      'only the first 40 bytes of an MP4 (ftyp, no moov)',
+      () => bytesForm(clip.subarray(0, 40), 'clip.mp4'),
+      422,
+      'UNDECODABLE_VIDEO',
+      /could not be read/,
+    ],
   ];
   it.each(cases)('%s → %i %s', async (_name, body, status, code, message) => {
     const res = await upload(server.url, body());
@@ -193,7 +198,9 @@ describe('size limits on the stream (MAX_UPLOAD_MB=5)', () => {
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
     const res = await rawUpload(server.url, { head: multipartHead({}), file: total, chunked });
     clearInterval(sampler);
-    console.info(`[figures] 200 MB upload ${_how}, MAX_UPLOAD_MB=5: ${res.status} after ${(res.bytesWritten / 1048576).toFixed(1)} MB sent, ${res.msToResponse} ms; test process RSS +${((peak - rss0) / 1048576).toFixed(1)} MB at peak`);
+    console.info(
+      `[figures] 200 MB upload ${_how}, MAX_UPLOAD_MB=5: ${res.status} after ${(res.bytesWritten / 1048576).toFixed(1)} MB sent, ${res.msToResponse} ms; test process RSS +${((peak - rss0) / 1048576).toFixed(1)} MB at peak`,
+    );
     expectError({ ...res, headers: { get: (k: string) => res.headers[k] } }, 413, 'UPLOAD_TOO_LARGE');
     expect(res.json.error.limitBytes).toBe(5 * 1024 * 1024);
     // The answer came while the client was still sending: after about 5 MB, not 200 MB.

@@ -8,8 +8,8 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LEAKY, getHealth, privateTmp, sleep } from '../support/reliability.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from '../support/test-server.js';
+import { getHealth, LEAKY, privateTmp, sleep } from '../support/reliability.js';
+import { FIXTURES, startTestServer, type TestServer, upload, videoForm, waitFor } from '../support/test-server.js';
 
 const tmp = privateTmp('load');
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4');
@@ -26,9 +26,7 @@ beforeAll(async () => {
     startTestServer({ ...common, MAX_QUEUED_VIDEOS: '4' }),
     startTestServer({ ...common, MAX_QUEUED_VIDEOS: String(CALLERS) }),
   ]);
-  await Promise.all(
-    [bounded, roomy].map((s) => waitFor(async () => (await getHealth(s.url)).status === 'ready', 90_000, 100)),
-  );
+  await Promise.all([bounded, roomy].map((s) => waitFor(async () => (await getHealth(s.url)).status === 'ready', 90_000, 100)));
 });
 afterAll(async () => {
   await Promise.all([bounded?.close(), roomy?.close()]);
@@ -96,7 +94,9 @@ describe(`${CALLERS} concurrent uploads, 2 workers`, () => {
     }
     const slowest = Math.max(...out.map((o) => o.ms));
     expect(slowest).toBeLessThan(60_000);
-    console.info(`[figures] load bounded: ${ok.length} x 200 (${ok.length * FRAMES} frames posed), ${busy.length} x 503 BUSY; slowest 200 after ${Math.max(...ok.map((o) => o.ms))} ms, slowest BUSY after ${Math.max(...busy.map((o) => o.ms))} ms`);
+    console.info(
+      `[figures] load bounded: ${ok.length} x 200 (${ok.length * FRAMES} frames posed), ${busy.length} x 503 BUSY; slowest 200 after ${Math.max(...ok.map((o) => o.ms))} ms, slowest BUSY after ${Math.max(...busy.map((o) => o.ms))} ms`,
+    );
     // No timer of a refused request is left pending (each BUSY used to keep its REQUEST_TIMEOUT_MS timer).
     await expectQuiet(bounded, timers);
   });
@@ -110,7 +110,9 @@ describe(`${CALLERS} concurrent uploads, 2 workers`, () => {
     const ids = new Set(out.map((o) => o.json.id));
     expect(ids.size).toBe(CALLERS);
     const times = out.map((o) => o.ms).sort((a, b) => a - b);
-    console.info(`[figures] load roomy: ${CALLERS} x 200, ${CALLERS * FRAMES} frames posed, none lost; median ${times[CALLERS >> 1]} ms, slowest ${times[CALLERS - 1]} ms`);
+    console.info(
+      `[figures] load roomy: ${CALLERS} x 200, ${CALLERS * FRAMES} frames posed, none lost; median ${times[CALLERS >> 1]} ms, slowest ${times[CALLERS - 1]} ms`,
+    );
     await expectQuiet(roomy, timers);
   });
 });

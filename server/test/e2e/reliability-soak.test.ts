@@ -41,7 +41,17 @@ function check(report: Awaited<ReturnType<typeof runSoak>>): void {
 describe('soak against the real server process (synthetic test double)', () => {
   it('the upload mix covers every bad kind within 80 uploads', () => {
     const kinds = new Set(Array.from({ length: 80 }, (_, i) => kindOf(i)));
-    expect([...kinds].sort()).toEqual(['bad-field', 'empty', 'hang-up', 'json-body', 'ok', 'pixel-bomb', 'stalled', 'too-large', 'truncated']);
+    expect([...kinds].sort()).toEqual([
+      'bad-field',
+      'empty',
+      'hang-up',
+      'json-body',
+      'ok',
+      'pixel-bomb',
+      'stalled',
+      'too-large',
+      'truncated',
+    ]);
   });
 
   it('leak check, 60 sequential uploads (slow): no growth of RSS, fds, children or temp files past the bounds', async () => {

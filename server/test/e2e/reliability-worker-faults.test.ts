@@ -10,25 +10,37 @@
  * numbered: Python print and C-level writes to stdout on every batch, MemoryError, CUDA OOM, an
  * exception on one frame).
  */
-import { join } from 'node:path';
-import path from 'node:path';
+
 import { readFileSync } from 'node:fs';
+/**
+ * Reliability: worker faults while serving, through real HTTP, a real WorkerPool and real Python
+ * workers running the `synthetic` TEST DOUBLE backend with its fault injection
+ * (POSE_SYNTHETIC_FAULTS). For each fault: the status and codes the caller sees, every sampled
+ * frame accounted for (posed, retried, or a per-frame error), the pool back to full strength, and
+ * /health (recorded every 30 ms) telling the truth on the way.
+ *
+ * Two servers: "lifecycle" (2 workers: exit right after ready, SIGKILL mid-batch, SIGSTOP, a
+ * client that hangs up mid-processing) and "in-worker errors" (1 worker, so its detect calls are
+ * numbered: Python print and C-level writes to stdout on every batch, MemoryError, CUDA OOM, an
+ * exception on one frame).
+ */
+import path, { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  HealthRecorder,
-  PIPE_NOISE,
   getHealth,
+  HealthRecorder,
+  type HealthSnapshot,
   httpForStatus,
   isAlive,
   multipartHead,
+  PIPE_NOISE,
   privateTmp,
   rawUpload,
   requestLines,
   sleep,
   totalRestarts,
-  type HealthSnapshot,
 } from '../support/reliability.js';
-import { FIXTURES, startTestServer, upload, videoForm, waitFor, type TestServer } from '../support/test-server.js';
+import { FIXTURES, startTestServer, type TestServer, upload, videoForm, waitFor } from '../support/test-server.js';
 
 const tmp = privateTmp('faults');
 const CLIP = path.join(FIXTURES, 'messi-pan.mp4'); // 548x342, 30 fps, 60 frames
@@ -250,7 +262,10 @@ describe('errors inside one worker (1 worker, synthetic test double)', () => {
   function expectOneBatchFailed(body: any, code: string, message: RegExp): number[] {
     expectAllFrames(body, 8);
     const failed = body.frames.filter((f: any) => f.error).map((f: any) => f.index);
-    expect([[0, 1, 2, 3], [4, 5, 6, 7]]).toContainEqual(failed);
+    expect([
+      [0, 1, 2, 3],
+      [4, 5, 6, 7],
+    ]).toContainEqual(failed);
     for (const f of body.frames) {
       if (f.error) {
         expect(f.persons).toEqual([]);
@@ -264,10 +279,14 @@ describe('errors inside one worker (1 worker, synthetic test double)', () => {
     return failed;
   }
 
-  it('MemoryError in a batch: 200, that batch\'s 4 frames OUT_OF_MEMORY with the hint, the rest posed; the worker stays up', async () => {
+  it("MemoryError in a batch: 200, that batch's 4 frames OUT_OF_MEMORY with the hint, the rest posed; the worker stays up", async () => {
     const res = await eight();
     expect(res.status, res.text).toBe(200);
-    expectOneBatchFailed(res.json, 'OUT_OF_MEMORY', /MemoryError.*lower POSE_BATCH_SIZE or POSE_WORKERS|lower POSE_BATCH_SIZE or POSE_WORKERS/s);
+    expectOneBatchFailed(
+      res.json,
+      'OUT_OF_MEMORY',
+      /MemoryError.*lower POSE_BATCH_SIZE or POSE_WORKERS|lower POSE_BATCH_SIZE or POSE_WORKERS/s,
+    );
   });
 
   it('a CUDA out-of-memory error: 200, OUT_OF_MEMORY on that batch with the hint, the rest posed; the worker stays up', async () => {

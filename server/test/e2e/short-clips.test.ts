@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeIfReady, whyNoRealWorkers } from '../../../workers/test/support/prerequisites.js';
-import { FIXTURES, IMAGES, startTestServer, upload, videoForm, waitReady, type TestServer } from '../support/test-server.js';
+import { FIXTURES, IMAGES, startTestServer, type TestServer, upload, videoForm, waitReady } from '../support/test-server.js';
 import { findTools } from '../support/tools.js';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'posepool-short-clips-'));
@@ -22,7 +22,21 @@ describeIfReady('short clips (real model)', whyNoRealWorkers(), () => {
   const { ffmpeg } = findTools();
   const h264 = (name: string, input: string[]) => {
     const file = path.join(scratch, name);
-    execFileSync(ffmpeg, ['-v', 'error', '-y', ...input, '-frames:v', '1', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-vf', 'scale=trunc(iw/2)*2:trunc(ih/2)*2', file]);
+    execFileSync(ffmpeg, [
+      '-v',
+      'error',
+      '-y',
+      ...input,
+      '-frames:v',
+      '1',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      '-vf',
+      'scale=trunc(iw/2)*2:trunc(ih/2)*2',
+      file,
+    ]);
     return file;
   };
 

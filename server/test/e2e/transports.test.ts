@@ -5,8 +5,8 @@
  */
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PROTOCOL, type FrameEncoding } from '../../../protocol/index.js';
-import { FIXTURES, startTestServer, tempDirs, upload, videoForm, waitReady, type TestServer } from '../support/test-server.js';
+import { type FrameEncoding, PROTOCOL } from '../../../protocol/index.js';
+import { FIXTURES, startTestServer, type TestServer, tempDirs, upload, videoForm, waitReady } from '../support/test-server.js';
 
 let server: TestServer | undefined;
 afterEach(async () => {
@@ -46,9 +46,9 @@ describe('frame transports', () => {
   it('carry the same upright frames: raw pixels identical, JPEG within its compression error', async () => {
     const got = {} as Record<FrameEncoding, number[][]>;
     for (const transport of PROTOCOL.frameEncodings) got[transport] = await scoresWith(transport);
-    expect(maxDiff(got['rgb24'], got['rgb24-file'])).toBe(0);
-    expect(maxDiff(got['jpeg'], got['file'])).toBe(0);
-    expect(maxDiff(got['jpeg'], got['rgb24-file'])).toBeLessThan(0.05);
+    expect(maxDiff(got.rgb24, got['rgb24-file'])).toBe(0);
+    expect(maxDiff(got.jpeg, got.file)).toBe(0);
+    expect(maxDiff(got.jpeg, got['rgb24-file'])).toBeLessThan(0.05);
     // the scores do depend on the pixels (frames differ), so the comparisons above are not vacuous
     expect(maxDiff([got['rgb24-file'][0]], [got['rgb24-file'][5]])).toBeGreaterThan(0);
   }, 120_000);

@@ -3,11 +3,11 @@
  * real HTTP. The bad-input cases check the contract's codes, that the server stays ready, and
  * that no temporary directory survives.
  */
-import { writeFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, IMAGES, startTestServer, tempDirs, upload, videoForm, waitReady, type TestServer } from '../support/test-server.js';
+import { FIXTURES, IMAGES, startTestServer, type TestServer, tempDirs, upload, videoForm, waitReady } from '../support/test-server.js';
 
 let server: TestServer;
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'e2e-scratch-'));
@@ -80,23 +80,68 @@ describe('POST /api/upload-video-with-pose (synthetic backend)', () => {
 
 describe('bad input gets the contract code, leaves the server ready and no temp files', () => {
   const cases: [string, () => FormData | string, number, string, Record<string, string>?][] = [
-    ['no video field', () => { const f = new FormData(); f.append('role', 'rider'); return f; }, 400, 'MISSING_VIDEO'],
+    [
+      'no video field',
+      () => {
+        const f = new FormData();
+        f.append('role', 'rider');
+        return f;
+      },
+      400,
+      'MISSING_VIDEO',
+    ],
     ['a still image', () => videoForm(path.join(IMAGES, 'messi5.jpg'), {}, 'photo.jpg'), 415, 'NOT_A_VIDEO'],
-    ['a zero-byte file', () => { const f = new FormData(); f.append('video', new Blob([]), 'empty.mp4'); return f; }, 415, 'NOT_A_VIDEO'],
-    ['a truncated MP4', () => {
-      const full = readFileSync(path.join(FIXTURES, 'messi-pan.mp4'));
-      const f = new FormData(); f.append('video', new Blob([full.subarray(0, 30_000)]), 'cut.mp4'); return f;
-    }, 422, 'UNDECODABLE_VIDEO'],
-    ['a body over MAX_UPLOAD_MB', () => { const f = new FormData(); f.append('video', new Blob([Buffer.alloc(1_500_000, 1)]), 'big.mp4'); return f; }, 413, 'UPLOAD_TOO_LARGE'],
+    [
+      'a zero-byte file',
+      () => {
+        const f = new FormData();
+        f.append('video', new Blob([]), 'empty.mp4');
+        return f;
+      },
+      415,
+      'NOT_A_VIDEO',
+    ],
+    [
+      'a truncated MP4',
+      () => {
+        const full = readFileSync(path.join(FIXTURES, 'messi-pan.mp4'));
+        const f = new FormData();
+        f.append('video', new Blob([full.subarray(0, 30_000)]), 'cut.mp4');
+        return f;
+      },
+      422,
+      'UNDECODABLE_VIDEO',
+    ],
+    [
+      'a body over MAX_UPLOAD_MB',
+      () => {
+        const f = new FormData();
+        f.append('video', new Blob([Buffer.alloc(1_500_000, 1)]), 'big.mp4');
+        return f;
+      },
+      413,
+      'UPLOAD_TOO_LARGE',
+    ],
     ['a bad role', () => videoForm(path.join(FIXTURES, 'messi-pan.mp4'), { role: 'Robert; DROP TABLE' }), 400, 'BAD_FIELD'],
     ['a bad fps', () => videoForm(path.join(FIXTURES, 'messi-pan.mp4'), { fps: '-3' }), 400, 'BAD_FIELD'],
     ['a bad maxFrames', () => videoForm(path.join(FIXTURES, 'messi-pan.mp4'), { maxFrames: '999999999' }), 400, 'BAD_FIELD'],
-    ['two video fields', () => {
-      const f = videoForm(path.join(FIXTURES, 'messi-pan.mp4'));
-      f.append('video', new Blob([readFileSync(path.join(FIXTURES, 'messi-pan.mp4'))]), 'second.mp4'); return f;
-    }, 400, 'BAD_FIELD'],
+    [
+      'two video fields',
+      () => {
+        const f = videoForm(path.join(FIXTURES, 'messi-pan.mp4'));
+        f.append('video', new Blob([readFileSync(path.join(FIXTURES, 'messi-pan.mp4'))]), 'second.mp4');
+        return f;
+      },
+      400,
+      'BAD_FIELD',
+    ],
     ['a non-multipart body', () => 'just text', 400, 'MISSING_VIDEO', { 'content-type': 'text/plain' }],
-    ['a path-traversal file name', () => videoForm(path.join(FIXTURES, 'messi-pan.mp4'), { maxFrames: '2' }, '../../etc/passwd; rm -rf $(HOME).mp4'), 200, ''],
+    [
+      'a path-traversal file name',
+      () => videoForm(path.join(FIXTURES, 'messi-pan.mp4'), { maxFrames: '2' }, '../../etc/passwd; rm -rf $(HOME).mp4'),
+      200,
+      '',
+    ],
   ];
 
   it.each(cases)('%s', async (_name, body, status, code, headers) => {

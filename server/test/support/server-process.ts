@@ -1,5 +1,5 @@
 /** The real server process (dist/server/main.js), for signal and crash tests. */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 
 export const REPO = path.join(import.meta.dirname, '..', '..', '..');

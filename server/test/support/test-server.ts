@@ -7,15 +7,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { testPython as recordedTestPython } from '../../../workers/test/support/prerequisites.js';
 import { buildServer } from '../../app.js';
-import { loadConfig, type Config } from '../../config.js';
+import { type Config, loadConfig } from '../../config.js';
 import { createPool } from '../../create-pool.js';
 import { TEMP_PREFIX } from '../../upload/temp-dir.js';
-import { testPython as recordedTestPython } from '../../../workers/test/support/prerequisites.js';
 import { findTools } from './tools.js';
 
 export { FIXTURES, IMAGES } from './fixtures.js';
-import { FIXTURES } from './fixtures.js';
+
 
 /** The interpreter the tests run workers with (the set-up's record; `python3` where there is none, and the test fails). */
 export function testPython(): string {
@@ -120,6 +120,10 @@ export async function upload(url: string, body: FormData | string | Buffer<Array
 /** Request temp dirs currently left under the test servers' private roots. */
 export function tempDirs(): string[] {
   return tempRoots.flatMap((root) =>
-    existsSync(root) ? readdirSync(root).filter((n) => n.startsWith(TEMP_PREFIX)).map((n) => path.join(root, n)) : [],
+    existsSync(root)
+      ? readdirSync(root)
+          .filter((n) => n.startsWith(TEMP_PREFIX))
+          .map((n) => path.join(root, n))
+      : [],
   );
 }

@@ -1,6 +1,7 @@
 /** ffmpeg/ffprobe for tests: the same resolution the server uses. */
-import { resolveMediaTools } from '../../runtime/ffmpeg-path.js';
+
 import type { MediaTools } from '../../media/media-tools.js';
+import { resolveMediaTools } from '../../runtime/ffmpeg-path.js';
 
 export function findTools(): MediaTools {
   const t = resolveMediaTools();

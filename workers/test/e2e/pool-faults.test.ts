@@ -5,7 +5,7 @@
  * close() leaves no child process.
  */
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeIfReady, whyNoRealWorkers } from '../support/prerequisites.js';
 import { PIPE_NOISE, realPool, realPoolHarness, rgbBatch, until } from '../support/real-workers.js';
 

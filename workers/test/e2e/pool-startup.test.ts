@@ -4,7 +4,7 @@
  * fast, never a pipe error, stay near idle while it retries with backoff, and recover by itself.
  */
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { WorkerPool } from '../../pool.js';
 import { PoolUnavailableError } from '../../worker-errors.js';
 import type { CapturedLogger } from '../support/capture-logger.js';
@@ -105,7 +105,10 @@ describeIfReady('pool start-up failures (real Python workers)', whyNoCv2LessVenv
     expect(w.lastError).toMatchObject({ code: 'WORKER_STARTUP_FAILED', type: 'RuntimeError', exitCode: 3 });
     expect(w.restarts).toBe(1);
     expect(pool.health().status).toBe('unavailable');
-    const delays = log.records().filter((r) => r.msg === 'worker restart scheduled').map((r) => r.delayMs);
+    const delays = log
+      .records()
+      .filter((r) => r.msg === 'worker restart scheduled')
+      .map((r) => r.delayMs);
     expect(delays).toEqual([200, 400]);
     expect(log.records().some((r) => r.msg === 'worker is crash-looping; marked failed (restarts continue with backoff)')).toBe(true);
     await expect(pool.detect(rgbBatch('x', 0, 1))).rejects.toBeInstanceOf(PoolUnavailableError);

@@ -1,7 +1,7 @@
 /** WorkerProcess against the real Python worker (model `synthetic`, a test double) and its fault injection. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import {
   StartupTimeoutError,
   WorkerCrashedError,

@@ -9,15 +9,15 @@ import { WorkerPool, type WorkerPoolOptions } from '../../pool.js';
 import type { PoseWorker, WorkerExit } from '../../pose-worker.js';
 import {
   WorkerCrashedError,
+  type WorkerError,
   WorkerExitedError,
+  type WorkerExitInfo,
   WorkerNotReadyError,
   WorkerRpcError,
   WorkerStartupFailedError,
   WorkerTimeoutError,
-  type WorkerError,
-  type WorkerExitInfo,
 } from '../../worker-errors.js';
-import { WorkerStateMachine, type WorkerState } from '../../worker-state.js';
+import { type WorkerState, WorkerStateMachine } from '../../worker-state.js';
 import { captureLogger } from './capture-logger.js';
 
 export type StartBehaviour =
@@ -47,7 +47,15 @@ export function fakeReadyParams(pid: number): ReadyParams {
     pid,
     python: FAKE_PYTHON,
     pythonVersion: '3.11.2',
-    model: { name: 'synthetic', keypoints: KEYPOINTS, skeleton: [[0, 1], [0, 2]], extras: [] },
+    model: {
+      name: 'synthetic',
+      keypoints: KEYPOINTS,
+      skeleton: [
+        [0, 1],
+        [0, 2],
+      ],
+      extras: [],
+    },
     device: 'cpu',
     threads: 1,
     versions: { python: '3.11.2' },
@@ -169,7 +177,11 @@ export class FakeWorker implements PoseWorker {
         );
       } else if (behaviour.kind === 'crash') {
         this.later(behaviour.afterMs ?? 1, () =>
-          this.exit({ exitCode: behaviour.exitCode ?? null, signal: behaviour.signal ?? (behaviour.exitCode === undefined ? 'SIGKILL' : null), stderrTail: behaviour.stderr ?? [] }),
+          this.exit({
+            exitCode: behaviour.exitCode ?? null,
+            signal: behaviour.signal ?? (behaviour.exitCode === undefined ? 'SIGKILL' : null),
+            stderrTail: behaviour.stderr ?? [],
+          }),
         );
       } else if (behaviour.kind === 'rpc-error') {
         this.later(1, () =>

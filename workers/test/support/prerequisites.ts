@@ -27,7 +27,7 @@ export function whyNoRealWorkers(): string | null {
   if (realWorkersVerdict !== undefined) return realWorkersVerdict;
   const python = testPython();
   if (!python) {
-    realWorkersVerdict = 'no workers\' interpreter: the set-up has not recorded one (`npm run setup`) and POSE_PYTHON is unset';
+    realWorkersVerdict = "no workers' interpreter: the set-up has not recorded one (`npm run setup`) and POSE_PYTHON is unset";
     return realWorkersVerdict;
   }
   try {
@@ -35,7 +35,10 @@ export function whyNoRealWorkers(): string | null {
     realWorkersVerdict = null;
   } catch (err) {
     const e = err as { stderr?: Buffer; message: string };
-    const last = String(e.stderr ?? e.message).trim().split('\n').pop();
+    const last = String(e.stderr ?? e.message)
+      .trim()
+      .split('\n')
+      .pop();
     realWorkersVerdict = `${python} cannot import numpy, cv2 and torch (${last}): run \`npm run setup\``;
   }
   return realWorkersVerdict;

@@ -2,14 +2,14 @@
  * Test support for integration tests with real Python workers (model `synthetic`, a test double
  * backend, run by the workers' interpreter: the one the set-up recorded, which has numpy, torch and cv2).
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, expect } from 'vitest';
 import type { DetectParams, FramePayload } from '../../../protocol/index.js';
 import { WorkerPool, type WorkerPoolOptions } from '../../pool.js';
-import { captureLogger, type CapturedLogger } from './capture-logger.js';
+import { type CapturedLogger, captureLogger } from './capture-logger.js';
 import { realWorkersPython } from './prerequisites.js';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
