@@ -4,7 +4,7 @@ Run it with the interpreter to check:
 
     PY scripts/check-python.py [--tests] [--json] [--write FILE --how HOW]
 
-Reads the module list from scripts/python-modules.txt (next to this file). Exit status:
+Reads the module list from pose-service/posepool_worker/python-modules.txt. Exit status:
   0  every "worker" module imports (and, with --tests, every "tests" module too)
   1  a worker module is missing, or the Python is too old
   2  only a tests module is missing (with --tests)
@@ -12,6 +12,9 @@ Prints one line (or, with --json, one JSON object) on stdout; whatever the impor
 goes to stderr. With --write, also records the interpreter as the set-up's choice (the JSON file the
 server, the doctor and the test runner read): {python, version, modules, checkedAt, how, cuda, ...}.
 """
+
+# %-formatting, not f-strings: the interpreters this checks may be too old for them, and must still be told so.
+# ruff: noqa: UP031
 import argparse
 import datetime
 import importlib
@@ -23,6 +26,7 @@ import traceback
 
 MIN_PYTHON = (3, 9)
 HERE = os.path.dirname(os.path.abspath(__file__))
+MODULES_FILE = os.path.join(HERE, os.pardir, "pose-service", "posepool_worker", "python-modules.txt")
 
 
 def read_module_table(path):
@@ -68,7 +72,7 @@ def accelerator_info():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--modules-file", default=os.path.join(HERE, "python-modules.txt"))
+    ap.add_argument("--modules-file", default=MODULES_FILE)
     ap.add_argument("--tests", action="store_true", help="the tests' modules are required too")
     ap.add_argument("--json", action="store_true", help="print a JSON object instead of one line")
     ap.add_argument("--write", metavar="FILE", help="record this interpreter as the set-up's choice")
@@ -84,7 +88,7 @@ def main():
     modules, missing = {}, {}
     too_old = sys.version_info[:2] < MIN_PYTHON
     if not too_old:
-        for name, _pip, _apt, needed_by in table:
+        for name, _pip, _apt, _needed_by in table:
             version, error = try_import(name)
             if version is not None:
                 modules[name] = version
@@ -138,10 +142,13 @@ def main():
     else:
         head = "%s (Python %s)" % (sys.executable, platform.python_version())
         if too_old:
-            line = "too old: %s; need Python %d.%d or newer" % ((head,) + MIN_PYTHON)
+            line = "too old: %s; need Python %d.%d or newer" % (head, *MIN_PYTHON)
         elif status == 1:
             line = "missing %s: %s: %s" % (
-                " ".join(worker_missing), head, "; ".join(missing[n] for n in worker_missing))
+                " ".join(worker_missing),
+                head,
+                "; ".join(missing[n] for n in worker_missing),
+            )
         else:
             found = ", ".join("%s %s" % kv for kv in modules.items())
             line = "%s %s: %s" % ("ok" if status == 0 else "missing " + " ".join(tests_missing), head, found)

@@ -31,7 +31,7 @@ export interface CheckLine {
   fix?: string;
 }
 
-/** A row of scripts/python-modules.txt. */
+/** A row of pose-service/posepool_worker/python-modules.txt. */
 export interface PythonModule {
   name: string;
   pip: string;
@@ -39,7 +39,7 @@ export interface PythonModule {
   neededBy: 'worker' | 'tests';
 }
 
-export function readModuleTable(file = path.join(REPO_ROOT, 'scripts', 'python-modules.txt')): PythonModule[] {
+export function readModuleTable(file = path.join(REPO_ROOT, 'pose-service', 'posepool_worker', 'python-modules.txt')): PythonModule[] {
   return readFileSync(file, 'utf8')
     .split('\n')
     .map((line) => line.split('#')[0].trim())

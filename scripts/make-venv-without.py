@@ -1,4 +1,4 @@
-"""The founding bug's interpreter, for the tests: a venv of the interpreter that runs this script which
+"""For the tests, an interpreter that lacks a module: a venv of the interpreter that runs this script which
 sees every package that interpreter sees except the modules named (e.g. numpy and torch but not cv2).
 
     PY scripts/make-venv-without.py DIR MODULE [MODULE ...]   make it; prints {"python": ...} as JSON
@@ -10,6 +10,7 @@ file pointing at a folder of symlinks to every entry of those folders, first one
 except the left-out modules (NAME, NAME.*.so, NAME-*.dist-info). --restore adds their symlinks, so the
 same running interpreter finds the real module from then on. Stdlib only.
 """
+
 import json
 import os
 import subprocess
@@ -37,8 +38,12 @@ def make(target, modules):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", target], check=True)
     scripts = "Scripts" if os.name == "nt" else "bin"
     python = os.path.join(target, scripts, "python.exe" if os.name == "nt" else "python")
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     links = os.path.join(target, "packages")
     os.makedirs(links)
     left_out = []
@@ -75,7 +80,7 @@ def main(argv):
     elif len(argv) >= 2 and not argv[0].startswith("-"):
         out = make(argv[0], argv[1:])
         if not out["leftOut"]:
-            sys.stderr.write("none of %s is installed for %s (folders: %s)\n" % (argv[1:], sys.executable, out["packageDirs"]))
+            sys.stderr.write(f"none of {argv[1:]} is installed for {sys.executable} (folders: {out['packageDirs']})\n")
             return 1
     else:
         sys.stderr.write(__doc__)

@@ -1,8 +1,8 @@
 <#
 The pose-service set-up (Windows): the same steps as setup-pose-service.sh.
 
-Find or make a Python interpreter that can import every module in scripts/python-modules.txt and
-record it in pose-service/.python-choice.json, which the server, the doctor and the test runner read.
+Find or make a Python interpreter that can import every module in
+pose-service/posepool_worker/python-modules.txt and record it in pose-service/.python-choice.json, which the server, the doctor and the test runner read.
 
   powershell -NoProfile -ExecutionPolicy Bypass -File scripts\setup-pose-service.ps1 [-Tests] [-Force]
     -Tests   also make sure the tests' modules (pytest) are there (npm test passes it)
@@ -25,7 +25,7 @@ $Service = Join-Path $Root 'pose-service'
 $Choice = Join-Path $Service '.python-choice.json'
 $Candidate = "$Choice.candidate"
 $Check = Join-Path $Root 'scripts\check-python.py'
-$ModulesFile = Join-Path $Root 'scripts\python-modules.txt'
+$ModulesFile = Join-Path $Service 'posepool_worker\python-modules.txt'
 $Venv = Join-Path $Service '.venv'
 $OnWindows = (-not (Test-Path variable:IsWindows)) -or $IsWindows
 $VenvPython = if ($OnWindows) { Join-Path $Venv 'Scripts\python.exe' } else { Join-Path $Venv 'bin/python' }

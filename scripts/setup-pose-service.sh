@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The pose-service set-up (Linux, macOS): find or make a Python interpreter that can import every
-# module in scripts/python-modules.txt, and record it in pose-service/.python-choice.json, which the
+# module in pose-service/posepool_worker/python-modules.txt, and record it in pose-service/.python-choice.json, which the
 # server, the doctor and the test runner read.
 #
 #   scripts/setup-pose-service.sh [--tests] [--force]
@@ -19,7 +19,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVICE="$ROOT/pose-service"
 CHOICE="$SERVICE/.python-choice.json"
 CHECK="$ROOT/scripts/check-python.py"
-MODULES_FILE="$ROOT/scripts/python-modules.txt"
+MODULES_FILE="$SERVICE/posepool_worker/python-modules.txt"
 VENV="$SERVICE/.venv"
 INDEX_TIMEOUT_S="${POSEPOOL_INDEX_TIMEOUT_S:-5}"
 may_install=1

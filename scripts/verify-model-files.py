@@ -18,6 +18,7 @@ code from pose-service/posepool_worker.
 Prints one JSON object per check on stdout ({"file", "ok", ...; on failure "problem"}). Exit status: 0 every
 check passed, 1 a file failed its check, 2 bad usage or the interpreter cannot import the backend code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,19 +38,25 @@ def emit(obj: dict) -> None:
 def import_backend_code():
     """The loader and error types (the HMR2 backend, which pulls in more, is imported when an HMR2 file is checked)."""
     sys.path.insert(0, str(SERVICE_DIR))
-    import torch  # noqa: F401 - the reason this needs the workers' interpreter
+    import torch  # the reason this needs the workers' interpreter
 
     from posepool_worker.backends.topdown.checkpoints import read_checkpoint, shape_mismatch, state_dict_of
     from posepool_worker.backends.vitpose.weights import to_model_state
     from posepool_worker.errors import StartupError
 
-    return {"read_checkpoint": read_checkpoint, "shape_mismatch": shape_mismatch, "state_dict_of": state_dict_of,
-            "to_model_state": to_model_state,
-            "StartupError": StartupError, "torch": torch}
+    return {
+        "read_checkpoint": read_checkpoint,
+        "shape_mismatch": shape_mismatch,
+        "state_dict_of": state_dict_of,
+        "to_model_state": to_model_state,
+        "StartupError": StartupError,
+        "torch": torch,
+    }
 
 
 def hmr2_ignored():
     from posepool_worker.backends.hmr2.backend import IGNORED
+
     return IGNORED
 
 
@@ -76,9 +83,14 @@ def check_checkpoint(code: dict, fmt: str, manifest_path: Path, path: Path) -> d
     got = {k: tuple(v.shape) for k, v in state.items()}
     mismatch = code["shape_mismatch"](expected, got, shape_text=lambda shape: str(list(shape)))
     if mismatch:
-        return {**out, "ok": False, "problem": f"does not match the key manifest ({mismatch['summary']})",
-                "missing": mismatch["missing"], "unexpected": mismatch["unexpected"],
-                "wrongShapes": mismatch["wrongShapes"]}
+        return {
+            **out,
+            "ok": False,
+            "problem": f"does not match the key manifest ({mismatch['summary']})",
+            "missing": mismatch["missing"],
+            "unexpected": mismatch["unexpected"],
+            "wrongShapes": mismatch["wrongShapes"],
+        }
     return {**out, "ok": True, "tensors": len(got), "parameters": sum(math.prod(s) for s in got.values())}
 
 
@@ -86,8 +98,9 @@ def check_regressor(path: Path) -> dict:
     out = {"file": str(path), "check": "SMPL_to_J19 regressor"}
     try:
         from posepool_worker.backends.hmr2.smpl_file import read_regressor
+
         reg = read_regressor(path)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is an unusable file
+    except Exception as exc:  # any parse failure is an unusable file
         return {**out, "ok": False, "problem": f"unreadable: {type(exc).__name__}: {exc}"}
     if reg.ndim != 2 or reg.shape[0] != 19:
         return {**out, "ok": False, "problem": f"expected a 19 x N matrix, found shape {list(reg.shape)}"}
@@ -107,7 +120,7 @@ def main(argv: list[str]) -> int:
             p.error(f"unknown checkpoint format {fmt!r} (one of {', '.join(FORMATS)})")
     try:
         code = import_backend_code()
-    except Exception as exc:  # noqa: BLE001 - ImportError, or a broken torch install
+    except Exception as exc:  # ImportError, or a broken torch install
         emit({"ok": False, "problem": f"{sys.executable} cannot import the backend code: {type(exc).__name__}: {exc}"})
         return 2
     if args.imports:

@@ -4,6 +4,7 @@ Each script applies the thread settings exactly as a worker does (posepool_worke
 torch is imported, then torch/cv2 thread counts), loads a backend through the same registry, and reads the
 frames the server would send (JPEG files written by scripts/bench with the server's own ffmpeg arguments).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,11 +43,16 @@ def load_backend(model: str, torch, threads: int, warm_up: bool = True):
     cls = backend_class(model)
     if not warm_up and hasattr(cls, "warm_up"):  # MoveNet's: the only backend with a warm-up and a graph check
         from posepool_worker.backends.movenet import network
+
         cls.warm_up = lambda self: None  # this process only: the baseline's load is not charged for a warm-up
         network.trunk_disagreement = lambda *args: 0.0  # this process only: no graph check either
-    ctx = LoadContext(model=model, device=torch.device("cpu"), threads=threads,
-                      models_dir=Path(os.environ.get("POSE_MODELS_DIR") or SERVICE_DIR / ".models"),
-                      repo_root=REPO_ROOT)
+    ctx = LoadContext(
+        model=model,
+        device=torch.device("cpu"),
+        threads=threads,
+        models_dir=Path(os.environ.get("POSE_MODELS_DIR") or SERVICE_DIR / ".models"),
+        repo_root=REPO_ROOT,
+    )
     return cls.load(ctx)
 
 

@@ -14,6 +14,7 @@ With --barrier, several copies started together wait for each other after loadin
 ``ready.<pid>`` into DIR and waits for ``DIR/go``), so their timed passes overlap: N workers' true ceiling on
 the shared cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ def main() -> None:
     load_ms = (common.now() - t0) * 1000
 
     files = common.frame_files(args.frames)
-    raws = [f.read_bytes() for f in (files[:args.limit] if args.limit > 0 else files)]
+    raws = [f.read_bytes() for f in (files[: args.limit] if args.limit > 0 else files)]
     t0 = common.now()
     images = [common.decode_jpeg(raw, cv2, numpy) for raw in raws]
     decode_ms = (common.now() - t0) * 1000 / len(images)
@@ -58,7 +59,7 @@ def main() -> None:
 
         backend.infer = counting_infer
 
-    batches = [images[i:i + args.batch] for i in range(0, len(images), args.batch)]
+    batches = [images[i : i + args.batch] for i in range(0, len(images), args.batch)]
     modes = [m for m in args.modes.split(",") if m]
 
     def one_pass(tracking: bool) -> tuple[float, float]:
@@ -88,21 +89,28 @@ def main() -> None:
             fps.append(len(images) / seconds)
             cpu_ms.append(cpu * 1000 / len(images))
             cores.append(cpu / seconds)
-        results[mode] = {"fps": fps, "cpuMsPerFrame": cpu_ms, "coresUsed": cores,
-                         "inferencesPerFrame": inferences["rows"] / (args.reps * len(images))}
+        results[mode] = {
+            "fps": fps,
+            "cpuMsPerFrame": cpu_ms,
+            "coresUsed": cores,
+            "inferencesPerFrame": inferences["rows"] / (args.reps * len(images)),
+        }
 
-    common.write_json(args.out, {
-        "model": args.model,
-        "threads": threads,
-        "torchThreads": torch.get_num_threads(),
-        "batch": args.batch,
-        "frames": len(images),
-        "size": [int(images[0].shape[1]), int(images[0].shape[0])],
-        "loadMs": load_ms,
-        "decodeMsPerFrame": decode_ms,
-        "modes": results,
-        "torch": torch.__version__,
-    })
+    common.write_json(
+        args.out,
+        {
+            "model": args.model,
+            "threads": threads,
+            "torchThreads": torch.get_num_threads(),
+            "batch": args.batch,
+            "frames": len(images),
+            "size": [int(images[0].shape[1]), int(images[0].shape[0])],
+            "loadMs": load_ms,
+            "decodeMsPerFrame": decode_ms,
+            "modes": results,
+            "torch": torch.__version__,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Per model, precision and batch size it prints one row:
   drift       vs fp32 on the same inputs: ViTPose max|heatmap diff| / max|heatmap|; HMR2 max|rotation diff|.
 A batch size that runs out of memory prints OOM and the next one is tried.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,16 +27,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from posepool_worker.backends.hmr2 import config as hmr2_config  # noqa: E402
-from posepool_worker.backends.hmr2.backend import HMR2Backend  # noqa: E402
-from posepool_worker.backends.hmr2.network import HMR2Net  # noqa: E402
-from posepool_worker.backends.hmr2.smpl import SMPL  # noqa: E402
-from posepool_worker.backends.topdown.boxes import PersonBoxSource  # noqa: E402
-from posepool_worker.backends.topdown.checkpoints import is_cuda_oom  # noqa: E402
-from posepool_worker.backends.topdown.precision import autocast  # noqa: E402
-from posepool_worker.backends.vitpose import config as vp_config  # noqa: E402
-from posepool_worker.backends.vitpose.backend import ViTPoseBackend  # noqa: E402
-from posepool_worker.backends.vitpose.network import ViTPoseNet  # noqa: E402
+from posepool_worker.backends.hmr2 import config as hmr2_config
+from posepool_worker.backends.hmr2.backend import HMR2Backend
+from posepool_worker.backends.hmr2.network import HMR2Net
+from posepool_worker.backends.hmr2.smpl import SMPL
+from posepool_worker.backends.topdown.boxes import PersonBoxSource
+from posepool_worker.backends.topdown.checkpoints import is_cuda_oom
+from posepool_worker.backends.topdown.precision import autocast
+from posepool_worker.backends.vitpose import config as vp_config
+from posepool_worker.backends.vitpose.backend import ViTPoseBackend
+from posepool_worker.backends.vitpose.network import ViTPoseNet
 
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 
@@ -43,10 +44,15 @@ SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17
 def random_smpl(nv: int = 6890) -> SMPL:
     rng = np.random.default_rng(0)
     weights = rng.random((nv, 24))
-    data = {"v_template": rng.normal(0, 0.3, (nv, 3)), "shapedirs": rng.normal(0, 0.01, (nv, 3, 10)),
-            "posedirs": rng.normal(0, 0.001, (nv, 3, 207)), "J_regressor": rng.random((24, nv)) / nv,
-            "weights": weights / weights.sum(1, keepdims=True),
-            "kintree_table": np.array([[0] + SMPL_PARENTS[1:], list(range(24))]), "f": np.zeros((1, 3), np.int64)}
+    data = {
+        "v_template": rng.normal(0, 0.3, (nv, 3)),
+        "shapedirs": rng.normal(0, 0.01, (nv, 3, 10)),
+        "posedirs": rng.normal(0, 0.001, (nv, 3, 207)),
+        "J_regressor": rng.random((24, nv)) / nv,
+        "weights": weights / weights.sum(1, keepdims=True),
+        "kintree_table": np.array([[0, *SMPL_PARENTS[1:]], list(range(24))]),
+        "f": np.zeros((1, 3), np.int64),
+    }
     return SMPL(data, rng.random((19, nv)) / nv)
 
 
@@ -97,7 +103,9 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA device: use --device cpu (with --tiny for a quick smoke test)")
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"# torch {torch.__version__}, device {gpu}, iters {args.iters}, random weights{' (tiny)' if args.tiny else ''}")
+    print(
+        f"# torch {torch.__version__}, device {gpu}, iters {args.iters}, random weights{' (tiny)' if args.tiny else ''}"
+    )
     print(f"{'model':10} {'prec':5} {'batch':>5} {'net fps':>9} {'e2e fps':>9} {'peak MiB':>9} {'drift':>9}")
     frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
     for model in args.models.split(","):
@@ -112,18 +120,24 @@ def main() -> None:
             for bs in (int(b) for b in args.batch_sizes.split(",")):
                 try:
                     x = torch.randn(bs, *chw, device=device)
-                    net_s = timed(lambda: net_outputs(backend, x), device, args.iters)
+                    net_s = timed(lambda backend=backend, x=x: net_outputs(backend, x), device, args.iters)
                     if device.type == "cuda":
                         torch.cuda.reset_peak_memory_stats(device)
                     frames = [frame] * bs
-                    e2e_s = timed(lambda: backend.detect(frames, {}), device, args.iters)
-                    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else float("nan")
+                    e2e_s = timed(lambda backend=backend, frames=frames: backend.detect(frames, {}), device, args.iters)
+                    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
                     a, b = net_outputs(backend, x), net_outputs(ref_backend, x)
-                    drift = ((a - b).abs().max() / b.abs().max()).item() if model.startswith("vitpose") else \
-                        (a - b).abs().max().item()
-                    print(f"{model:10} {precision:5} {bs:5d} {bs / net_s:9.1f} {bs / e2e_s:9.1f} {peak:9.0f} {drift:9.2e}",
-                          flush=True)
-                except Exception as exc:  # noqa: BLE001
+                    drift = (
+                        ((a - b).abs().max() / b.abs().max()).item()
+                        if model.startswith("vitpose")
+                        else (a - b).abs().max().item()
+                    )
+                    print(
+                        f"{model:10} {precision:5} {bs:5d} {bs / net_s:9.1f} {bs / e2e_s:9.1f} "
+                        f"{peak:9.0f} {drift:9.2e}",
+                        flush=True,
+                    )
+                except Exception as exc:
                     if not is_cuda_oom(exc):
                         raise
                     print(f"{model:10} {precision:5} {bs:5d} {'OOM':>9}", flush=True)

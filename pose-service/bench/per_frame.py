@@ -1,13 +1,13 @@
-"""The old design, rebuilt as the benchmark's baseline: one Python process per frame.
+"""The benchmark's baseline: one Python process per frame, the design posepool's warm workers replace.
 
     python pose-service/bench/per_frame.py --model movenet-thunder < frame.jpg > result.json
 
-Like the seed's per-frame script: the process starts, imports numpy/cv2/torch, loads the model, reads one
-JPEG frame from stdin, poses it, writes one JSON result to stdout, and exits. Nothing survives between frames.
-Thread settings are left at the libraries' defaults (the seed set none). The model's load is the worker's
-load minus MoveNet's two warm-up inferences and its CPU-graph check (the seed had neither; leaving them out
-favours the baseline).
+The process starts, imports numpy/cv2/torch, loads the model, reads one JPEG frame from stdin, poses it,
+writes one JSON result to stdout, and exits: nothing survives between frames. As in that design, thread
+settings stay at the libraries' defaults and the load has neither MoveNet's two warm-up inferences nor its
+CPU-graph check (leaving them out favours the baseline).
 """
+
 from __future__ import annotations
 
 import time

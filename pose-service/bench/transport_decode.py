@@ -9,6 +9,7 @@ message), ``file`` (a JPEG file path in the message) and ``rgb24-file`` (a path 
 width*height*3 bytes, read with np.fromfile, no decode). The files are in a normal temp folder
 (tempfile.mkdtemp() default, like the server's per-request folder), not a RAM-backed one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ def main() -> None:
     jpegs = [f.read_bytes() for f in files]
     size = args.width * args.height * 3
     raw_all = Path(args.raw).read_bytes()
-    raws = [raw_all[i * size:(i + 1) * size] for i in range(len(jpegs))]
+    raws = [raw_all[i * size : (i + 1) * size] for i in range(len(jpegs))]
 
     file_dir = Path(tempfile.mkdtemp(prefix="posepool-bench-"))
     try:
@@ -66,8 +67,16 @@ def main() -> None:
             bodies = []
             for start in range(0, n, args.batch):
                 frames = [payload(kind, i) for i in range(start, min(n, start + args.batch))]
-                bodies.append(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "detect",
-                                          "params": {"requestId": "bench", "frames": frames}}).encode("utf-8"))
+                bodies.append(
+                    json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 1,
+                            "method": "detect",
+                            "params": {"requestId": "bench", "frames": frames},
+                        }
+                    ).encode("utf-8")
+                )
             message_bytes = sum(len(b) for b in bodies) / n
             parse, decode = [], []
             for _ in range(args.reps + 1):  # the first repetition warms the page cache and allocator

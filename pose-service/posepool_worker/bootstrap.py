@@ -9,6 +9,7 @@ Order matters and is the point of this module:
    notification {type, message, missingModule, hint, python, traceback} and exit code 3.
 Until step 3 only the standard library is imported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,14 +65,24 @@ class _ArgParser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = _ArgParser(prog="python -m posepool_worker", description="posepool pose worker (JSON-RPC on stdio)")
-    p.add_argument("--model", default=os.environ.get("POSE_MODEL", "movenet-thunder"),
-                   help="protocol.json model name (env POSE_MODEL)")
-    p.add_argument("--device", default=os.environ.get("POSE_DEVICE", "auto"),
-                   help="auto, cpu, cuda or cuda:N (env POSE_DEVICE)")
-    p.add_argument("--threads", default=os.environ.get("POSE_THREADS", "auto"),
-                   help="torch intra-op / OpenMP / OpenCV threads, or auto for the libraries' defaults")
-    p.add_argument("--models-dir", default=os.environ.get("POSE_MODELS_DIR") or str(SERVICE_DIR / ".models"),
-                   help="downloaded weights (env POSE_MODELS_DIR)")
+    p.add_argument(
+        "--model",
+        default=os.environ.get("POSE_MODEL", "movenet-thunder"),
+        help="protocol.json model name (env POSE_MODEL)",
+    )
+    p.add_argument(
+        "--device", default=os.environ.get("POSE_DEVICE", "auto"), help="auto, cpu, cuda or cuda:N (env POSE_DEVICE)"
+    )
+    p.add_argument(
+        "--threads",
+        default=os.environ.get("POSE_THREADS", "auto"),
+        help="torch intra-op / OpenMP / OpenCV threads, or auto for the libraries' defaults",
+    )
+    p.add_argument(
+        "--models-dir",
+        default=os.environ.get("POSE_MODELS_DIR") or str(SERVICE_DIR / ".models"),
+        help="downloaded weights (env POSE_MODELS_DIR)",
+    )
     args = p.parse_args(argv)
     if str(args.threads).strip().lower() in ("auto", "", "0"):
         args.threads = None
@@ -98,11 +109,15 @@ def describe_failure(err: BaseException, importing: str | None) -> dict:
         kind, message = type(err).__name__, str(err)
         missing = err.name or importing
         if "libGL" in message or "libgthread" in message:
-            hint = ("opencv-python needs a desktop's libraries: pip install opencv-python-headless instead "
-                    "(Debian: apt-get install python3-opencv), or run `npm run setup`")
+            hint = (
+                "opencv-python needs a desktop's libraries: pip install opencv-python-headless instead "
+                "(Debian: apt-get install python3-opencv), or run `npm run setup`"
+            )
         else:
-            hint = (f"the module {missing or importing or ''} is installed but does not import; "
-                    "run `npm run setup` to repair the pose-service environment, then `npm run doctor`").replace("  ", " ")
+            hint = (
+                f"the module {missing or importing or ''} is installed but does not import; "
+                "run `npm run setup` to repair the pose-service environment, then `npm run doctor`"
+            ).replace("  ", " ")
     else:
         kind, message = type(err).__name__, str(err) or type(err).__name__
         hint = "see the worker's stderr for the traceback; `npm run doctor` checks the set-up"
@@ -141,10 +156,13 @@ def main(argv: list[str] | None = None) -> None:
         runtime.set_thread_env(args.threads)
         importing = "numpy"
         import numpy
+
         importing = "cv2"
         import cv2
+
         importing = "torch"
         import torch
+
         importing = None
 
         threads = runtime.apply_threads(args.threads, torch, cv2)
@@ -155,8 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         from .service import WorkerService
 
         backend_cls = backend_class(args.model)
-        ctx = LoadContext(model=args.model, device=device, threads=threads,
-                          models_dir=Path(args.models_dir), repo_root=REPO_ROOT)
+        ctx = LoadContext(
+            model=args.model, device=device, threads=threads, models_dir=Path(args.models_dir), repo_root=REPO_ROOT
+        )
         backend = backend_cls.load(ctx)
         ready = {
             "pid": os.getpid(),
@@ -179,12 +198,17 @@ def main(argv: list[str] | None = None) -> None:
             "loadMs": int((time.monotonic() - started) * 1000),
         }
         service = WorkerService(backend, args.model, device, torch)
-    except BaseException as err:  # noqa: BLE001 - every start-up failure is reported, whatever it is
+    except BaseException as err:  # every start-up failure is reported, whatever it is
         if isinstance(err, SystemExit) and not err.code:
             exit_now(0)
         failure = describe_failure(err, importing)
-        log.error("startup failed: %s: %s\n  hint: %s\n%s", failure["type"], failure["message"], failure["hint"],
-                  failure["traceback"])
+        log.error(
+            "startup failed: %s: %s\n  hint: %s\n%s",
+            failure["type"],
+            failure["message"],
+            failure["hint"],
+            failure["traceback"],
+        )
         try:
             writer.write({"jsonrpc": "2.0", "method": STARTUP_FAILED, "params": failure})
         except OSError:
@@ -193,8 +217,14 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         conn.notify(protocol.NOTIFICATIONS["ready"], ready)
-        log.info("ready: model=%s device=%s threads=%s load=%dms python=%s", args.model, device, threads,
-                 ready["loadMs"], sys.executable)
+        log.info(
+            "ready: model=%s device=%s threads=%s load=%dms python=%s",
+            args.model,
+            device,
+            threads,
+            ready["loadMs"],
+            sys.executable,
+        )
         backend.on_ready()
         conn.serve(service.handlers(), stop=lambda: service.stopping)
     except BrokenPipeError:

@@ -1,4 +1,4 @@
-"""The worker's error types, and the one table of fixes for missing Python modules.
+"""The worker's error types, and the install hint for a missing Python module (from python-modules.txt).
 
 Stdlib only (the bootstrap uses it before numpy/cv2/torch are importable).
 
@@ -8,7 +8,10 @@ Stdlib only (the bootstrap uses it before numpy/cv2/torch are importable).
 - ``FrameError``: one frame could not be posed. A backend returns it (or raises it) in place of that
   frame's person list; the code is one of protocol.json's ``frameErrorCodes``.
 """
+
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class StartupError(Exception):
@@ -41,20 +44,22 @@ class FrameError(Exception):
         return f"FrameError({self.code!r}, {self.message!r})"
 
 
-# Top-level module name -> (pip package, Debian package or None). The one table of install hints.
-MODULE_PACKAGES: dict[str, tuple[str, str | None]] = {
-    "cv2": ("opencv-python-headless", "python3-opencv"),
-    "numpy": ("numpy", "python3-numpy"),
-    "torch": ("torch", "python3-torch"),
-    "torchvision": ("torchvision", "python3-torchvision"),
-    "PIL": ("pillow", "python3-pil"),
-    "yaml": ("pyyaml", "python3-yaml"),
-    "scipy": ("scipy", "python3-scipy"),
-    "safetensors": ("safetensors", None),
-    "timm": ("timm", None),
-    "einops": ("einops", None),
-    "smplx": ("smplx", None),
-}
+MODULE_TABLE = Path(__file__).with_name("python-modules.txt")
+
+
+def module_packages(table: Path = MODULE_TABLE) -> dict[str, tuple[str, str]]:
+    """Import name -> (pip package, Debian package), from the module table; empty if the table cannot be
+    read, so that a hint never hides the failure it describes."""
+    try:
+        text = table.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    packages = {}
+    for line in text.splitlines():
+        cols = line.split("#", 1)[0].split()
+        if len(cols) >= 3:
+            packages[cols[0]] = (cols[1], cols[2])
+    return packages
 
 
 def hint_for_missing_module(module: str | None) -> str:
@@ -64,7 +69,7 @@ def hint_for_missing_module(module: str | None) -> str:
         return "run `npm run setup` (it installs the pose-service's Python packages), then `npm run doctor`"
     if top == "posepool_worker":
         return "start the worker with its working directory in pose-service/ (python -m posepool_worker)"
-    pip_name, apt_name = MODULE_PACKAGES.get(top, (top, None))
+    pip_name, apt_name = module_packages().get(top, (top, None))
     hint = f"run `npm run setup`, or install it: pip install {pip_name}"
     if apt_name:
         hint += f" (Debian: apt-get install {apt_name})"

@@ -7,6 +7,7 @@ Encodings (protocol.json frameEncodings):
 - ``rgb24-file``: ``path`` = a file of width*height*3 bytes, row-major RGB (same directory); no decoding.
 A frame that cannot be decoded raises FrameError(FRAME_DECODE_FAILED); its batch goes on without it.
 """
+
 from __future__ import annotations
 
 import base64

@@ -11,6 +11,7 @@ Stdlib only. ``FrameDecoder`` is a pure incremental parser (bytes in, message bo
 several messages in one read and a header split across reads are all the same case. ``MessageWriter``
 serializes whole-message writes to a file descriptor with a lock.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,7 @@ class FrameDecoder:
         self._buf = bytearray()
         self._need: int | None = None  # body length once the header block has been parsed
 
-    def feed(self, chunk: bytes) -> "list[bytes | FramingError]":
+    def feed(self, chunk: bytes) -> list[bytes | FramingError]:
         self._buf += chunk
         items: list[bytes | FramingError] = []
         while True:

@@ -2,6 +2,7 @@
 
 Stdlib only: anything with ``tolist()`` (numpy, torch tensors) is converted through it.
 """
+
 from __future__ import annotations
 
 import math

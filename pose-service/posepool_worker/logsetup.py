@@ -2,6 +2,7 @@
 
 LOG_LEVEL takes the server's pino level names (trace, debug, info, warn, error, fatal, silent).
 """
+
 from __future__ import annotations
 
 import logging

@@ -2,6 +2,7 @@
 
 Stdlib only: the bootstrap imports this before numpy/cv2/torch, to report startup failures.
 """
+
 from __future__ import annotations
 
 import json

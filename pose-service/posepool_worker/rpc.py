@@ -10,6 +10,7 @@ Stdlib only (the bootstrap needs it to report startup failures before numpy/cv2/
   vscode-jsonrpc's ``$/cancelRequest`` are ignored; responses sent to us are ignored.
 - Error codes come from protocol.json ``rpcErrorCodes``.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,15 +49,12 @@ def invalid_params(message: str) -> RpcError:
     return RpcError(CODES["INVALID_PARAMS"], message)
 
 
-_EOF = object()
-
-
 class Connection:
     def __init__(self, in_fd: int, out_fd: int, on_eof: Callable[[], None]):
         self._in_fd = in_fd
         self._writer = MessageWriter(out_fd)
         self._on_eof = on_eof
-        self._inbox: "queue.Queue[object]" = queue.Queue()
+        self._inbox: queue.Queue[bytes | FramingError | None] = queue.Queue()  # None: the input ended
         self._reader: threading.Thread | None = None
 
     # ---- input -------------------------------------------------------------------------------------
@@ -71,7 +69,7 @@ class Connection:
                 self._inbox.put(item)
         except OSError as err:
             log.error("reading stdin failed: %s", err)
-        self._inbox.put(_EOF)
+        self._inbox.put(None)
         self._on_eof()
 
     # ---- output ------------------------------------------------------------------------------------
@@ -90,13 +88,13 @@ class Connection:
         already written) or when the input ends and ``on_eof`` returned."""
         while True:
             item = self._inbox.get()
-            if item is _EOF:
+            if item is None:
                 return
             self.handle(item, handlers)
             if stop():
                 return
 
-    def handle(self, item: "bytes | FramingError", handlers: dict[str, Handler]) -> None:
+    def handle(self, item: bytes | FramingError, handlers: dict[str, Handler]) -> None:
         if isinstance(item, FramingError):
             log.error("framing error on stdin: %s", item)
             self.respond_error(None, RpcError(CODES["PARSE_ERROR"], f"framing error: {item}"))

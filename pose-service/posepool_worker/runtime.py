@@ -3,8 +3,10 @@
 ``set_thread_env`` runs before torch/cv2 are imported (OpenMP/MKL read their env at load);
 ``apply_threads`` and ``resolve_device`` run after, with the modules passed in.
 """
+
 from __future__ import annotations
 
+import importlib
 import os
 import re
 
@@ -35,8 +37,8 @@ def apply_threads(threads: int | None, torch, cv2) -> int:
 def disable_unusable_nnpack() -> None:
     """torch 2.x tries NNPACK for some eager CPU convolutions and, where the CPU cannot run it, logs "Could not
     initialize NNPACK" on every such call; turning it off there changes nothing but the log."""
-    try:
-        import torch.backends.nnpack as nnpack
+    try:  # torch 1.x has no torch.backends.nnpack
+        nnpack = importlib.import_module("torch.backends.nnpack")
     except ImportError:
         return
     if hasattr(nnpack, "set_flags") and not nnpack.is_available():
@@ -68,8 +70,11 @@ def resolve_device(spec: str, torch):
         return torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     if not cuda:
         built = getattr(torch.version, "cuda", None)
-        why = f"torch {torch.__version__} has CUDA {built} but sees no GPU" if built else (
-            f"torch {torch.__version__} was built without CUDA")
+        why = (
+            f"torch {torch.__version__} has CUDA {built} but sees no GPU"
+            if built
+            else f"torch {torch.__version__} was built without CUDA"
+        )
         raise StartupError(
             "DeviceUnavailable",
             f"POSE_DEVICE={spec} but CUDA is not available ({why})",

@@ -5,6 +5,7 @@ good images in one backend call, and merges the results back in request order. A
 backend call becomes a per-frame error on every frame that reached it: OUT_OF_MEMORY for host/GPU memory
 exhaustion (with a hint), INFERENCE_FAILED for anything else (traceback to stderr).
 """
+
 from __future__ import annotations
 
 import logging
@@ -102,8 +103,14 @@ class WorkerService:
         self.batches += 1
         self.frames += len(frames)
         timing = {"decodeMs": _ms(t1 - t0), "inferMs": _ms(t2 - t1), "totalMs": _ms(time.perf_counter() - t0)}
-        log.debug("detect req=%s frames=%d failed=%d decode=%.1fms infer=%.1fms", request_id, len(frames),
-                  failed, timing["decodeMs"], timing["inferMs"])
+        log.debug(
+            "detect req=%s frames=%d failed=%d decode=%.1fms infer=%.1fms",
+            request_id,
+            len(frames),
+            failed,
+            timing["decodeMs"],
+            timing["inferMs"],
+        )
         return {"frames": results, "timing": timing}
 
     def _infer(self, images: list, options: dict, request_id: str) -> list:
@@ -141,7 +148,9 @@ class WorkerService:
                 except Exception:
                     pass
             detail = str(err).strip() or type(err).__name__
-            return FrameError("OUT_OF_MEMORY", f"out of {where} memory on a batch of {count} frames ({detail}); {OOM_HINT}")
+            return FrameError(
+                "OUT_OF_MEMORY", f"out of {where} memory on a batch of {count} frames ({detail}); {OOM_HINT}"
+            )
         log.error("req=%s: inference failed on a batch of %d:\n%s", request_id, count, traceback.format_exc())
         return FrameError("INFERENCE_FAILED", f"{type(err).__name__}: {err}")
 

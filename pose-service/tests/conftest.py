@@ -4,6 +4,7 @@ Tests run with the interpreter that runs pytest: `npm test` uses the workers' ow
 Under CI=true a skipped test is reported as failed, with its reason, unless the reason starts with
 "platform:" (a documented platform or hardware skip): a skip is a test that did not run.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,18 +46,18 @@ def pytest_runtest_makereport(item, call):
 class WorkerClient:
     """One worker process: ``python -m posepool_worker`` with cwd pose-service/, stdin/stdout as the wire."""
 
-    def __init__(self, model="synthetic", faults="", args=(), env=None, python=sys.executable, device="cpu",
-                 threads=1):
+    def __init__(self, model="synthetic", faults="", args=(), env=None, python=sys.executable, device="cpu", threads=1):
         full_env = dict(os.environ)
         full_env.pop("POSE_SYNTHETIC_FAULTS", None)
         if faults:
             full_env["POSE_SYNTHETIC_FAULTS"] = faults
         full_env.update(env or {})
-        cmd = [python, "-m", "posepool_worker", "--model", model, "--device", device, "--threads", str(threads),
-               *args]
-        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty worker can never block on it
-        self.proc = subprocess.Popen(cmd, cwd=SERVICE_DIR, env=full_env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._stderr)
+        cmd = [python, "-m", "posepool_worker", "--model", model, "--device", device, "--threads", str(threads), *args]
+        # A file, not a pipe: a chatty worker can never block on it. Open for the worker's life; close() closes it.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cmd, cwd=SERVICE_DIR, env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr
+        )
         self._decoder = FrameDecoder()
         self._pending: list = []
         self._next_id = 0
@@ -172,12 +173,22 @@ def tiny_env(monkeypatch):
 
 
 def jpeg_frame(index: int, path: Path = FIXTURES / "messi5.jpg") -> dict:
-    return {"index": index, "encoding": "jpeg", "width": 0, "height": 0,
-            "data": base64.b64encode(path.read_bytes()).decode("ascii")}
+    return {
+        "index": index,
+        "encoding": "jpeg",
+        "width": 0,
+        "height": 0,
+        "data": base64.b64encode(path.read_bytes()).decode("ascii"),
+    }
 
 
 def corrupt_jpeg_frame(index: int) -> dict:
     raw = (FIXTURES / "messi5.jpg").read_bytes()
     garbage = raw[:2] + bytes(range(256)) * 4  # a JPEG start marker, then nothing decodable
-    return {"index": index, "encoding": "jpeg", "width": 0, "height": 0,
-            "data": base64.b64encode(garbage).decode("ascii")}
+    return {
+        "index": index,
+        "encoding": "jpeg",
+        "width": 0,
+        "height": 0,
+        "data": base64.b64encode(garbage).decode("ascii"),
+    }

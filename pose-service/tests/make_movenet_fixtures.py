@@ -42,8 +42,26 @@ def read_frame(path: Path, index: int | None) -> np.ndarray:
     if index is None:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     else:
-        png = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"select=eq(n\\,{index})", "-vframes", "1",
-                              "-f", "image2pipe", "-vcodec", "png", "-"], check=True, capture_output=True).stdout
+        png = subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-i",
+                str(path),
+                "-vf",
+                f"select=eq(n\\,{index})",
+                "-vframes",
+                "1",
+                "-f",
+                "image2pipe",
+                "-vcodec",
+                "png",
+                "-",
+            ],
+            check=True,
+            capture_output=True,
+        ).stdout
         bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise SystemExit(f"could not read {path} frame {index}")
@@ -62,8 +80,9 @@ def main() -> None:
             h, w = img.shape[:2]
             box = crop.letterbox_box(h, w)
             x = crop.crop_and_resize(img, box, size)
-            entries.append({"name": name, "source": rel, "frame": idx, "kind": "letterbox", "box": box,
-                            "width": w, "height": h})
+            entries.append(
+                {"name": name, "source": rel, "frame": idx, "kind": "letterbox", "box": box, "width": w, "height": h}
+            )
             inputs.append(x)
             with torch.inference_mode():
                 out = net(torch.from_numpy(x)[None]).numpy()[0]
@@ -72,14 +91,24 @@ def main() -> None:
                 continue
             region = crop.determine_crop_region(kp, h, w)
             if region is not None and crop.box_side_fraction(region, h, w) <= MAX_CROP_FRACTION:
-                entries.append({"name": name + ":crop", "source": rel, "frame": idx, "kind": "crop",
-                                "box": list(region), "width": w, "height": h})
+                entries.append(
+                    {
+                        "name": name + ":crop",
+                        "source": rel,
+                        "frame": idx,
+                        "kind": "crop",
+                        "box": list(region),
+                        "width": w,
+                        "height": h,
+                    }
+                )
                 inputs.append(crop.crop_and_resize(img, region, size))
         data = np.stack(inputs).astype(np.uint8)
         assert np.array_equal(data.astype(np.int32), np.stack(inputs)), "inputs must be 0..255"
         (OUT / f"inputs-{model}.u8.gz").write_bytes(gzip.compress(data.tobytes(), compresslevel=9, mtime=0))
-        (OUT / f"index-{model}.json").write_text(json.dumps({"model": model, "inputSize": size, "entries": entries},
-                                                            indent=1) + "\n")
+        (OUT / f"index-{model}.json").write_text(
+            json.dumps({"model": model, "inputSize": size, "entries": entries}, indent=1) + "\n"
+        )
         print(f"{model}: {len(entries)} inputs ({sum(e['kind'] == 'crop' for e in entries)} crops)")
 
 

@@ -70,8 +70,14 @@ def timed(fn, batch: int, repeats: int) -> tuple[float, float]:
 
 def wasm_speed(model: str, repeats: int) -> tuple[float, float] | None:
     try:
-        run = subprocess.run(["node", str(HERE / "movenet_tfjs.mjs"), "speed", model, str(repeats)], cwd=REPO,
-                             capture_output=True, text=True, timeout=600, check=True)
+        run = subprocess.run(
+            ["node", str(HERE / "movenet_tfjs.mjs"), "speed", model, str(repeats)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         print(f"  (wasm skipped: {exc})", file=sys.stderr)
         return None
@@ -96,17 +102,24 @@ def main() -> None:
             for batch in (1, 8):
                 x = np.concatenate([inputs] * (batch // len(inputs) + 1))[:batch]
                 imgs = (images * (batch // len(images) + 1))[:batch]
-                m = timed(lambda: backend.infer(x), batch, args.repeats)
-                d = timed(lambda: backend.detect(imgs, {"tracking": True}), batch, args.repeats)
+                m = timed(lambda backend=backend, x=x: backend.infer(x), batch, args.repeats)
+                d = timed(
+                    lambda backend=backend, imgs=imgs: backend.detect(imgs, {"tracking": True}), batch, args.repeats
+                )
                 rows.append((model, f"pytorch {threads} thr", batch, m, d))
-                print(f"{model:18s} pytorch {threads} thr  batch {batch}:  model {m[0]:6.1f} (median {m[1]:6.1f})   "
-                      f"detect {d[0]:6.1f} (median {d[1]:6.1f}) ms/frame", flush=True)
+                print(
+                    f"{model:18s} pytorch {threads} thr  batch {batch}:  model {m[0]:6.1f} (median {m[1]:6.1f})   "
+                    f"detect {d[0]:6.1f} (median {d[1]:6.1f}) ms/frame",
+                    flush=True,
+                )
         if not args.no_wasm:
             w = wasm_speed(model, max(3, args.repeats // 2))
             if w:
                 rows.append((model, "tfjs-wasm", 1, w, None))
-                print(f"{model:18s} tfjs-wasm (1 thread) batch 1:  model {w[0]:6.1f} (median {w[1]:6.1f}) ms/frame",
-                      flush=True)
+                print(
+                    f"{model:18s} tfjs-wasm (1 thread) batch 1:  model {w[0]:6.1f} (median {w[1]:6.1f}) ms/frame",
+                    flush=True,
+                )
     print(f"\nmachine: {os.cpu_count()} cores, torch {torch.__version__}; best (median) ms/frame")
     print("| model | runtime | batch | model ms/frame | detect ms/frame (tracking) |")
     print("| --- | --- | --- | --- | --- |")

@@ -1,9 +1,10 @@
-"""The founding bug, for real: a worker started by an interpreter that lacks cv2 (or torch) must say so in a
-structured worker/startupFailed message and exit non-zero, never die with a bare traceback or EPIPE.
+"""A worker started by an interpreter that lacks cv2 (or torch) must say so in a structured
+worker/startupFailed message and exit non-zero, never die with a bare traceback or EPIPE.
 
 The interpreter is a venv of the one running pytest (the set-up's record: a pip venv or Debian's packages)
 that sees every package it sees except the one module taken away (scripts/make-venv-without.py).
 """
+
 import json
 import subprocess
 import sys
@@ -17,19 +18,29 @@ MAKE_VENV = SERVICE_DIR.parent / "scripts" / "make-venv-without.py"
 
 
 def venv_without(tmp_path: Path, module: str) -> Path:
-    out = subprocess.run([sys.executable, str(MAKE_VENV), str(tmp_path / f"venv-no-{module}"), module],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, str(MAKE_VENV), str(tmp_path / f"venv-no-{module}"), module],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return Path(json.loads(out.stdout)["python"])
 
 
-@pytest.mark.parametrize("module, pip_name, apt_name", [
-    ("cv2", "opencv-python-headless", "python3-opencv"),
-    ("torch", "torch", "python3-torch"),
-])
+@pytest.mark.parametrize(
+    "module, pip_name, apt_name",
+    [
+        ("cv2", "opencv-python-headless", "python3-opencv"),
+        ("torch", "torch", "python3-torch"),
+    ],
+)
 def test_missing_module_is_a_structured_startup_failure(tmp_path, module, pip_name, apt_name):
     python = venv_without(tmp_path, module)
-    probe = subprocess.run([str(python), "-c", f"import numpy\ntry:\n import {module}\nexcept ImportError: print('absent')"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [str(python), "-c", f"import numpy\ntry:\n import {module}\nexcept ImportError: print('absent')"],
+        capture_output=True,
+        text=True,
+    )
     assert probe.stdout.strip() == "absent", probe.stderr  # the venv really lacks it (and still has numpy)
 
     worker = WorkerClient(python=str(python))

@@ -1,4 +1,5 @@
 """Error types, the install-hint table, and parity of the Python side with protocol.json."""
+
 import ast
 from pathlib import Path
 
@@ -11,12 +12,15 @@ from posepool_worker.errors import FrameError, StartupError, hint_for_missing_mo
 PACKAGE = Path(__file__).resolve().parents[1] / "posepool_worker"
 
 
-@pytest.mark.parametrize("module, pip_name, apt_name", [
-    ("cv2", "opencv-python-headless", "python3-opencv"),
-    ("numpy", "numpy", "python3-numpy"),
-    ("torch", "torch", "python3-torch"),
-    ("torch._C", "torch", "python3-torch"),
-])
+@pytest.mark.parametrize(
+    "module, pip_name, apt_name",
+    [
+        ("cv2", "opencv-python-headless", "python3-opencv"),
+        ("numpy", "numpy", "python3-numpy"),
+        ("torch", "torch", "python3-torch"),
+        ("torch._C", "torch", "python3-torch"),
+    ],
+)
 def test_missing_module_hints_name_setup_pip_and_apt(module, pip_name, apt_name):
     hint = hint_for_missing_module(module)
     assert "npm run setup" in hint
@@ -38,15 +42,19 @@ def test_every_frame_error_code_in_the_package_exists_in_protocol_json():
     used = set()
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "FrameError" and node.args:
-                if isinstance(node.args[0], ast.Constant):
-                    used.add(node.args[0].value)
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "FrameError"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                used.add(node.args[0].value)
     assert used, "expected FrameError(...) calls in the package"
     assert used <= set(protocol.FRAME_ERROR_CODES), used - set(protocol.FRAME_ERROR_CODES)
 
 
 def test_bootstrap_literal_matches_protocol_json():
-    assert bootstrap.STARTUP_FAILED == protocol.NOTIFICATIONS["startupFailed"]
+    assert protocol.NOTIFICATIONS["startupFailed"] == bootstrap.STARTUP_FAILED
 
 
 def test_every_model_has_a_registered_backend_and_a_keypoint_set():
@@ -90,4 +98,8 @@ def test_describe_failure_for_startup_error_keeps_its_type_and_hint():
     err = StartupError("ModelFilesMissing", "no weights", "npm run models:download -- vitpose-b", "x")
     failure = bootstrap.describe_failure(err, None)
     assert (failure["type"], failure["message"], failure["hint"], failure["missingModule"]) == (
-        "ModelFilesMissing", "no weights", "npm run models:download -- vitpose-b", "x")
+        "ModelFilesMissing",
+        "no weights",
+        "npm run models:download -- vitpose-b",
+        "x",
+    )

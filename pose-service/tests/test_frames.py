@@ -1,4 +1,5 @@
 """Frame decoding: jpeg/rgb24/file to RGB uint8, and FRAME_DECODE_FAILED for each way a payload can be bad."""
+
 import base64
 
 import cv2
@@ -39,8 +40,9 @@ def test_encoded_image_channel_order_is_rgb():
 
 def test_rgb24_round_trip():
     rgb = colour_image()
-    img = decode_frame({"index": 0, "encoding": "rgb24", "width": 24, "height": 16,
-                        "data": base64.b64encode(rgb.tobytes()).decode()})
+    img = decode_frame(
+        {"index": 0, "encoding": "rgb24", "width": 24, "height": 16, "data": base64.b64encode(rgb.tobytes()).decode()}
+    )
     assert np.array_equal(img, rgb) and img.flags["C_CONTIGUOUS"] and img.flags["WRITEABLE"]
 
 
@@ -52,8 +54,14 @@ def test_rgb24_file_reads_raw_pixels_from_the_path(tmp_path):
     assert np.array_equal(img, rgb) and img.flags["C_CONTIGUOUS"]
 
 
-@pytest.mark.parametrize("size, message", [(24 * 16 * 3 - 1, "holds 1151 bytes; 24x16x3 needs 1152"),
-                                           (24 * 16 * 3 + 5, "holds more than 1152 bytes"), (0, "holds 0 bytes")])
+@pytest.mark.parametrize(
+    "size, message",
+    [
+        (24 * 16 * 3 - 1, "holds 1151 bytes; 24x16x3 needs 1152"),
+        (24 * 16 * 3 + 5, "holds more than 1152 bytes"),
+        (0, "holds 0 bytes"),
+    ],
+)
 def test_rgb24_file_of_the_wrong_size_is_frame_decode_failed(tmp_path, size, message):
     path = tmp_path / "f.rgb"
     path.write_bytes(b"\0" * size)
@@ -69,19 +77,22 @@ def test_file_encoding_reads_the_path(tmp_path):
     assert np.array_equal(img, colour_image())
 
 
-@pytest.mark.parametrize("payload, fragment", [
-    ({"encoding": "jpeg", "data": base64.b64encode(b"\xff\xd8 not really a jpeg").decode()}, "not a decodable"),
-    ({"encoding": "jpeg", "data": "%%% not base64 %%%"}, "base64"),
-    ({"encoding": "jpeg"}, "base64 'data'"),
-    ({"encoding": "rgb24", "width": 4, "height": 4, "data": base64.b64encode(b"\0" * 47).decode()}, "needs 48"),
-    ({"encoding": "rgb24", "width": 0, "height": 4, "data": "AAAA"}, "positive integer"),
-    ({"encoding": "file", "path": "/nonexistent/frame.jpg"}, "cannot read"),
-    ({"encoding": "file"}, "'path'"),
-    ({"encoding": "rgb24-file", "width": 4, "height": 4}, "'path'"),
-    ({"encoding": "rgb24-file", "path": "/nonexistent/frame.rgb", "width": 4, "height": 4}, "cannot read"),
-    ({"encoding": "rgb24-file", "path": "/nonexistent/frame.rgb"}, "positive integer"),
-    ({"encoding": "webp", "data": "AAAA"}, "unknown encoding"),
-])
+@pytest.mark.parametrize(
+    "payload, fragment",
+    [
+        ({"encoding": "jpeg", "data": base64.b64encode(b"\xff\xd8 not really a jpeg").decode()}, "not a decodable"),
+        ({"encoding": "jpeg", "data": "%%% not base64 %%%"}, "base64"),
+        ({"encoding": "jpeg"}, "base64 'data'"),
+        ({"encoding": "rgb24", "width": 4, "height": 4, "data": base64.b64encode(b"\0" * 47).decode()}, "needs 48"),
+        ({"encoding": "rgb24", "width": 0, "height": 4, "data": "AAAA"}, "positive integer"),
+        ({"encoding": "file", "path": "/nonexistent/frame.jpg"}, "cannot read"),
+        ({"encoding": "file"}, "'path'"),
+        ({"encoding": "rgb24-file", "width": 4, "height": 4}, "'path'"),
+        ({"encoding": "rgb24-file", "path": "/nonexistent/frame.rgb", "width": 4, "height": 4}, "cannot read"),
+        ({"encoding": "rgb24-file", "path": "/nonexistent/frame.rgb"}, "positive integer"),
+        ({"encoding": "webp", "data": "AAAA"}, "unknown encoding"),
+    ],
+)
 def test_bad_payloads_are_frame_decode_failed(payload, fragment):
     with pytest.raises(FrameError) as info:
         decode_frame({"index": 3, **payload})

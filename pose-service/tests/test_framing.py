@@ -1,4 +1,5 @@
 """Content-Length framing: round trips, partial reads, tolerated headers, bad headers, concurrent writers."""
+
 import json
 import os
 import threading
@@ -15,7 +16,7 @@ def decode_all(data: bytes, step: int | None = None) -> list:
         items += decoder.feed(data)
     else:
         for i in range(0, len(data), step):
-            items += decoder.feed(data[i:i + step])
+            items += decoder.feed(data[i : i + step])
     assert decoder.pending_bytes == 0
     return items
 
@@ -31,8 +32,11 @@ def test_encode_matches_vscode_jsonrpc_wire_format():
     wire = encode_message({"jsonrpc": "2.0", "id": 1, "result": "é"})
     header, body = wire.split(b"\r\n\r\n", 1)
     assert header == b"Content-Length: %d" % len(body)
-    assert len(body) == len(json.dumps({"jsonrpc": "2.0", "id": 1, "result": "é"}, ensure_ascii=False,
-                                       separators=(",", ":")).encode("utf-8"))
+    assert len(body) == len(
+        json.dumps({"jsonrpc": "2.0", "id": 1, "result": "é"}, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8"
+        )
+    )
     assert json.loads(body) == {"jsonrpc": "2.0", "id": 1, "result": "é"}
 
 
@@ -53,8 +57,10 @@ def test_header_split_exactly_at_the_separator():
 
 def test_content_type_and_other_headers_are_tolerated_and_name_is_case_insensitive():
     body = b'{"jsonrpc":"2.0","method":"x"}'
-    wire = (b"content-length: %d\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\nX-Other: 1\r\n\r\n"
-            % len(body)) + body
+    wire = (
+        b"content-length: %d\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\nX-Other: 1\r\n\r\n"
+        % len(body)
+    ) + body
     assert decode_all(wire) == [body]
 
 
@@ -93,7 +99,7 @@ def test_read_messages_over_a_pipe_with_dribbled_writes_until_eof():
 
     def dribble():
         for i in range(0, len(wire), 3):
-            os.write(w, wire[i:i + 3])
+            os.write(w, wire[i : i + 3])
         os.close(w)
 
     t = threading.Thread(target=dribble)

@@ -1,4 +1,5 @@
 """HMR2Backend in-process (tiny architecture, random weights in the official Lightning container, fake SMPL)."""
+
 from pathlib import Path
 
 import cv2
@@ -8,8 +9,7 @@ import torch
 
 from conftest import rgb
 from posepool_worker.backends.base import LoadContext
-from posepool_worker.backends.hmr2 import HMR2Backend
-from posepool_worker.backends.hmr2 import camera
+from posepool_worker.backends.hmr2 import HMR2Backend, camera
 from posepool_worker.backends.hmr2.config import CHECKPOINT, J19_REGRESSOR, TINY
 from posepool_worker.backends.hmr2.network import HMR2Net
 from posepool_worker.errors import StartupError
@@ -19,8 +19,13 @@ TINY_SHAPES = {k: v.shape for k, v in HMR2Net(TINY, device=torch.device("meta"))
 
 
 def ctx(models_dir):
-    return LoadContext(model="hmr2", device=torch.device("cpu"), threads=1, models_dir=Path(models_dir),
-                       repo_root=Path(__file__).resolve().parents[2])
+    return LoadContext(
+        model="hmr2",
+        device=torch.device("cpu"),
+        threads=1,
+        models_dir=Path(models_dir),
+        repo_root=Path(__file__).resolve().parents[2],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +76,9 @@ def test_detect_fields_and_geometry(tiny_env, models):
         center, side = b.crops([img], b.boxes.rider_boxes([img], {}))[1:]
         j = torch.tensor(p["joints3d"])[None]
         t = camera.crop_translation(torch.tensor([cam["cropCamera"]]), 5000.0, 256)
-        kp = camera.crop_to_image(camera.project_to_crop(j, t, 5000.0, 256), torch.tensor(center).float(),
-                                  torch.tensor(side).float())[0, list(camera.OPENPOSE_TO_COCO17)]
+        kp = camera.crop_to_image(
+            camera.project_to_crop(j, t, 5000.0, 256), torch.tensor(center).float(), torch.tensor(side).float()
+        )[0, list(camera.OPENPOSE_TO_COCO17)]
         assert np.allclose(np.array(p["keypoints"])[:, :2], kp.numpy(), atol=0.05)
         # and the full-image camera reprojects the body to about the same pixels
         pc = np.array(p["joints3d"]) + np.array(cam["translation"])
@@ -94,7 +100,7 @@ def test_vertices_only_when_asked_and_batches_agree(tiny_env, models):
 def test_antialias_crop_of_a_large_box_is_used(tiny_env, models):
     b = HMR2Backend.load(ctx(models))
     big = cv2.resize(rgb("basketball1.jpg"), (1920, 1440))  # full-frame box grown to 1920 x 2560: side 2560
-    crops, centers, sides = b.crops([big], b.boxes.rider_boxes([big], {}))  # blur sigma (2560/256/2 - 1)/2 = 2
+    crops, _centers, sides = b.crops([big], b.boxes.rider_boxes([big], {}))  # blur sigma (2560/256/2 - 1)/2 = 2
     assert crops.shape == (1, 256, 256, 3) and sides[0] == pytest.approx(2560)
     direct = cv2.warpAffine(big, np.array([[0.1, 0, 128 - 96.0], [0, 0.1, 128 - 72.0]]), (256, 256))
     assert np.abs(crops[0].astype(int) - direct.astype(int)).mean() < 12  # blurred, not different

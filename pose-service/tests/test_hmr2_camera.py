@@ -1,4 +1,5 @@
 """HMR2 cameras and joint orders: COCO-17 from OpenPose, crop vs full-image camera."""
+
 import torch
 
 from posepool_worker import protocol

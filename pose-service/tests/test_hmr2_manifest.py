@@ -1,4 +1,5 @@
 """HMR2: our module's state_dict == the committed manifest derived from 4D-Humans' own code (meta device)."""
+
 import json
 from pathlib import Path
 
@@ -21,7 +22,12 @@ def test_state_dict_matches_the_official_manifest():
     dec = doc["transformerDecoder"]
     h = HMR2.head
     assert (dec["depth"], dec["heads"], dec["dim_head"], dec["mlp_dim"], dec["context_dim"]) == (
-        h.depth, h.heads, h.dim_head, h.mlp_dim, HMR2.backbone.embed_dim)
+        h.depth,
+        h.heads,
+        h.dim_head,
+        h.mlp_dim,
+        HMR2.backbone.embed_dim,
+    )
     assert doc["derivedFrom"]["repository"] == "shubham-goel/4D-Humans" and len(doc["derivedFrom"]["commit"]) == 40
 
 

@@ -1,4 +1,5 @@
 """SMPL without chumpy: reading the official pickle layout, and linear blend skinning against a reference."""
+
 import os
 import pickle
 
@@ -23,6 +24,7 @@ def smpl_files(tmp_path_factory):
 def test_reads_chumpy_and_scipy_sparse_without_those_packages(smpl_files):
     d, arrays, j19 = smpl_files
     import sys
+
     assert "chumpy" not in sys.modules and "scipy" not in sys.modules
     data = read_smpl(d / "SMPL_NEUTRAL.pkl")
     assert set(data) == set(SMPL_KEYS)
@@ -33,7 +35,7 @@ def test_reads_chumpy_and_scipy_sparse_without_those_packages(smpl_files):
 
 
 def test_a_converted_npz_reads_the_same(smpl_files, tmp_path):
-    d, arrays, _ = smpl_files
+    _d, arrays, _ = smpl_files
     np.savez(tmp_path / "SMPL_NEUTRAL.npz", **arrays)
     data = read_smpl(tmp_path / "SMPL_NEUTRAL.npz")
     assert all(np.array_equal(data[k], arrays[k]) for k in SMPL_KEYS)
@@ -100,10 +102,10 @@ def test_skinning_matches_a_textbook_reference(smpl_files):
 
 
 def test_rest_pose_and_global_rotation(smpl_files):
-    d, arrays, j19 = smpl_files
+    d, arrays, _j19 = smpl_files
     model = smpl_mod.SMPL(read_smpl(d / "SMPL_NEUTRAL.pkl"), read_regressor(d / "SMPL_to_J19.pkl"))
     eye = torch.eye(3).expand(1, 24, 3, 3)
-    verts, joints = model(eye, torch.zeros(1, 10))
+    verts, _joints = model(eye, torch.zeros(1, 10))
     assert torch.allclose(verts[0], torch.as_tensor(arrays["v_template"], dtype=torch.float32), atol=1e-5)
     # a global rotation turns the whole body about the root joint
     r = random_rotmats(np.random.default_rng(2), 1)[0]

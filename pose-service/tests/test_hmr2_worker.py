@@ -2,6 +2,7 @@
 holding the hmr2_data.tar.gz layout (a Lightning .ckpt with the official key names and random values, tiny
 architecture via the POSE_TEST_TINY_MODELS test setting, SMPL_to_J19.pkl) and a fake SMPL_NEUTRAL.pkl with
 the official keys/shapes (chumpy/scipy objects), real JPEG frames, the real MoveNet box source."""
+
 import numpy as np
 import torch
 
@@ -16,8 +17,11 @@ SHAPES = {k: v.shape for k, v in HMR2Net(TINY, device=torch.device("meta")).stat
 
 def test_hmr2_worker_poses_real_frames(spawn_worker, tmp_path):
     hmr2_models_dir(tmp_path, SHAPES)
-    w = spawn_worker(model="hmr2", threads=2, env={"POSE_MODELS_DIR": str(tmp_path), TINY_MODELS_ENV: "1",
-                                                    "POSE_TOPDOWN_BOXES": "movenet-lightning"})
+    w = spawn_worker(
+        model="hmr2",
+        threads=2,
+        env={"POSE_MODELS_DIR": str(tmp_path), TINY_MODELS_ENV: "1", "POSE_TOPDOWN_BOXES": "movenet-lightning"},
+    )
     ready = w.wait_ready(timeout=120)
     assert ready["model"]["extras"] == ["boxSource", "smpl", "camera", "joints3d", "vertices"]
     frames = [jpeg_frame(0), jpeg_frame(1, FIXTURES / "basketball1.jpg")]
@@ -36,8 +40,9 @@ def test_hmr2_worker_poses_real_frames(spawn_worker, tmp_path):
 
 def test_hmr2_worker_without_smpl_fails_with_the_registration_hint(spawn_worker, tmp_path):
     hmr2_models_dir(tmp_path, SHAPES, smpl=False)
-    w = spawn_worker(model="hmr2", env={"POSE_MODELS_DIR": str(tmp_path), TINY_MODELS_ENV: "1",
-                                        "POSE_TOPDOWN_BOXES": "full-frame"})
+    w = spawn_worker(
+        model="hmr2", env={"POSE_MODELS_DIR": str(tmp_path), TINY_MODELS_ENV: "1", "POSE_TOPDOWN_BOXES": "full-frame"}
+    )
     msg = w.recv(timeout=60)
     assert msg["method"] == "worker/startupFailed", msg
     p = msg["params"]

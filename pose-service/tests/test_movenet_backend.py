@@ -1,5 +1,6 @@
 """MoveNetBackend end to end: letterbox pass, crop tracking from frame to frame, persons in pixels, no-person
 frames, chunked inference, and the real worker process serving movenet-lightning."""
+
 import json
 from pathlib import Path
 
@@ -20,8 +21,13 @@ NOSE, L_SHOULDER, L_HIP, L_ANKLE = 0, 5, 11, 15
 def backend(request):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as a worker with --threads 1; restored for the tests that follow
-    ctx = LoadContext(model=request.param, device=torch.device("cpu"), threads=1, models_dir=REPO / "pose-service/.models",
-                      repo_root=REPO)
+    ctx = LoadContext(
+        model=request.param,
+        device=torch.device("cpu"),
+        threads=1,
+        models_dir=REPO / "pose-service/.models",
+        repo_root=REPO,
+    )
     yield MoveNetBackend.load(ctx)
     torch.set_num_threads(threads)
 
@@ -50,7 +56,7 @@ def test_still_images_give_one_person_in_pixels(backend):
         assert (confident[:, 0] > -5).all() and (confident[:, 0] < w + 5).all()
         assert (confident[:, 1] > -5).all() and (confident[:, 1] < h + 5).all()
         x, y, bw, bh = p["bbox"]
-        assert 0 <= x and 0 <= y and x + bw <= w + 1e-6 and y + bh <= h + 1e-6 and bw > 20 and bh > 20
+        assert x >= 0 and y >= 0 and x + bw <= w + 1e-6 and y + bh <= h + 1e-6 and bw > 20 and bh > 20
     # basketball1: a standing player, nose above shoulders above hips above ankles
     kp = np.array(backend.detect([rgb("basketball1.jpg")], {})[0][0]["keypoints"])
     assert kp[NOSE, 1] < kp[L_SHOULDER, 1] < kp[L_HIP, 1] < kp[L_ANKLE, 1]
@@ -166,7 +172,7 @@ def test_cpu_inference_runs_in_chunks_with_the_same_results(backend, monkeypatch
     monkeypatch.setattr(backend, "net", net)
     chunked = backend.infer(inputs)
     assert sizes == {"movenet-thunder": [2, 2, 2, 2, 2], "movenet-lightning": [8, 2]}[backend.model_name]
-    one_by_one = np.concatenate([backend.infer(inputs[i:i + 1]) for i in range(10)])
+    one_by_one = np.concatenate([backend.infer(inputs[i : i + 1]) for i in range(10)])
     assert chunked.shape == (10, 17, 3)
     assert np.abs(chunked - one_by_one).max() < 1e-4
 
@@ -182,8 +188,11 @@ def test_results_do_not_depend_on_the_batch(backend):
 
 
 def test_no_person_is_an_empty_list(backend):
-    blank = [np.zeros((240, 320, 3), np.uint8), np.full((300, 200, 3), 128, np.uint8),
-             np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)]
+    blank = [
+        np.zeros((240, 320, 3), np.uint8),
+        np.full((300, 200, 3), 128, np.uint8),
+        np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8),
+    ]
     assert backend.detect(blank, {}) == [[], [], []]
     assert backend.detect([], {}) == []
 
@@ -193,8 +202,9 @@ def test_worker_process_serves_movenet(spawn_worker):
     ready = worker.wait_ready(timeout=120)
     assert ready["model"]["name"] == "movenet-lightning"
     assert ready["model"]["keypoints"] == COCO17_KEYPOINTS
-    result = worker.call("detect", {"requestId": "t", "frames": [jpeg_frame(0), jpeg_frame(1, FIXTURES / "basketball1.jpg")]},
-                         timeout=60)
+    result = worker.call(
+        "detect", {"requestId": "t", "frames": [jpeg_frame(0), jpeg_frame(1, FIXTURES / "basketball1.jpg")]}, timeout=60
+    )
     frames = result["frames"]
     assert [f["index"] for f in frames] == [0, 1]
     assert all(len(f["persons"]) == 1 and len(f["persons"][0]["keypoints"]) == 17 for f in frames)

@@ -1,4 +1,5 @@
 """MoveNet pre/post-processing (pure numpy): letterbox, TF CropAndResize, crop region, pose score, bbox."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """MoveNet's CenterNet decoding, batched: synthetic head maps with known answers."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +7,9 @@ import torch
 from posepool_worker.backends.movenet.decode import DecodeConstants, decode_heads, read_cells
 
 G = 48
-CONST = DecodeConstants(grid=G, distance_bias=1.8, scale_y=1 / G, scale_x=1 / G, center_weight=np.ones((G, G), np.float32))
+CONST = DecodeConstants(
+    grid=G, distance_bias=1.8, scale_y=1 / G, scale_x=1 / G, center_weight=np.ones((G, G), np.float32)
+)
 
 
 def decode(heat, center, reg, off, consts=CONST):
@@ -25,7 +28,7 @@ def heads(batch, center_at, kpts_at, offset=(0.25, -0.5), regress_to=None):
         for k in range(17):
             ky, kx = kpts_at[b][k]
             heat[b, k, ky, kx] = 2.0
-            ty, tx = (regress_to[b][k] if regress_to else (ky, kx))
+            ty, tx = regress_to[b][k] if regress_to else (ky, kx)
             reg[b, 2 * k, cy, cx] = ty - cy
             reg[b, 2 * k + 1, cy, cx] = tx - cx
             off[b, 2 * k, ky, kx] = offset[0]

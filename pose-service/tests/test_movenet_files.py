@@ -2,6 +2,7 @@
 
 Every failure is a StartupError("ModelFilesMissing") that names the file and says how to fix it.
 """
+
 import json
 import shutil
 from pathlib import Path
@@ -21,8 +22,13 @@ REAL_DIR = REPO / MODELS_SUBDIR
 
 
 def ctx(repo_root, model="movenet-lightning"):
-    return LoadContext(model=model, device=torch.device("cpu"), threads=1, models_dir=Path(repo_root) / ".models",
-                       repo_root=Path(repo_root))
+    return LoadContext(
+        model=model,
+        device=torch.device("cpu"),
+        threads=1,
+        models_dir=Path(repo_root) / ".models",
+        repo_root=Path(repo_root),
+    )
 
 
 @pytest.fixture
@@ -91,8 +97,9 @@ def test_json_not_a_graph_model(fake_repo):
 def test_graph_missing_a_layer(fake_repo):
     jf = fake_repo / MODELS_SUBDIR / "movenet-lightning.json"
     model = json.loads(jf.read_text())
-    model["modelTopology"]["node"] = [n for n in model["modelTopology"]["node"]
-                                      if not n["name"].endswith("block_3_depthwise/depthwise")]
+    model["modelTopology"]["node"] = [
+        n for n in model["modelTopology"]["node"] if not n["name"].endswith("block_3_depthwise/depthwise")
+    ]
     jf.write_text(json.dumps(model))
     err = load_error(fake_repo)
     assert str(jf) in err.message and "block_3_depthwise/depthwise" in err.message
@@ -128,15 +135,33 @@ def test_float16_weights_are_dequantized_as_ieee_half():
 
 def test_uint8_quantized_weights(tmp_path):
     """uint8 quantization (not used by these files, but part of the format): v * scale + min."""
-    model = {"format": "graph-model", "modelTopology": {"node": [
-        {"name": "input", "op": "Placeholder", "attr": {"shape": {"shape": {"dim": [{"size": "1"}]}}}},
-        {"name": "w", "op": "Const"}, {"name": "Identity", "op": "Identity", "input": ["w"]}]},
-        "weightsManifest": [{"paths": ["w.bin"], "weights": [
-            {"name": "w", "shape": [3], "dtype": "float32", "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0}}]}]}
+    model = {
+        "format": "graph-model",
+        "modelTopology": {
+            "node": [
+                {"name": "input", "op": "Placeholder", "attr": {"shape": {"shape": {"dim": [{"size": "1"}]}}}},
+                {"name": "w", "op": "Const"},
+                {"name": "Identity", "op": "Identity", "input": ["w"]},
+            ]
+        },
+        "weightsManifest": [
+            {
+                "paths": ["w.bin"],
+                "weights": [
+                    {
+                        "name": "w",
+                        "shape": [3],
+                        "dtype": "float32",
+                        "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0},
+                    }
+                ],
+            }
+        ],
+    }
     (tmp_path / "m.json").write_text(json.dumps(model))
     (tmp_path / "w.bin").write_bytes(bytes([0, 2, 255]))
     g = load_graph_model(tmp_path / "m.json")
     assert g.weight("w").tolist() == [-1.0, 0.0, 126.5]
     (tmp_path / "w.bin").write_bytes(bytes([0, 2]))
-    with pytest.raises(ModelFileError, match="2 bytes but the manifest of m.json needs 3"):
+    with pytest.raises(ModelFileError, match=r"2 bytes but the manifest of m\.json needs 3"):
         load_graph_model(tmp_path / "m.json")

@@ -3,6 +3,7 @@
 The reference outputs (tests/fixtures/movenet/tfjs-MODEL.json) were produced by TensorFlow.js (WASM backend)
 on the committed inputs (inputs-MODEL.u8.gz); pose-service/test/movenet-parity.test.ts re-runs TF.js live.
 """
+
 import copy
 import gzip
 import json
@@ -13,8 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from posepool_worker.backends.movenet.backend import model_dir
 from posepool_worker.backends.movenet import network
+from posepool_worker.backends.movenet.backend import model_dir
 from posepool_worker.backends.movenet.network import MoveNet, SameConv2d, same_padding, trunk_disagreement
 from posepool_worker.backends.movenet.tfjs_graph import load_graph_model
 
@@ -92,7 +93,7 @@ def test_batch_equals_one_by_one(nets):
     inputs, _, _ = fixture(model)
     with torch.inference_mode():
         batch = optimized(torch.from_numpy(inputs[:4])).numpy()
-        single = np.concatenate([optimized(torch.from_numpy(inputs[i:i + 1])).numpy() for i in range(4)])
+        single = np.concatenate([optimized(torch.from_numpy(inputs[i : i + 1])).numpy() for i in range(4)])
     assert np.abs(batch - single).max() < 1e-5
 
 
@@ -113,6 +114,7 @@ def test_relu6_widths_are_padded_to_the_onednn_block_with_the_same_results(nets)
 def test_an_optimized_trunk_that_disagrees_with_eager_is_not_used(monkeypatch, caplog):
     """The load-time check, with a TEST DOUBLE for a wrong oneDNN graph (the real one was torch 1.13's ReLU6 on
     AVX-512): the eager trunk stays and a warning names the disagreement."""
+
     class WrongGraph(torch.nn.Module):
         def __init__(self, trunk):
             super().__init__()

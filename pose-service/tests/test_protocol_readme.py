@@ -1,4 +1,5 @@
 """protocol/README.md documents every name and code of protocol.json, and every synthetic fault."""
+
 from pathlib import Path
 
 from posepool_worker import protocol

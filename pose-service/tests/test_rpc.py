@@ -1,4 +1,5 @@
 """JSON-RPC 2.0 dispatch: error codes from protocol.json, notifications, one response per request."""
+
 import json
 import os
 
@@ -53,7 +54,8 @@ def h():
 
 def test_request_gets_result_with_same_id(h):
     assert h.feed({"jsonrpc": "2.0", "id": 7, "method": "echo", "params": {"a": 1}}) == [
-        {"jsonrpc": "2.0", "id": 7, "result": {"echo": {"a": 1}}}]
+        {"jsonrpc": "2.0", "id": 7, "result": {"echo": {"a": 1}}}
+    ]
     assert h.feed({"jsonrpc": "2.0", "id": "s-1", "method": "echo"})[0]["id"] == "s-1"
 
 
@@ -72,14 +74,17 @@ def test_framing_error_is_reported_as_parse_error(h):
     assert reply["error"]["code"] == CODES["PARSE_ERROR"]
 
 
-@pytest.mark.parametrize("message", [
-    {"id": 1, "method": "echo"},  # no jsonrpc
-    {"jsonrpc": "1.0", "id": 1, "method": "echo"},
-    {"jsonrpc": "2.0", "id": 1, "method": 5},
-    {"jsonrpc": "2.0", "id": {"x": 1}, "method": "echo"},
-    [{"jsonrpc": "2.0", "id": 1, "method": "echo"}],  # batches are refused
-    "just a string",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"id": 1, "method": "echo"},  # no jsonrpc
+        {"jsonrpc": "1.0", "id": 1, "method": "echo"},
+        {"jsonrpc": "2.0", "id": 1, "method": 5},
+        {"jsonrpc": "2.0", "id": {"x": 1}, "method": "echo"},
+        [{"jsonrpc": "2.0", "id": 1, "method": "echo"}],  # batches are refused
+        "just a string",
+    ],
+)
 def test_invalid_requests(h, message):
     [reply] = h.feed(message)
     assert reply["error"]["code"] == CODES["INVALID_REQUEST"] == -32600
@@ -124,8 +129,11 @@ def test_serve_stops_after_the_reply_when_asked(h):
     conn = Connection(in_fd=r_in, out_fd=h.w, on_eof=lambda: None)
     stop = {"now": False}
     handlers = {"shutdown": lambda p: (stop.update(now=True), {"ok": True})[1]}
-    os.write(w_in, encode_message({"jsonrpc": "2.0", "id": 1, "method": "shutdown"})
-             + encode_message({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}))
+    os.write(
+        w_in,
+        encode_message({"jsonrpc": "2.0", "id": 1, "method": "shutdown"})
+        + encode_message({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}),
+    )
     conn.start_reader()
     conn.serve(handlers, stop=lambda: stop["now"])
     replies = [json.loads(b) for b in FrameDecoder().feed(os.read(h.r, 1 << 16))]

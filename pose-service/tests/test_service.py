@@ -1,4 +1,5 @@
 """WorkerService in process, with scripted backends: merging, per-frame errors, OOM mapping, health."""
+
 import math
 
 import numpy as np
@@ -58,17 +59,25 @@ def test_per_frame_frame_error_from_backend():
     svc = service(lambda images, options: [[PERSON], FrameError("INFERENCE_FAILED", "bad crop")])
     result = svc.detect({"requestId": "r", "frames": [jpeg_frame(0), jpeg_frame(1)]})
     assert result["frames"][0]["persons"] == [PERSON]
-    assert result["frames"][1] == {"index": 1, "persons": [],
-                                   "error": {"code": "INFERENCE_FAILED", "message": "bad crop"}}
+    assert result["frames"][1] == {
+        "index": 1,
+        "persons": [],
+        "error": {"code": "INFERENCE_FAILED", "message": "bad crop"},
+    }
 
 
-@pytest.mark.parametrize("exc", [
-    MemoryError(),
-    RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-    torch.cuda.OutOfMemoryError("CUDA out of memory."),
-    RuntimeError("[enforce fail at alloc_cpu.cpp:75] DefaultCPUAllocator: can't allocate memory: you tried to "
-                 "allocate 123 bytes. Error code 12 (Cannot allocate memory) out of memory"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        MemoryError(),
+        RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        torch.cuda.OutOfMemoryError("CUDA out of memory."),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:75] DefaultCPUAllocator: can't allocate memory: you tried to "
+            "allocate 123 bytes. Error code 12 (Cannot allocate memory) out of memory"
+        ),
+    ],
+)
 def test_out_of_memory_maps_to_per_frame_out_of_memory_with_hint(exc):
     def boom(images, options):
         raise exc
@@ -86,19 +95,25 @@ def test_other_exceptions_map_to_inference_failed():
 
     result = service(boom).detect({"requestId": "r", "frames": [jpeg_frame(0), jpeg_frame(1)]})
     assert [f["error"] for f in result["frames"]] == [
-        {"code": "INFERENCE_FAILED", "message": "ValueError: shape mismatch"}] * 2
+        {"code": "INFERENCE_FAILED", "message": "ValueError: shape mismatch"}
+    ] * 2
 
 
 def test_wrong_number_of_results_is_inference_failed_not_a_misaligned_merge():
     result = service(lambda images, options: [[PERSON]]).detect(
-        {"requestId": "r", "frames": [jpeg_frame(0), jpeg_frame(1)]})
+        {"requestId": "r", "frames": [jpeg_frame(0), jpeg_frame(1)]}
+    )
     assert {f["error"]["code"] for f in result["frames"]} == {"INFERENCE_FAILED"}
     assert "1 results for 2 images" in result["frames"][0]["error"]["message"]
 
 
 def test_numpy_values_become_json_and_nan_becomes_null():
-    person = {"score": np.float32(0.75), "bbox": np.array([1, 2, 3, 4]),
-              "keypoints": np.array([[1.5, 2.5, math.nan]] * 17), "joints3d": torch.zeros(2, 3)}
+    person = {
+        "score": np.float32(0.75),
+        "bbox": np.array([1, 2, 3, 4]),
+        "keypoints": np.array([[1.5, 2.5, math.nan]] * 17),
+        "joints3d": torch.zeros(2, 3),
+    }
     result = service(lambda images, options: [[person]]).detect({"requestId": "r", "frames": [jpeg_frame(0)]})
     out = result["frames"][0]["persons"][0]
     assert out["score"] == 0.75 and out["bbox"] == [1, 2, 3, 4]
@@ -106,11 +121,20 @@ def test_numpy_values_become_json_and_nan_becomes_null():
     assert out["joints3d"] == [[0.0] * 3] * 2
 
 
-@pytest.mark.parametrize("params", [
-    None, [], {"frames": "x"}, {"frames": [1]}, {"frames": [{"encoding": "jpeg"}]},
-    {"frames": [{"index": -1}]}, {"frames": [{"index": True}]}, {"frames": [], "options": 3},
-    {"frames": [], "requestId": 5},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        None,
+        [],
+        {"frames": "x"},
+        {"frames": [1]},
+        {"frames": [{"encoding": "jpeg"}]},
+        {"frames": [{"index": -1}]},
+        {"frames": [{"index": True}]},
+        {"frames": [], "options": 3},
+        {"frames": [], "requestId": 5},
+    ],
+)
 def test_malformed_detect_params_are_invalid_params(params):
     with pytest.raises(RpcError) as info:
         service(lambda images, options: []).detect(params)

@@ -1,4 +1,5 @@
 """The synthetic TEST DOUBLE backend: deterministic output from the image, fault parsing, once-markers."""
+
 import numpy as np
 import pytest
 
@@ -55,12 +56,15 @@ def test_once_marker_makes_a_fault_fire_once_across_instances(tmp_path):
     assert (tmp_path / "m.frame_error").exists()
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    ("nosuchfault", "unknown synthetic fault"),
-    ("crash_on_batch", "needs a value"),
-    ("crash_on_batch=x", "integer"),
-    ("startup_crash=1", "takes no value"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("nosuchfault", "unknown synthetic fault"),
+        ("crash_on_batch", "needs a value"),
+        ("crash_on_batch=x", "integer"),
+        ("startup_crash=1", "takes no value"),
+    ],
+)
 def test_bad_fault_specs_are_startup_errors(spec, fragment):
     with pytest.raises(StartupError) as info:
         parse_faults(spec)
@@ -69,5 +73,8 @@ def test_bad_fault_specs_are_startup_errors(spec, fragment):
 
 def test_fault_spec_parsing():
     assert parse_faults(" infer_ms=5 , print_stdout,once=/tmp/x ") == {
-        "infer_ms": 5, "print_stdout": True, "once": "/tmp/x"}
+        "infer_ms": 5,
+        "print_stdout": True,
+        "once": "/tmp/x",
+    }
     assert parse_faults("") == {} and parse_faults(None) == {}

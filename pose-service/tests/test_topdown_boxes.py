@@ -1,4 +1,5 @@
 """Rider boxes: the largest, most central person; the full frame when there is none; MoveNet as the source."""
+
 from pathlib import Path
 
 import cv2
@@ -34,7 +35,12 @@ def test_centrality_breaks_a_tie_in_size():
 
 
 def test_no_person_a_frame_error_or_a_tiny_box_fall_back_to_the_full_frame():
-    for result in ([], FrameError("INFERENCE_FAILED", "x"), [person([10, 10, 5, 50])], [person([0, 0, float("nan"), 3])]):
+    for result in (
+        [],
+        FrameError("INFERENCE_FAILED", "x"),
+        [person([10, 10, 5, 50])],
+        [person([0, 0, float("nan"), 3])],
+    ):
         box = boxes.choose_rider(result, W, H)
         assert box.xywh == [0.0, 0.0, W, H] and box.source == "full-frame" and box.score == 0.0
 
@@ -61,8 +67,13 @@ def test_box_source_passes_options_and_returns_one_box_per_image():
 
 
 def ctx(model="vitpose-b"):
-    return LoadContext(model=model, device=torch.device("cpu"), threads=1, models_dir=Path("/nonexistent"),
-                       repo_root=Path(__file__).resolve().parents[2])
+    return LoadContext(
+        model=model,
+        device=torch.device("cpu"),
+        threads=1,
+        models_dir=Path("/nonexistent"),
+        repo_root=Path(__file__).resolve().parents[2],
+    )
 
 
 def test_env_selects_the_source(monkeypatch):
@@ -84,5 +95,5 @@ def test_movenet_gives_the_rider_box_on_a_real_frame(monkeypatch):
     (box,) = src.rider_boxes([img], {"tracking": True})
     assert box.source == "movenet" and box.score > 0.25
     x, y, w, h = box.xywh
-    assert 0 <= x and 0 <= y and x + w <= img.shape[1] and y + h <= img.shape[0]
+    assert x >= 0 and y >= 0 and x + w <= img.shape[1] and y + h <= img.shape[0]
     assert 0.05 < w * h / (img.shape[0] * img.shape[1]) < 0.9  # a person, not the frame

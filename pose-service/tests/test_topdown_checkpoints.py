@@ -1,4 +1,5 @@
 """Checkpoint files: official containers load, hostile pickles run nothing, mismatches and OOM are StartupErrors."""
+
 import collections
 import os
 

@@ -1,4 +1,5 @@
 """Crops: ViTPose's UDP crop (mmpose formulas), HMR2's square crop (4D-Humans formulas), blur, normalisation."""
+
 import math
 
 import cv2
@@ -14,9 +15,13 @@ def mmpose_get_warp_matrix(theta, size_input, size_dst, size_target):
     m = np.zeros((2, 3))
     sx, sy = size_dst[0] / size_target[0], size_dst[1] / size_target[1]
     m[0, 0], m[0, 1] = math.cos(theta) * sx, -math.sin(theta) * sx
-    m[0, 2] = sx * (-0.5 * size_input[0] * math.cos(theta) + 0.5 * size_input[1] * math.sin(theta) + 0.5 * size_target[0])
+    m[0, 2] = sx * (
+        -0.5 * size_input[0] * math.cos(theta) + 0.5 * size_input[1] * math.sin(theta) + 0.5 * size_target[0]
+    )
     m[1, 0], m[1, 1] = math.sin(theta) * sy, math.cos(theta) * sy
-    m[1, 2] = sy * (-0.5 * size_input[0] * math.sin(theta) - 0.5 * size_input[1] * math.cos(theta) + 0.5 * size_target[1])
+    m[1, 2] = sy * (
+        -0.5 * size_input[0] * math.sin(theta) - 0.5 * size_input[1] * math.cos(theta) + 0.5 * size_target[1]
+    )
     return m
 
 

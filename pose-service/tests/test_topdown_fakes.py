@@ -11,6 +11,7 @@
   the loader's restricted unpickler meets the same globals as in the real file; real SMPL sizes and
   kinematic tree, random geometry.
 """
+
 from __future__ import annotations
 
 import collections
@@ -39,15 +40,18 @@ def random_state(shapes: dict[str, torch.Size], seed: int = 0) -> collections.Or
             out[name] = torch.tensor(1000, dtype=torch.long)
         elif name.endswith("running_var"):
             out[name] = 0.5 + torch.rand(shape, generator=g)
-        elif ("norm" in name or name.endswith(("deconv_layers.1.weight", "deconv_layers.4.weight"))) and name.endswith("weight"):
+        elif ("norm" in name or name.endswith(("deconv_layers.1.weight", "deconv_layers.4.weight"))) and name.endswith(
+            "weight"
+        ):
             out[name] = 1.0 + 0.02 * torch.randn(shape, generator=g)
         else:
             out[name] = 0.02 * torch.randn(shape, generator=g)
     return out
 
 
-def write_vitpose_checkpoint(path: Path, shapes: dict[str, torch.Size], seed: int = 0, plus: bool = False,
-                             part_features: int = 8) -> collections.OrderedDict:
+def write_vitpose_checkpoint(
+    path: Path, shapes: dict[str, torch.Size], seed: int = 0, plus: bool = False, part_features: int = 8
+) -> collections.OrderedDict:
     """The mmpose checkpoint container. ``plus``: ViTPose++ layout (fc2 split into fc2 + experts.0..5, and
     associate_keypoint_heads). Returns the classic-layout state dict (what the model must end up with)."""
     state = random_state(shapes, seed)
@@ -60,15 +64,30 @@ def write_vitpose_checkpoint(path: Path, shapes: dict[str, torch.Size], seed: in
                 saved[k] = v[:-part_features].clone()
                 for e in range(6):
                     ek = k.replace("fc2.", f"experts.{e}.")
-                    saved[ek] = v[-part_features:].clone() if e == 0 else torch.randn(v[-part_features:].shape, generator=g)
+                    saved[ek] = (
+                        v[-part_features:].clone() if e == 0 else torch.randn(v[-part_features:].shape, generator=g)
+                    )
             else:
                 saved[k] = v
         saved["associate_keypoint_heads.0.final_layer.weight"] = torch.zeros(14, 4, 1, 1)
-    saved["backbone.cls_token"] = torch.zeros(1, 1, next(v for k, v in state.items() if k.endswith("pos_embed")).shape[-1])
-    torch.save({"meta": {"mmcv_version": "1.3.9", "epoch": 210, "iter": 123, "config": "model = dict(type='TopDown')",
-                         "CLASSES": None, "time": "Thu Apr 21 00:00:00 2022"},
-                "state_dict": saved,
-                "optimizer": {"state": {}, "param_groups": [{"lr": 5e-4, "params": [0, 1]}]}}, path)
+    saved["backbone.cls_token"] = torch.zeros(
+        1, 1, next(v for k, v in state.items() if k.endswith("pos_embed")).shape[-1]
+    )
+    torch.save(
+        {
+            "meta": {
+                "mmcv_version": "1.3.9",
+                "epoch": 210,
+                "iter": 123,
+                "config": "model = dict(type='TopDown')",
+                "CLASSES": None,
+                "time": "Thu Apr 21 00:00:00 2022",
+            },
+            "state_dict": saved,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 5e-4, "params": [0, 1]}]},
+        },
+        path,
+    )
     return state
 
 
@@ -110,10 +129,21 @@ def write_hmr2_checkpoint(path: Path, shapes: dict[str, torch.Size], seed: int =
     cfg = CfgNode(MODEL=CfgNode(IMAGE_SIZE=256, BACKBONE=CfgNode(TYPE="vit")), EXTRA=CfgNode(FOCAL_LENGTH=5000))
     cfg.__dict__["_immutable"] = True
     with fake_modules(yacs__config={"CfgNode": CfgNode}):
-        torch.save({"epoch": 35, "global_step": 1000000, "pytorch-lightning_version": "2.0.0",
-                    "state_dict": saved, "hyper_parameters": {"cfg": cfg}, "hparams_name": "kwargs",
-                    "loops": {"fit_loop": {"state_dict": {}}}, "callbacks": {}, "optimizer_states": [],
-                    "lr_schedulers": []}, path)
+        torch.save(
+            {
+                "epoch": 35,
+                "global_step": 1000000,
+                "pytorch-lightning_version": "2.0.0",
+                "state_dict": saved,
+                "hyper_parameters": {"cfg": cfg},
+                "hparams_name": "kwargs",
+                "loops": {"fit_loop": {"state_dict": {}}},
+                "callbacks": {},
+                "optimizer_states": [],
+                "lr_schedulers": [],
+            },
+            path,
+        )
     return state
 
 
@@ -128,12 +158,17 @@ class Ch:
         return copyreg._reconstructor, (type(self), object, None), {"x": self.x, "_dirty_vars": set()}
 
 
-class csc_matrix:  # noqa: N801 - the scipy class name
+class csc_matrix:  # the scipy class name
     def __init__(self, dense: np.ndarray):
         col_ids, row_ids = np.nonzero(dense.T)  # column-major walk
-        self.state = {"data": dense[row_ids, col_ids], "indices": row_ids.astype(np.int32),
-                      "indptr": np.searchsorted(col_ids, np.arange(dense.shape[1] + 1)).astype(np.int32),
-                      "_shape": dense.shape, "maxprint": 50, "format": "csc"}
+        self.state = {
+            "data": dense[row_ids, col_ids],
+            "indices": row_ids.astype(np.int32),
+            "indptr": np.searchsorted(col_ids, np.arange(dense.shape[1] + 1)).astype(np.int32),
+            "_shape": dense.shape,
+            "maxprint": 50,
+            "format": "csc",
+        }
 
     def __reduce_ex__(self, protocol):
         return copyreg._reconstructor, (type(self), object, None), self.state
@@ -157,7 +192,7 @@ def fake_smpl_arrays(seed: int = 0) -> dict[str, np.ndarray]:
         "posedirs": rng.normal(0, 0.001, (NUM_VERTS, 3, 207)),
         "J_regressor": j_regressor,
         "weights": weights,
-        "kintree_table": np.array([[4294967295] + SMPL_PARENTS[1:], list(range(24))], dtype=np.int64),
+        "kintree_table": np.array([[4294967295, *SMPL_PARENTS[1:]], list(range(24))], dtype=np.int64),
         "f": rng.integers(0, NUM_VERTS, (NUM_FACES, 3)).astype(np.uint32),
     }
 
@@ -166,15 +201,21 @@ def write_fake_smpl(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
     """SMPL_NEUTRAL.pkl look-alike: chumpy Ch arrays, scipy csc J_regressor, extra official keys."""
     arrays = fake_smpl_arrays(seed)
     obj = {
-        "v_template": Ch(arrays["v_template"]), "shapedirs": Ch(arrays["shapedirs"]),
-        "posedirs": arrays["posedirs"], "J_regressor": csc_matrix(arrays["J_regressor"]),
-        "weights": Ch(arrays["weights"]), "kintree_table": arrays["kintree_table"], "f": arrays["f"],
-        "J": Ch(arrays["J_regressor"] @ arrays["v_template"]), "bs_style": "lbs", "bs_type": "lrotmin",
-        "vert_sym_idxs": np.arange(NUM_VERTS), "weights_prior": arrays["weights"],
+        "v_template": Ch(arrays["v_template"]),
+        "shapedirs": Ch(arrays["shapedirs"]),
+        "posedirs": arrays["posedirs"],
+        "J_regressor": csc_matrix(arrays["J_regressor"]),
+        "weights": Ch(arrays["weights"]),
+        "kintree_table": arrays["kintree_table"],
+        "f": arrays["f"],
+        "J": Ch(arrays["J_regressor"] @ arrays["v_template"]),
+        "bs_style": "lbs",
+        "bs_type": "lrotmin",
+        "vert_sym_idxs": np.arange(NUM_VERTS),
+        "weights_prior": arrays["weights"],
     }
-    with fake_modules(chumpy__ch={"Ch": Ch}, scipy__sparse__csc={"csc_matrix": csc_matrix}):
-        with open(path, "wb") as f:
-            pickle.dump(obj, f, protocol=2)
+    with fake_modules(chumpy__ch={"Ch": Ch}, scipy__sparse__csc={"csc_matrix": csc_matrix}), open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
     return arrays
 
 

@@ -5,6 +5,7 @@ a benchmark: ViTPose heatmaps stay within 5% of fp32 (relative to their maximum)
 wherever the peak is clear, and HMR2's rotations, betas and camera within 0.05. Accuracy on real weights is
 for a GPU session (bench/gpu_speed.py prints the fp16/bf16-vs-fp32 drift on real-sized models).
 """
+
 import numpy as np
 import pytest
 import torch

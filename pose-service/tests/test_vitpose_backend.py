@@ -3,6 +3,7 @@
 A "dot finder" stand-in network (heatmap peak where the crop's brightest pixel is) gives known answers, so
 the box -> UDP crop -> heatmap -> DARK -> image mapping is checked end to end without trained weights.
 """
+
 from pathlib import Path
 
 import cv2
@@ -26,8 +27,13 @@ TINY_SHAPES = {k: v.shape for k, v in ViTPoseNet(TINY, device=torch.device("meta
 
 
 def ctx(models_dir, model="vitpose-s"):
-    return LoadContext(model=model, device=torch.device("cpu"), threads=1, models_dir=Path(models_dir),
-                       repo_root=Path(__file__).resolve().parents[2])
+    return LoadContext(
+        model=model,
+        device=torch.device("cpu"),
+        threads=1,
+        models_dir=Path(models_dir),
+        repo_root=Path(__file__).resolve().parents[2],
+    )
 
 
 def test_missing_weights_point_to_the_download_command(tmp_path, tiny_env):
@@ -92,7 +98,9 @@ def test_keypoints_land_on_the_image_point_the_crop_saw(flip):
         (p,) = persons
         kp = np.array(p["keypoints"])
         assert kp.shape == (17, 3) and np.abs(kp[:, 0] - x).max() < 1.2 and np.abs(kp[:, 1] - y).max() < 1.2
-        assert p["bbox"] == bb and p["boxSource"] == "movenet" and p["score"] == pytest.approx(kp[:, 2].mean(), abs=1e-4)
+        assert (
+            p["bbox"] == bb and p["boxSource"] == "movenet" and p["score"] == pytest.approx(kp[:, 2].mean(), abs=1e-4)
+        )
 
 
 def test_flip_test_averages_with_the_mirrored_crop_and_batches_agree(tmp_path, tiny_env):
@@ -104,6 +112,7 @@ def test_flip_test_averages_with_the_mirrored_crop_and_batches_agree(tmp_path, t
     plain = b.heatmaps(crops, flip_test=False)
     with torch.no_grad():
         from posepool_worker.backends.topdown.crop import normalize_batch
+
         x = normalize_batch(crops, torch.device("cpu"))
         mirrored = b.net(x.flip(3)).numpy()
     expected = 0.5 * (plain + flip_back(mirrored))

@@ -1,4 +1,5 @@
 """ViTPose decoding: argmax + DARK (UDP form) recovers sub-pixel peaks; flip-back; back to image pixels."""
+
 import cv2
 import numpy as np
 
@@ -8,8 +9,8 @@ HW = (64, 48)
 
 
 def gaussian(cx, cy, sigma=2.0, hw=HW):
-    ys, xs = np.mgrid[0:hw[0], 0:hw[1]]
-    return np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+    ys, xs = np.mgrid[0 : hw[0], 0 : hw[1]]
+    return np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2)).astype(np.float32)
 
 
 def test_dark_udp_recovers_subpixel_peaks_better_than_argmax():

@@ -4,6 +4,7 @@ The manifests (pose-service/manifests/*.json) were produced by manifests/derive_
 ViTAE-Transformer/ViTPose's own ViT and TopdownHeatmapSimpleHead classes and the four COCO configs; the models
 are built here on the meta device (no memory, no init), so even ViT-H costs nothing.
 """
+
 import json
 from pathlib import Path
 
@@ -35,15 +36,22 @@ def test_state_dict_matches_the_official_manifest(name):
     # the architecture facts the manifest was derived with are the ones our config states
     b = SIZES[name].backbone
     assert (doc["backbone"]["embed_dim"], doc["backbone"]["depth"], doc["backbone"]["num_heads"]) == (
-        b.embed_dim, b.depth, b.num_heads)
+        b.embed_dim,
+        b.depth,
+        b.num_heads,
+    )
     assert doc["backbone"]["img_size"] == list(b.img_hw) and doc["backbone"]["patch_size"] == b.patch_size
     assert doc["derivedFrom"]["repository"] == "ViTAE-Transformer/ViTPose" and len(doc["derivedFrom"]["commit"]) == 40
 
 
 def test_manifest_sizes_are_the_published_ones():
     """Independent of our code: 193 positions (16x12 tokens + cls slot), 17 heatmaps, widths 384/768/1024/1280."""
-    for name, width, depth in (("vitpose-s", 384, 12), ("vitpose-b", 768, 12), ("vitpose-l", 1024, 24),
-                               ("vitpose-h", 1280, 32)):
+    for name, width, depth in (
+        ("vitpose-s", 384, 12),
+        ("vitpose-b", 768, 12),
+        ("vitpose-l", 1024, 24),
+        ("vitpose-h", 1280, 32),
+    ):
         t = manifest(name)["tensors"]
         assert t["backbone.pos_embed"] == [1, 193, width]
         assert t["keypoint_head.final_layer.weight"] == [17, 256, 1, 1]

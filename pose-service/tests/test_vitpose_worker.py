@@ -1,6 +1,7 @@
 """End to end through a real worker process: `python -m posepool_worker --model vitpose-s` with POSE_MODELS_DIR
 holding a checkpoint in the official mmpose container (official key names, random values, tiny architecture
 via the POSE_TEST_TINY_MODELS test setting), real JPEG frames, the real MoveNet box source."""
+
 import cv2
 import numpy as np
 import torch
@@ -8,8 +9,8 @@ import torch
 from conftest import FIXTURES, SERVICE_DIR, corrupt_jpeg_frame, jpeg_frame
 from posepool_worker import protocol
 from posepool_worker.backends.base import LoadContext
-from posepool_worker.backends.vitpose import ViTPoseBackend
 from posepool_worker.backends.topdown.test_settings import TINY_MODELS_ENV
+from posepool_worker.backends.vitpose import ViTPoseBackend
 from posepool_worker.backends.vitpose.config import TINY
 from posepool_worker.backends.vitpose.network import ViTPoseNet
 from test_topdown_fakes import write_vitpose_checkpoint
@@ -20,8 +21,11 @@ COCO = protocol.KEYPOINT_SETS["coco17"]["names"]
 def test_vitpose_worker_poses_real_frames(spawn_worker, tmp_path, monkeypatch):
     shapes = {k: v.shape for k, v in ViTPoseNet(TINY, device=torch.device("meta")).state_dict().items()}
     write_vitpose_checkpoint(tmp_path / "vitpose-s.pth", shapes)
-    w = spawn_worker(model="vitpose-s", threads=2, env={"POSE_MODELS_DIR": str(tmp_path), TINY_MODELS_ENV: "1",
-                                                         "POSE_TOPDOWN_BOXES": "movenet-lightning"})
+    w = spawn_worker(
+        model="vitpose-s",
+        threads=2,
+        env={"POSE_MODELS_DIR": str(tmp_path), TINY_MODELS_ENV: "1", "POSE_TOPDOWN_BOXES": "movenet-lightning"},
+    )
     ready = w.wait_ready(timeout=120)
     assert ready["model"]["name"] == "vitpose-s" and ready["model"]["keypoints"] == COCO
     assert ready["model"]["extras"] == ["boxSource"] and ready["device"] == "cpu"
@@ -35,10 +39,12 @@ def test_vitpose_worker_poses_real_frames(spawn_worker, tmp_path, monkeypatch):
             (p,) = f["persons"]
             assert p["boxSource"] == "movenet"  # MoveNet found the player: his box, not the frame
             x, y, bw, bh = p["bbox"]
-            assert 0 <= x and 0 <= y and x + bw <= width and y + bh <= height and bw * bh < 0.9 * width * height
+            assert x >= 0 and y >= 0 and x + bw <= width and y + bh <= height and bw * bh < 0.9 * width * height
             assert len(p["keypoints"]) == 17 and all(len(k) == 3 for k in p["keypoints"])
         # the same answer as the backend in this process (same file, same box source): nothing lost on the wire
-        images = [cv2.cvtColor(cv2.imread(str(FIXTURES / n)), cv2.COLOR_BGR2RGB) for n in ("messi5.jpg", "basketball1.jpg")]
+        images = [
+            cv2.cvtColor(cv2.imread(str(FIXTURES / n)), cv2.COLOR_BGR2RGB) for n in ("messi5.jpg", "basketball1.jpg")
+        ]
         local = backend(tmp_path, monkeypatch).detect(images, options)
         for f, mine in zip(good, local):
             (p,), (q,) = f["persons"], mine
@@ -54,8 +60,13 @@ def backend(models_dir, monkeypatch):
     if "b" not in _backend:
         monkeypatch.setenv(TINY_MODELS_ENV, "1")
         monkeypatch.setenv("POSE_TOPDOWN_BOXES", "movenet-lightning")
-        ctx = LoadContext(model="vitpose-s", device=torch.device("cpu"), threads=2, models_dir=models_dir,
-                          repo_root=SERVICE_DIR.parent)
+        ctx = LoadContext(
+            model="vitpose-s",
+            device=torch.device("cpu"),
+            threads=2,
+            models_dir=models_dir,
+            repo_root=SERVICE_DIR.parent,
+        )
         _backend["b"] = ViTPoseBackend.load(ctx)
     return _backend["b"]
 

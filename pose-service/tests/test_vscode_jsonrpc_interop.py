@@ -2,6 +2,7 @@
 
 Skipped where node or the repo's node_modules/vscode-jsonrpc is absent (the Python suite must run alone).
 """
+
 import json
 import shutil
 import subprocess
@@ -25,9 +26,13 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const [repoRoot, serviceDir, python, image] = process.argv.slice(2);
 const rpc = createRequire(repoRoot + '/package.json')('vscode-jsonrpc/node');
-const child = spawn(python, ['-m', 'posepool_worker', '--model', 'synthetic', '--device', 'cpu', '--threads', '1'],
-  { cwd: serviceDir, env: { ...process.env, POSE_SYNTHETIC_FAULTS: 'print_stdout' }, stdio: ['pipe', 'pipe', 'ignore'] });
-const conn = rpc.createMessageConnection(new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(child.stdin));
+const child = spawn(python, ['-m', 'posepool_worker', '--model', 'synthetic', '--device', 'cpu', '--threads', '1'], {
+  cwd: serviceDir,
+  env: { ...process.env, POSE_SYNTHETIC_FAULTS: 'print_stdout' },
+  stdio: ['pipe', 'pipe', 'ignore'],
+});
+const conn = rpc.createMessageConnection(
+  new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(child.stdin));
 const out = { errors: [] };
 conn.onError(([e]) => out.errors.push(String(e)));
 conn.onNotification('worker/ready', async (ready) => {
@@ -42,15 +47,23 @@ conn.onNotification('worker/ready', async (ready) => {
 });
 child.on('exit', (code, signal) => { out.exit = { code, signal }; console.log(JSON.stringify(out)); process.exit(0); });
 conn.listen();
-setTimeout(() => { console.log(JSON.stringify({ ...out, timeout: true })); child.kill('SIGKILL'); process.exit(1); }, 40000);
+setTimeout(() => {
+  console.log(JSON.stringify({ ...out, timeout: true }));
+  child.kill('SIGKILL');
+  process.exit(1);
+}, 40000);
 """
 
 
 def test_vscode_jsonrpc_client_talks_to_the_worker(tmp_path):
     script = tmp_path / "client.cjs"
     script.write_text(CLIENT)
-    proc = subprocess.run([NODE, str(script), str(REPO_ROOT), str(SERVICE_DIR), sys.executable,
-                           str(FIXTURES / "messi5.jpg")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [NODE, str(script), str(REPO_ROOT), str(SERVICE_DIR), sys.executable, str(FIXTURES / "messi5.jpg")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["errors"] == []

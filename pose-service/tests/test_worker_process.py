@@ -1,7 +1,7 @@
 """The real worker process over its stdio: ready, detect, per-frame errors, stdout isolation, OOM, health,
 shutdown, exit on stdin EOF, and the synthetic faults that the TypeScript pool relies on."""
+
 import base64
-import os
 import signal
 import subprocess
 import sys
@@ -43,7 +43,7 @@ def test_detect_batch_with_a_corrupt_jpeg_among_good_frames(synthetic_worker):
     assert result["frames"][0]["persons"] != result["frames"][1]["persons"]  # other image, other pose
     h, w = cv2.imread(str(FIXTURES / "messi5.jpg")).shape[:2]
     x, y, bw, bh = result["frames"][0]["persons"][0]["bbox"]
-    assert 0 <= x and x + bw <= w and 0 <= y and y + bh <= h
+    assert x >= 0 and x + bw <= w and y >= 0 and y + bh <= h
     assert result["timing"]["totalMs"] >= result["timing"]["inferMs"]
 
 
@@ -76,8 +76,17 @@ def test_health_fields(synthetic_worker):
     before = synthetic_worker.call("health")
     synthetic_worker.call("detect", {"requestId": "t3", "frames": [jpeg_frame(0), jpeg_frame(1)]})
     h = synthetic_worker.call("health")
-    assert set(h) == {"pid", "model", "device", "uptimeMs", "rssBytes", "gpuMemoryBytes", "gpuMaxMemoryBytes",
-                      "batches", "frames"}
+    assert set(h) == {
+        "pid",
+        "model",
+        "device",
+        "uptimeMs",
+        "rssBytes",
+        "gpuMemoryBytes",
+        "gpuMaxMemoryBytes",
+        "batches",
+        "frames",
+    }
     assert h["pid"] == synthetic_worker.proc.pid and h["model"] == "synthetic"
     assert h["device"] == synthetic_worker.ready["device"]
     assert h["batches"] == before["batches"] + 1 and h["frames"] == before["frames"] + 2
@@ -165,8 +174,9 @@ p.stdin.flush()
 print(p.pid, flush=True)
 time.sleep(600)
 """
-    parent = subprocess.Popen([sys.executable, "-c", parent_code, str(SERVICE_DIR), str(FIXTURES / "messi5.jpg")],
-                              stdout=subprocess.PIPE)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code, str(SERVICE_DIR), str(FIXTURES / "messi5.jpg")], stdout=subprocess.PIPE
+    )
     try:
         worker_pid = int(parent.stdout.readline())
         time.sleep(0.3)  # the worker is inside its hanging batch
@@ -205,8 +215,14 @@ def test_crash_on_frame_with_once_crashes_the_first_worker_only(spawn_worker, tm
     first = spawn_worker(faults=faults)
     first.wait_ready()
     first.call("detect", {"requestId": "a", "frames": [jpeg_frame(6)]})  # no frame 7: fine
-    first.send({"jsonrpc": "2.0", "id": 5, "method": "detect",
-                "params": {"requestId": "b", "frames": [jpeg_frame(6), jpeg_frame(7)]}})
+    first.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "detect",
+            "params": {"requestId": "b", "frames": [jpeg_frame(6), jpeg_frame(7)]},
+        }
+    )
     assert first.recv() is None and first.wait(5) == -signal.SIGKILL
     second = spawn_worker(faults=faults)  # the pool's retry on a fresh worker
     second.wait_ready()
@@ -233,12 +249,15 @@ def test_startup_crash_is_a_structured_failure_with_exit_3(spawn_worker):
     assert w.recv() is None
 
 
-@pytest.mark.parametrize("kwargs, env, type_, fragment", [
-    ({"model": "movenet-thunderr"}, {}, "UnknownModel", "movenet-thunder"),
-    ({"device": "tpu"}, {}, "DeviceUnavailable", "auto, cpu, cuda"),
-    ({"args": ["--threads", "-2"]}, {}, "BadArguments", "usage"),
-    ({}, {"POSE_SYNTHETIC_FAULTS": "bogus"}, "InvalidFaults", "crash_on_batch"),
-])
+@pytest.mark.parametrize(
+    "kwargs, env, type_, fragment",
+    [
+        ({"model": "movenet-thunderr"}, {}, "UnknownModel", "movenet-thunder"),
+        ({"device": "tpu"}, {}, "DeviceUnavailable", "auto, cpu, cuda"),
+        ({"args": ["--threads", "-2"]}, {}, "BadArguments", "usage"),
+        ({}, {"POSE_SYNTHETIC_FAULTS": "bogus"}, "InvalidFaults", "crash_on_batch"),
+    ],
+)
 def test_startup_failures(spawn_worker, kwargs, env, type_, fragment):
     w = spawn_worker(env=env, **kwargs)
     msg = w.recv()
@@ -255,5 +274,3 @@ def test_cuda_without_cuda_is_device_unavailable(spawn_worker):
     assert msg["method"] == "worker/startupFailed" and p["type"] == "DeviceUnavailable"
     assert "POSE_DEVICE=cuda" in p["message"] and "POSE_DEVICE=cpu" in p["hint"]
     assert w.wait(5) == 3
-
-

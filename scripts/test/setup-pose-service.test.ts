@@ -32,10 +32,10 @@ describe.skipIf(!hasPython)('setup-pose-service.sh', () => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'posepool-setup-'));
     root = path.join(tmp, 'repo');
     mkdirSync(path.join(root, 'scripts'), { recursive: true });
-    mkdirSync(path.join(root, 'pose-service'));
+    mkdirSync(path.join(root, 'pose-service', 'posepool_worker'), { recursive: true });
     for (const f of ['setup-pose-service.sh', 'check-python.py']) copyFileSync(path.join(SCRIPTS, f), path.join(root, 'scripts', f));
     writeFileSync(
-      path.join(root, 'scripts', 'python-modules.txt'),
+      path.join(root, 'pose-service', 'posepool_worker', 'python-modules.txt'),
       'json json python3-json worker\nposepool_fake_needed fake-pkg python3-fake worker\n',
     );
 

@@ -3,6 +3,7 @@
 Each backend lives in its own module and exports the class named here. Nothing heavy is imported until
 ``backend_class`` picks one, so a broken backend cannot stop the others from starting.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -3,6 +3,7 @@
 A backend is loaded once per worker process (``load``) and then poses batches of frames (``detect``).
 Its heavy imports (torch, model code) live in its own module, imported only when that backend is chosen.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -27,7 +28,7 @@ Person = dict[str, Any]
 @dataclass
 class LoadContext:
     model: str  # protocol.json model name, e.g. "movenet-thunder"
-    device: "torch.device"  # the device to run on (already resolved: "auto" never reaches a backend)
+    device: torch.device  # the device to run on (already resolved: "auto" never reaches a backend)
     threads: int  # torch intra-op threads (already applied by the core)
     models_dir: Path  # POSE_MODELS_DIR (default pose-service/.models), for downloaded weights
     repo_root: Path  # the repository checkout, e.g. for node_modules lookups
@@ -40,11 +41,11 @@ class PoseBackend(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, ctx: LoadContext) -> "PoseBackend":
+    def load(cls, ctx: LoadContext) -> PoseBackend:
         """Load weights once. Raise errors.StartupError for missing/corrupt files (type ModelFilesMissing, a hint)."""
 
     @abstractmethod
-    def detect(self, images: "list[np.ndarray]", options: dict) -> "list[list[Person] | FrameError]":
+    def detect(self, images: list[np.ndarray], options: dict) -> list[list[Person] | FrameError]:
         """Pose a batch.
 
         images: HxWx3 uint8 RGB, C-contiguous, upright. Returns one entry per image, in order: a list of persons
@@ -56,5 +57,5 @@ class PoseBackend(ABC):
         to INFERENCE_FAILED).
         """
 
-    def on_ready(self) -> None:
+    def on_ready(self) -> None:  # noqa: B027 - an optional hook: by default it does nothing
         """Called once, right after the worker has sent worker/ready. Optional; the default does nothing."""

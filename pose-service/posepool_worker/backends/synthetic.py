@@ -28,6 +28,7 @@ fault                      effect
                            create the marker file PATH + "." + fault name (O_EXCL)
 =========================  ==============================================================================
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,22 +62,33 @@ FAULT_TYPES: dict[str, type | None] = {
 }
 
 # The stick figure, COCO-17 order, as (x, y) fractions of the figure's box.
-TEMPLATE = np.array([
-    [0.50, 0.08],  # nose
-    [0.54, 0.05], [0.46, 0.05],  # eyes (left, right)
-    [0.58, 0.07], [0.42, 0.07],  # ears
-    [0.68, 0.22], [0.32, 0.22],  # shoulders
-    [0.78, 0.38], [0.22, 0.38],  # elbows
-    [0.82, 0.53], [0.18, 0.53],  # wrists
-    [0.62, 0.55], [0.38, 0.55],  # hips
-    [0.64, 0.76], [0.36, 0.76],  # knees
-    [0.65, 0.97], [0.35, 0.97],  # ankles
-], dtype=np.float64)
+TEMPLATE = np.array(
+    [
+        [0.50, 0.08],  # nose
+        [0.54, 0.05],
+        [0.46, 0.05],  # eyes (left, right)
+        [0.58, 0.07],
+        [0.42, 0.07],  # ears
+        [0.68, 0.22],
+        [0.32, 0.22],  # shoulders
+        [0.78, 0.38],
+        [0.22, 0.38],  # elbows
+        [0.82, 0.53],
+        [0.18, 0.53],  # wrists
+        [0.62, 0.55],
+        [0.38, 0.55],  # hips
+        [0.64, 0.76],
+        [0.36, 0.76],  # knees
+        [0.65, 0.97],
+        [0.35, 0.97],  # ankles
+    ],
+    dtype=np.float64,
+)
 PATCH = 4  # half-size of the brightness patch around each keypoint
 
 
-def parse_faults(spec: str | None) -> dict[str, object]:
-    faults: dict[str, object] = {}
+def parse_faults(spec: str | None) -> dict[str, bool | int | str]:
+    faults: dict[str, bool | int | str] = {}
     for item in (spec or "").split(","):
         item = item.strip()
         if not item:
@@ -84,8 +96,11 @@ def parse_faults(spec: str | None) -> dict[str, object]:
         name, sep, value = item.partition("=")
         name = name.strip()
         if name not in FAULT_TYPES:
-            raise StartupError("InvalidFaults", f"unknown synthetic fault {name!r} in {FAULTS_ENV}",
-                               f"use names from: {', '.join(FAULT_TYPES)}")
+            raise StartupError(
+                "InvalidFaults",
+                f"unknown synthetic fault {name!r} in {FAULTS_ENV}",
+                f"use names from: {', '.join(FAULT_TYPES)}",
+            )
         kind = FAULT_TYPES[name]
         if kind is None:
             if sep:
@@ -97,8 +112,9 @@ def parse_faults(spec: str | None) -> dict[str, object]:
         try:
             faults[name] = kind(value.strip())
         except ValueError:
-            raise StartupError("InvalidFaults", f"fault {name!r} needs an integer, got {value!r}",
-                               f"write {name}=N") from None
+            raise StartupError(
+                "InvalidFaults", f"fault {name!r} needs an integer, got {value!r}", f"write {name}=N"
+            ) from None
     return faults
 
 
@@ -111,12 +127,16 @@ def pose_image(image: np.ndarray) -> dict:
     keypoints = []
     for x, y in xy:
         cx, cy = int(min(max(x, 0), w - 1)), int(min(max(y, 0), h - 1))
-        patch = gray[max(cy - PATCH, 0): cy + PATCH + 1, max(cx - PATCH, 0): cx + PATCH + 1]
+        patch = gray[max(cy - PATCH, 0) : cy + PATCH + 1, max(cx - PATCH, 0) : cx + PATCH + 1]
         score = 0.25 + 0.75 * float(patch.mean()) / 255.0
         keypoints.append([round(float(x), 2), round(float(y), 2), round(score, 4)])
     xs, ys = xy[:, 0], xy[:, 1]
-    bbox = [round(float(xs.min()), 2), round(float(ys.min()), 2),
-            round(float(xs.max() - xs.min()), 2), round(float(ys.max() - ys.min()), 2)]
+    bbox = [
+        round(float(xs.min()), 2),
+        round(float(ys.min()), 2),
+        round(float(xs.max() - xs.min()), 2),
+        round(float(ys.max() - ys.min()), 2),
+    ]
     score = round(float(np.mean([k[2] for k in keypoints])), 4)
     return {"score": score, "bbox": bbox, "keypoints": keypoints}
 
@@ -128,12 +148,12 @@ class SyntheticBackend(PoseBackend):
     skeleton = COCO17_SKELETON
     extras: list[str] = []
 
-    def __init__(self, faults: dict[str, object]):
+    def __init__(self, faults: dict[str, bool | int | str]):
         self.faults = faults
         self.calls = 0
 
     @classmethod
-    def load(cls, ctx: LoadContext) -> "SyntheticBackend":
+    def load(cls, ctx: LoadContext) -> SyntheticBackend:
         backend = cls(parse_faults(os.environ.get(FAULTS_ENV)))
         if backend.faults:
             log.warning("synthetic TEST DOUBLE with faults: %s", backend.faults)

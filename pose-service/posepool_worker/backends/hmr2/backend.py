@@ -18,6 +18,7 @@ Person fields (the contract's fields first):
   ``hmr2.smpl.JOINT_NAMES`` (25 OpenPose BODY_25 + 19 SMPL_to_J19),
 - ``vertices``: 6890 x [x, y, z], same frame, only when options["vertices"] is true (about 200 KB per person).
 """
+
 from __future__ import annotations
 
 import re
@@ -53,14 +54,16 @@ def smpl_missing(models_dir) -> StartupError:
         f"hmr2: the SMPL body model is missing: {models_dir / SMPL_FILES[0]}",
         f"SMPL is licensed and cannot be downloaded by posepool: register at {SMPL_URL}, download the neutral "
         f"SMPL model for Python (4D-Humans uses basicModel_neutral_lbs_10_207_0_v1.0.0.pkl, from {SMPLIFY_URL}) and "
-        f"save it as {models_dir / SMPL_FILES[0]}; then `npm run doctor`")
+        f"save it as {models_dir / SMPL_FILES[0]}; then `npm run doctor`",
+    )
 
 
 class HMR2Backend(PoseBackend):
     extras = ["boxSource", "smpl", "camera", "joints3d", "vertices"]
 
-    def __init__(self, cfg: HMR2Config, net: HMR2Net, smpl: SMPL, device: torch.device, precision: str,
-                 boxes: PersonBoxSource):
+    def __init__(
+        self, cfg: HMR2Config, net: HMR2Net, smpl: SMPL, device: torch.device, precision: str, boxes: PersonBoxSource
+    ):
         self.cfg = cfg
         self.net = net
         self.smpl = smpl
@@ -69,7 +72,7 @@ class HMR2Backend(PoseBackend):
         self.boxes = boxes
 
     @classmethod
-    def load(cls, ctx: LoadContext) -> "HMR2Backend":
+    def load(cls, ctx: LoadContext) -> HMR2Backend:
         cfg = TINY if tiny_models_requested() else HMR2
         d = ctx.models_dir
         ckpt, j19 = d / CHECKPOINT, d / J19_REGRESSOR
@@ -84,10 +87,12 @@ class HMR2Backend(PoseBackend):
         try:
             smpl_data = read_smpl(smpl_path)
             j19_regressor = read_regressor(j19)
-        except Exception as exc:  # noqa: BLE001 - any parse failure is an unusable file
-            raise StartupError("ModelFilesMissing", f"hmr2: cannot read {smpl_path.name} / {j19.name}: "
-                               f"{type(exc).__name__}: {exc}",
-                               f"replace SMPL_NEUTRAL.pkl with the official file ({SMPL_URL}), or {redownload}") from exc
+        except Exception as exc:  # any parse failure is an unusable file
+            raise StartupError(
+                "ModelFilesMissing",
+                f"hmr2: cannot read {smpl_path.name} / {j19.name}: {type(exc).__name__}: {exc}",
+                f"replace SMPL_NEUTRAL.pkl with the official file ({SMPL_URL}), or {redownload}",
+            ) from exc
 
         t0 = time.perf_counter()
         # a Lightning checkpoint (yacs CfgNode in hyper_parameters): straight to the restricted unpickler
@@ -100,14 +105,20 @@ class HMR2Backend(PoseBackend):
         try:
             smpl = SMPL(smpl_data, j19_regressor, cfg.head.num_betas).to(ctx.device)
         except ValueError as exc:
-            raise StartupError("ModelFilesMissing", f"hmr2: {smpl_path} is not a usable SMPL model: {exc}",
-                               f"replace it with the official neutral SMPL model ({SMPL_URL})") from exc
-        except Exception as exc:  # noqa: BLE001
+            raise StartupError(
+                "ModelFilesMissing",
+                f"hmr2: {smpl_path} is not a usable SMPL model: {exc}",
+                f"replace it with the official neutral SMPL model ({SMPL_URL})",
+            ) from exc
+        except Exception as exc:
             if is_cuda_oom(exc):
                 raise out_of_memory_at_load(MODEL, ctx.device, exc) from exc
             raise
-        print(f"posepool: hmr2 weights {ckpt} loaded in {time.perf_counter() - t0:.1f}s on {ctx.device} "
-              f"({precision}); SMPL from {smpl_path}", file=sys.stderr)
+        print(
+            f"posepool: hmr2 weights {ckpt} loaded in {time.perf_counter() - t0:.1f}s on {ctx.device} "
+            f"({precision}); SMPL from {smpl_path}",
+            file=sys.stderr,
+        )
         return cls(cfg, net, smpl, ctx.device, precision, PersonBoxSource.from_env(ctx))
 
     # -- the steps of detect(), usable on their own (tests, bench) ----------------------------------------------
@@ -130,8 +141,9 @@ class HMR2Backend(PoseBackend):
         return np.stack(out), np.stack(centers), np.asarray(sides, dtype=np.float64)
 
     @torch.inference_mode()
-    def regress(self, crops_u8: np.ndarray, centers: np.ndarray, sides: np.ndarray, img_wh: np.ndarray,
-                with_vertices: bool) -> dict[str, np.ndarray]:
+    def regress(
+        self, crops_u8: np.ndarray, centers: np.ndarray, sides: np.ndarray, img_wh: np.ndarray, with_vertices: bool
+    ) -> dict[str, np.ndarray]:
         """Network + SMPL + cameras for a batch of crops; float32/float64 numpy arrays per field."""
         x = crop.normalize_batch(crops_u8, self.device)
         with autocast(self.device, self.precision):
@@ -147,8 +159,15 @@ class HMR2Backend(PoseBackend):
         kp_img = camera.crop_to_image(kp_crop, c, side)
         focal = torch.tensor([camera.full_image_focal(f, s, w, h) for w, h in img_wh], dtype=torch.float32, device=dev)
         trans = camera.full_image_translation(cam, c, side, wh, focal)
-        out = {"rotmats": rotmats, "betas": betas, "cam": cam, "joints3d": joints, "keypoints2d": kp_img,
-               "translation": trans, "focal": focal}
+        out = {
+            "rotmats": rotmats,
+            "betas": betas,
+            "cam": cam,
+            "joints3d": joints,
+            "keypoints2d": kp_img,
+            "translation": trans,
+            "focal": focal,
+        }
         if with_vertices:
             out["vertices"] = verts
         return {k: v.cpu().numpy() for k, v in out.items()}
@@ -178,13 +197,22 @@ class HMR2Backend(PoseBackend):
         person = {
             "score": round(float(box.score), 4),
             "bbox": [round(v, 2) for v in box.xywh],
-            "keypoints": [[round(float(x), 2), round(float(y), 2), 1.0 if ok else 0.0]
-                          for (x, y), ok in zip(kp, inside)],
+            "keypoints": [
+                [round(float(x), 2), round(float(y), 2), 1.0 if ok else 0.0] for (x, y), ok in zip(kp, inside)
+            ],
             "boxSource": box.source,
-            "smpl": {"rotation": "matrix", "globalOrient": r(rot[0], 5), "bodyPose": r(rot[1:], 5),
-                     "betas": r(res["betas"][i], 5)},
-            "camera": {"translation": r(res["translation"][i], 4), "focalLength": round(float(res["focal"][i]), 2),
-                       "principalPoint": [float(wh[0]) / 2, float(wh[1]) / 2], "cropCamera": r(res["cam"][i], 5)},
+            "smpl": {
+                "rotation": "matrix",
+                "globalOrient": r(rot[0], 5),
+                "bodyPose": r(rot[1:], 5),
+                "betas": r(res["betas"][i], 5),
+            },
+            "camera": {
+                "translation": r(res["translation"][i], 4),
+                "focalLength": round(float(res["focal"][i]), 2),
+                "principalPoint": [float(wh[0]) / 2, float(wh[1]) / 2],
+                "cropCamera": r(res["cam"][i], 5),
+            },
             "joints3d": r(res["joints3d"][i], 4),
         }
         if "vertices" in res:

@@ -11,6 +11,7 @@
   difference in perspective strength between the two focal lengths.
 - COCO-17 from the 25 OpenPose joints: ``OPENPOSE_TO_COCO17``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,7 +26,9 @@ def crop_translation(cam: torch.Tensor, focal_length: float, crop_size: int) -> 
     return torch.stack([cam[:, 1], cam[:, 2], 2 * focal_length / (crop_size * cam[:, 0] + 1e-9)], dim=-1)
 
 
-def project_to_crop(points: torch.Tensor, translation: torch.Tensor, focal_length: float, crop_size: int) -> torch.Tensor:
+def project_to_crop(
+    points: torch.Tensor, translation: torch.Tensor, focal_length: float, crop_size: int
+) -> torch.Tensor:
     """4D-Humans ``perspective_projection`` with focal f / crop_size and no camera centre: (B, N, 3) -> (B, N, 2)
     in crop-normalised coordinates."""
     p = points + translation.unsqueeze(1)
@@ -41,8 +44,9 @@ def full_image_focal(focal_length: float, crop_size: int, width: float, height: 
     return focal_length / crop_size * max(width, height)
 
 
-def full_image_translation(cam: torch.Tensor, box_center: torch.Tensor, box_side: torch.Tensor,
-                           img_wh: torch.Tensor, focal_full: torch.Tensor) -> torch.Tensor:
+def full_image_translation(
+    cam: torch.Tensor, box_center: torch.Tensor, box_side: torch.Tensor, img_wh: torch.Tensor, focal_full: torch.Tensor
+) -> torch.Tensor:
     """renderer.cam_crop_to_full: (B, 3) crop camera -> (B, 3) translation for the full-image camera."""
     w_2, h_2 = img_wh[:, 0] / 2.0, img_wh[:, 1] / 2.0
     bs = box_side * cam[:, 0] + 1e-9

@@ -6,7 +6,10 @@ Keys under ``smpl_head.``: ``transformer.to_token_embedding`` (Linear 1 -> 1024)
 GELU -> ``net.3``), each ``.norm`` a LayerNorm; ``decpose`` / ``decshape`` / ``deccam`` and the buffers
 ``init_body_pose`` (1, 144), ``init_betas`` (1, 10), ``init_cam`` (1, 3).
 """
+
 from __future__ import annotations
+
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -57,8 +60,13 @@ class CrossAttention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden: int, device=None):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden, device=device), nn.GELU(), nn.Dropout(0.0),
-                                 nn.Linear(hidden, dim, device=device), nn.Dropout(0.0))
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden, device=device),
+            nn.GELU(),
+            nn.Dropout(0.0),
+            nn.Linear(hidden, dim, device=device),
+            nn.Dropout(0.0),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -77,14 +85,24 @@ class PreNorm(nn.Module):
 class CrossAttnTransformer(nn.Module):
     def __init__(self, cfg: HeadConfig, context_dim: int, device=None):
         super().__init__()
-        self.layers = nn.ModuleList(nn.ModuleList([
-            PreNorm(cfg.dim, SelfAttention(cfg.dim, cfg.heads, cfg.dim_head, device=device), device=device),
-            PreNorm(cfg.dim, CrossAttention(cfg.dim, context_dim, cfg.heads, cfg.dim_head, device=device), device=device),
-            PreNorm(cfg.dim, FeedForward(cfg.dim, cfg.mlp_dim, device=device), device=device),
-        ]) for _ in range(cfg.depth))
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                [
+                    PreNorm(cfg.dim, SelfAttention(cfg.dim, cfg.heads, cfg.dim_head, device=device), device=device),
+                    PreNorm(
+                        cfg.dim,
+                        CrossAttention(cfg.dim, context_dim, cfg.heads, cfg.dim_head, device=device),
+                        device=device,
+                    ),
+                    PreNorm(cfg.dim, FeedForward(cfg.dim, cfg.mlp_dim, device=device), device=device),
+                ]
+            )
+            for _ in range(cfg.depth)
+        )
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        for self_attn, cross_attn, ff in self.layers:
+        for layer in self.layers:
+            self_attn, cross_attn, ff = cast(nn.ModuleList, layer)
             x = self_attn(x) + x
             x = cross_attn(x, context=context) + x
             x = ff(x) + x
@@ -99,7 +117,7 @@ class TransformerDecoder(nn.Module):
         self.transformer = CrossAttnTransformer(cfg, context_dim, device=device)
 
     def forward(self, token: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        x = self.to_token_embedding(token) + self.pos_embedding[:, :token.shape[1]]
+        x = self.to_token_embedding(token) + self.pos_embedding[:, : token.shape[1]]
         return self.transformer(x, context)
 
 

@@ -1,5 +1,6 @@
 """HMR2 = ViT-H backbone on the crop's central 256x192 + the SMPL transformer-decoder head, official names
 (``backbone.*``, ``smpl_head.*`` as in the Lightning checkpoint's state_dict)."""
+
 from __future__ import annotations
 
 import torch

@@ -9,6 +9,7 @@ forward(rotmats (B, 24, 3, 3), betas (B, 10)) -> vertices (B, 6890, 3), joints (
   SMPL_to_J19.pkl regressed from the vertices: 25 + 19 = 44, the order of HMR2's ``pred_keypoints_3d``.
 No translation is applied: positions are relative to the SMPL origin (the camera translation places them).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,19 +23,69 @@ EXTRA_VERTEX_IDS = (332, 6260, 2800, 4071, 583, 3216, 3226, 3387, 6617, 6624, 67
 # 4D-Humans hmr2/models/smpl_wrapper.py
 SMPL_TO_OPENPOSE = (24, 12, 17, 19, 21, 16, 18, 20, 0, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34)
 
-OPENPOSE_NAMES = ("nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-                  "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
-                  "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe",
-                  "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel")
+OPENPOSE_NAMES = (
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "mid_hip",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+    "left_big_toe",
+    "left_small_toe",
+    "left_heel",
+    "right_big_toe",
+    "right_small_toe",
+    "right_heel",
+)
 # SMPL_to_J19.pkl rows, in the SPIN/ProHMR order HMR2 inherits (EXTRA.PELVIS_IND = 39 = 25 + 14 is the pelvis)
-J19_NAMES = ("right_ankle_lsp", "right_knee_lsp", "right_hip_lsp", "left_hip_lsp", "left_knee_lsp",
-             "left_ankle_lsp", "right_wrist_lsp", "right_elbow_lsp", "right_shoulder_lsp", "left_shoulder_lsp",
-             "left_elbow_lsp", "left_wrist_lsp", "neck_lsp", "head_top_lsp", "pelvis_mpii", "thorax_mpii",
-             "spine_h36m", "jaw_h36m", "head_h36m")
+J19_NAMES = (
+    "right_ankle_lsp",
+    "right_knee_lsp",
+    "right_hip_lsp",
+    "left_hip_lsp",
+    "left_knee_lsp",
+    "left_ankle_lsp",
+    "right_wrist_lsp",
+    "right_elbow_lsp",
+    "right_shoulder_lsp",
+    "left_shoulder_lsp",
+    "left_elbow_lsp",
+    "left_wrist_lsp",
+    "neck_lsp",
+    "head_top_lsp",
+    "pelvis_mpii",
+    "thorax_mpii",
+    "spine_h36m",
+    "jaw_h36m",
+    "head_h36m",
+)
 JOINT_NAMES = OPENPOSE_NAMES + J19_NAMES
 
 
 class SMPL(nn.Module):
+    # buffers (register_buffer)
+    v_template: torch.Tensor
+    shapedirs: torch.Tensor
+    posedirs: torch.Tensor
+    J_regressor: torch.Tensor
+    lbs_weights: torch.Tensor
+    extra_vertex_ids: torch.Tensor
+    joint_map: torch.Tensor
+    j19_regressor: torch.Tensor
+
     def __init__(self, data: dict[str, np.ndarray], j19_regressor: np.ndarray, num_betas: int = 10):
         super().__init__()
         f32 = torch.float32
@@ -56,8 +107,10 @@ class SMPL(nn.Module):
         self.parents = [int(p) for p in parents]
         self.faces = np.asarray(data["f"]).astype(np.int64)
         if self.J_regressor.shape != (len(self.parents), nv) or self.lbs_weights.shape != (nv, len(self.parents)):
-            raise ValueError(f"inconsistent SMPL arrays: J_regressor {tuple(self.J_regressor.shape)}, "
-                             f"weights {tuple(self.lbs_weights.shape)}, {nv} vertices")
+            raise ValueError(
+                f"inconsistent SMPL arrays: J_regressor {tuple(self.J_regressor.shape)}, "
+                f"weights {tuple(self.lbs_weights.shape)}, {nv} vertices"
+            )
         if self.j19_regressor.shape[1] != nv:
             raise ValueError(f"J19 regressor {tuple(self.j19_regressor.shape)} does not fit {nv} vertices")
 

@@ -13,9 +13,11 @@ pickle of a dict whose arrays are partly chumpy ``Ch`` objects (v_template, shap
 Anything else in the file is refused (UnpicklingError): no code from the file runs. A numpy-only
 ``SMPL_NEUTRAL.npz`` with the same keys is read as well (``np.load(allow_pickle=False)``).
 """
+
 from __future__ import annotations
 
 import codecs
+import importlib
 import pickle
 from pathlib import Path
 
@@ -43,13 +45,16 @@ class SparseMatrix:
     def __setstate__(self, state):
         if not isinstance(state, dict):
             raise pickle.UnpicklingError("sparse matrix without a state dict")
-        shape = tuple(state.get("_shape") or state.get("shape"))
+        shape = state.get("_shape") or state.get("shape")
+        if shape is None:
+            raise pickle.UnpicklingError("sparse matrix without a shape")
+        shape = tuple(shape)
         data, indices, indptr = (np.asarray(state[k]) for k in ("data", "indices", "indptr"))
         fmt = state.get("format", self.fmt)
         dense = np.zeros(shape, dtype=np.float64)
         for j in range(len(indptr) - 1):
-            rows = indices[indptr[j]:indptr[j + 1]]
-            vals = data[indptr[j]:indptr[j + 1]]
+            rows = indices[indptr[j] : indptr[j + 1]]
+            vals = data[indptr[j] : indptr[j + 1]]
             if fmt == "csc":
                 dense[rows, j] = vals
             elif fmt == "csr":
@@ -72,6 +77,12 @@ def _reconstructor(cls, base, state):
 _BUILTINS = {"object": object, "set": set, "frozenset": frozenset, "list": list, "dict": dict, "tuple": tuple}
 
 
+def _numpy_core(submodule: str):
+    """numpy.core.<submodule>, by name as pickles name it (numpy 2 keeps numpy.core importable for old pickles;
+    numpy's type stubs describe neither numpy 1's nor numpy 2's)."""
+    return importlib.import_module(f"numpy.core.{submodule}")
+
+
 class SMPLUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if module.startswith("chumpy"):
@@ -86,9 +97,9 @@ class SMPLUnpickler(pickle.Unpickler):
         if module in ("__builtin__", "builtins") and name in _BUILTINS:
             return _BUILTINS[name]
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"):
-            return getattr(np.core.multiarray, name)
+            return getattr(_numpy_core("multiarray"), name)
         if module in ("numpy.core.numeric", "numpy._core.numeric") and name == "_frombuffer":
-            return np.core.numeric._frombuffer
+            return _numpy_core("numeric")._frombuffer
         if module == "numpy" and name in ("ndarray", "dtype"):
             return getattr(np, name)
         if (module, name) == ("_codecs", "encode"):  # Python 3 protocol-2 pickles store bytes this way

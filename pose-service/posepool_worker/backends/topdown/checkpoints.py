@@ -20,15 +20,18 @@ The modules are built on the ``meta`` device (no memory, no init), materialised 
 is a StartupError naming them, and CUDA running out of memory while doing so is a StartupError that says
 to lower POSE_WORKERS / POSE_BATCH_SIZE.
 """
+
 from __future__ import annotations
 
 import collections
+import importlib
 import pickle
 import types
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
+import torch._utils
 
 from ...errors import StartupError
 
@@ -65,6 +68,9 @@ def _safe_reconstructor(cls, base, state):
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     import numpy as np
 
+    # by name, as pickles name it (numpy 2 keeps numpy.core importable for old pickles; numpy's type stubs
+    # describe neither numpy 1's nor numpy 2's)
+    np_multiarray = importlib.import_module("numpy.core.multiarray")
     allowed: dict[tuple[str, str], Any] = {
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
@@ -75,8 +81,8 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
         ("torch.serialization", "_get_layout"): torch.serialization._get_layout,
         ("torch", "device"): torch.device,
-        ("numpy.core.multiarray", "_reconstruct"): np.core.multiarray._reconstruct,
-        ("numpy.core.multiarray", "scalar"): np.core.multiarray.scalar,
+        ("numpy.core.multiarray", "_reconstruct"): np_multiarray._reconstruct,
+        ("numpy.core.multiarray", "scalar"): np_multiarray.scalar,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
         ("copyreg", "_reconstructor"): _safe_reconstructor,
@@ -86,9 +92,22 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         if hasattr(torch._utils, name):
             allowed[("torch._utils", name)] = getattr(torch._utils, name)
     for mod in ("builtins", "__builtin__"):
-        for name, obj in (("set", set), ("frozenset", frozenset), ("list", list), ("dict", dict), ("tuple", tuple),
-                          ("int", int), ("float", float), ("complex", complex), ("str", str), ("bytes", bytes),
-                          ("bool", bool), ("bytearray", bytearray), ("slice", slice), ("object", object)):
+        for name, obj in (
+            ("set", set),
+            ("frozenset", frozenset),
+            ("list", list),
+            ("dict", dict),
+            ("tuple", tuple),
+            ("int", int),
+            ("float", float),
+            ("complex", complex),
+            ("str", str),
+            ("bytes", bytes),
+            ("bool", bool),
+            ("bytearray", bytearray),
+            ("slice", slice),
+            ("object", object),
+        ):
             allowed[(mod, name)] = obj
     for name in ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool"):
         allowed[("torch", name)] = getattr(torch, name)
@@ -114,15 +133,19 @@ class RestrictedUnpickler(pickle.Unpickler):
 def _rebuild_from_type_v2(func, new_type, args, state):
     """torch's tensor-subclass rebuild, but only for plain tensors/parameters (``func`` is allow-listed)."""
     tensor = func(*args)
-    if new_type not in (torch.Tensor, torch.nn.Parameter) and not (isinstance(new_type, type) and issubclass(new_type, Opaque)):
+    if new_type not in (torch.Tensor, torch.nn.Parameter) and not (
+        isinstance(new_type, type) and issubclass(new_type, Opaque)
+    ):
         raise pickle.UnpicklingError(f"refusing tensor subclass {new_type!r}")
     return tensor
 
 
 restricted_pickle = types.ModuleType("posepool_restricted_pickle")
-restricted_pickle.Unpickler = RestrictedUnpickler
-restricted_pickle.load = lambda f, **kw: RestrictedUnpickler(f, **kw).load()
-restricted_pickle.UnpicklingError = pickle.UnpicklingError
+vars(restricted_pickle).update(
+    Unpickler=RestrictedUnpickler,
+    load=lambda f, **kw: RestrictedUnpickler(f, **kw).load(),
+    UnpicklingError=pickle.UnpicklingError,
+)
 
 
 def load_restricted(path: Path):
@@ -153,8 +176,12 @@ def read_checkpoint(path: Path, model: str, hint: str, weights_only_first: bool 
         except pickle.UnpicklingError:
             return load_restricted(path)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError, KeyError) as exc:
-        raise StartupError("ModelFilesMissing", f"{model}: cannot read checkpoint {path}: "
-                           f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", hint) from exc
+        raise StartupError(
+            "ModelFilesMissing",
+            f"{model}: cannot read checkpoint {path}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            hint,
+        ) from exc
 
 
 def state_dict_of(obj: Any, path: Path, model: str, hint: str) -> dict[str, torch.Tensor]:
@@ -162,13 +189,14 @@ def state_dict_of(obj: Any, path: Path, model: str, hint: str) -> dict[str, torc
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise StartupError("ModelFilesMissing", f"{model}: {path} holds no state_dict of tensors", hint)
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in sd.items()}
 
 
 def is_cuda_oom(exc: BaseException) -> bool:
     oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
     return (oom_type is not None and isinstance(exc, oom_type)) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
 
 
 def out_of_memory_at_load(model: str, device: torch.device, exc: BaseException) -> StartupError:
@@ -176,18 +204,22 @@ def out_of_memory_at_load(model: str, device: torch.device, exc: BaseException) 
         "OutOfMemory",
         f"{model}: {device} ran out of memory while loading the model: {str(exc).splitlines()[0]}",
         "lower POSE_WORKERS (each worker holds its own copy of the model) or POSE_BATCH_SIZE, or pick a smaller "
-        "model (POSE_MODEL), or free the GPU; `nvidia-smi` shows what holds its memory")
+        "model (POSE_MODEL), or free the GPU; `nvidia-smi` shows what holds its memory",
+    )
 
 
-
-def shape_mismatch(expected: dict[str, tuple], got: dict[str, tuple],
-                   shape_text: Callable[[tuple], str] = str) -> dict | None:
+def shape_mismatch(
+    expected: dict[str, tuple], got: dict[str, tuple], shape_text: Callable[[tuple], str] = str
+) -> dict | None:
     """How ``got`` (name -> shape) differs from ``expected``: None when they match, else a one-line summary
     (keys missing, unexpected, of the wrong shape; the first few of each) and the counts."""
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
-    wrong = sorted(f"{k} {shape_text(got[k])} != {shape_text(expected[k])}"
-                   for k in set(got) & set(expected) if got[k] != expected[k])
+    wrong = sorted(
+        f"{k} {shape_text(got[k])} != {shape_text(expected[k])}"
+        for k in set(got) & set(expected)
+        if got[k] != expected[k]
+    )
     if not (missing or unexpected or wrong):
         return None
 
@@ -201,24 +233,41 @@ def shape_mismatch(expected: dict[str, tuple], got: dict[str, tuple],
         parts.append(f"{len(unexpected)} unexpected: {few(unexpected)}")
     if wrong:
         parts.append(f"{len(wrong)} wrong shapes: {few(wrong)}")
-    return {"summary": "; ".join(parts), "missing": len(missing), "unexpected": len(unexpected),
-            "wrongShapes": len(wrong)}
+    return {
+        "summary": "; ".join(parts),
+        "missing": len(missing),
+        "unexpected": len(unexpected),
+        "wrongShapes": len(wrong),
+    }
 
 
-def materialize(build: Callable[[torch.device], torch.nn.Module], state: dict[str, torch.Tensor],
-                device: torch.device, model: str, path: Path, hint: str) -> torch.nn.Module:
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
+def materialize(
+    build: Callable[[torch.device], ModuleT],
+    state: dict[str, torch.Tensor],
+    device: torch.device,
+    model: str,
+    path: Path,
+    hint: str,
+) -> ModuleT:
     """Build on ``meta``, allocate on ``device``, load ``state`` strictly; eval mode, no grads."""
     net = build(torch.device("meta"))
     expected = net.state_dict()
-    mismatch = shape_mismatch({k: tuple(v.shape) for k, v in expected.items()},
-                              {k: tuple(v.shape) for k, v in state.items()})
+    mismatch = shape_mismatch(
+        {k: tuple(v.shape) for k, v in expected.items()}, {k: tuple(v.shape) for k, v in state.items()}
+    )
     if mismatch:
-        raise StartupError("ModelFilesMissing",
-                           f"{model}: {path} does not match the {model} architecture ({mismatch['summary']})", hint)
+        raise StartupError(
+            "ModelFilesMissing",
+            f"{model}: {path} does not match the {model} architecture ({mismatch['summary']})",
+            hint,
+        )
     try:
         net = net.to_empty(device=device)
         net.load_state_dict(state, strict=True)
-    except Exception as exc:  # noqa: BLE001 - CUDA OOM is a RuntimeError subclass
+    except Exception as exc:  # CUDA OOM is a RuntimeError subclass
         if is_cuda_oom(exc):
             raise out_of_memory_at_load(model, device, exc) from exc
         raise

@@ -14,6 +14,7 @@ Pixels outside the image are 0 (black) in both, as ``cv2.warpAffine``'s default 
 RGB / 255, minus the ImageNet mean, over the ImageNet std, done on the model's device from uint8 (a quarter of
 the host-to-device bytes of float32).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -30,6 +31,7 @@ HMR2_BBOX_SHAPE_WH = (192, 256)
 
 
 # -- ViTPose: UDP crop --------------------------------------------------------------------------------------
+
 
 def vitpose_box_to_center_size(box_xywh, input_wh=VITPOSE_INPUT_WH, padding=VITPOSE_PADDING):
     """mmpose ``_box2cs``: centre of the box, size grown to the input aspect, times ``padding``.
@@ -51,8 +53,9 @@ def udp_warp_matrix(center, size, input_wh=VITPOSE_INPUT_WH) -> np.ndarray:
     like mmpose's (cv2.warpAffine quantises positions to 1/32 pixel, so the matrix's precision shows in pixels)."""
     sx = (input_wh[0] - 1.0) / size[0]
     sy = (input_wh[1] - 1.0) / size[1]
-    return np.array([[sx, 0.0, sx * (0.5 * size[0] - center[0])],
-                     [0.0, sy, sy * (0.5 * size[1] - center[1])]], dtype=np.float32)
+    return np.array(
+        [[sx, 0.0, sx * (0.5 * size[0] - center[0])], [0.0, sy, sy * (0.5 * size[1] - center[1])]], dtype=np.float32
+    )
 
 
 def udp_heatmap_to_image(coords: np.ndarray, center, size, heatmap_wh) -> np.ndarray:
@@ -64,6 +67,7 @@ def udp_heatmap_to_image(coords: np.ndarray, center, size, heatmap_wh) -> np.nda
 
 
 # -- HMR2: square crop ---------------------------------------------------------------------------------------
+
 
 def hmr2_box_to_center_size(box_xywh, bbox_shape_wh=HMR2_BBOX_SHAPE_WH) -> tuple[np.ndarray, float]:
     """4D-Humans ``expand_to_aspect_ratio(..., BBOX_SHAPE).max()``: (centre (2,), square side) in pixels."""
@@ -80,8 +84,9 @@ def hmr2_box_to_center_size(box_xywh, bbox_shape_wh=HMR2_BBOX_SHAPE_WH) -> tuple
 def square_crop_matrix(center, side: float, out_size: int = HMR2_CROP_SIZE) -> np.ndarray:
     """``gen_trans_from_patch_cv(cx, cy, side, side, out, out, scale=1, rot=0)``: centre -> out/2, side -> out."""
     s = out_size / side
-    return np.array([[s, 0.0, 0.5 * out_size - s * center[0]],
-                     [0.0, s, 0.5 * out_size - s * center[1]]], dtype=np.float64)
+    return np.array(
+        [[s, 0.0, 0.5 * out_size - s * center[0]], [0.0, s, 0.5 * out_size - s * center[1]]], dtype=np.float64
+    )
 
 
 def antialias_sigma(side: float, out_size: int = HMR2_CROP_SIZE) -> float:
@@ -90,7 +95,9 @@ def antialias_sigma(side: float, out_size: int = HMR2_CROP_SIZE) -> float:
     return (factor - 1.0) / 2.0 if factor > 1.1 else 0.0
 
 
-def blur_region(image: np.ndarray, matrix: np.ndarray, out_wh: tuple[int, int], sigma: float) -> tuple[np.ndarray, np.ndarray]:
+def blur_region(
+    image: np.ndarray, matrix: np.ndarray, out_wh: tuple[int, int], sigma: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian-blur only the part of ``image`` the crop reads (plus a 4-sigma margin), as 4D-Humans blurs the
     whole image. Returns (blurred region, matrix shifted to the region's origin)."""
     inv = cv2.invertAffineTransform(matrix)
@@ -112,10 +119,17 @@ def blur_region(image: np.ndarray, matrix: np.ndarray, out_wh: tuple[int, int], 
 
 # -- shared ----------------------------------------------------------------------------------------------------
 
+
 def warp(image: np.ndarray, matrix: np.ndarray, out_wh: tuple[int, int]) -> np.ndarray:
     """Bilinear affine crop (cv2.INTER_LINEAR, black outside), uint8 HxWx3."""
-    return cv2.warpAffine(image, matrix, (int(out_wh[0]), int(out_wh[1])),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (int(out_wh[0]), int(out_wh[1])),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 def normalize_batch(crops: np.ndarray, device: torch.device) -> torch.Tensor:

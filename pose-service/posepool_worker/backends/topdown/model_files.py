@@ -9,10 +9,11 @@ Layout (``npm run models:download -- NAME`` creates it; see the README's model t
         data/SMPL_to_J19.pkl
     $POSE_MODELS_DIR/SMPL_NEUTRAL.pkl                    licensed, user-supplied (https://smpl.is.tue.mpg.de)
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ...errors import StartupError
 
@@ -25,8 +26,10 @@ def first_existing(candidates: Iterable[Path]) -> Path | None:
 
 
 def download_hint(model: str, models_dir: Path) -> str:
-    return (f"run `npm run models:download -- {model}` (it puts the official files into POSE_MODELS_DIR="
-            f"{models_dir}), then `npm run doctor`")
+    return (
+        f"run `npm run models:download -- {model}` (it puts the official files into POSE_MODELS_DIR="
+        f"{models_dir}), then `npm run doctor`"
+    )
 
 
 def files_missing(model: str, models_dir: Path, expected: Path, what: str = "weights") -> StartupError:

@@ -11,6 +11,7 @@ Accuracy: heatmap decoding, SMPL skinning and the camera maths always run in fp3
 heatmap cell on a small ViTPose). fp16 on CUDA has more mantissa than bf16 (10 vs 7 bits), so it is the
 CUDA default; a GPU session should confirm it on the real checkpoints (bench/gpu_speed.py reports the drift).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,16 +30,25 @@ def resolve_precision(device: torch.device, requested: str | None = None) -> str
     """The concrete precision (fp32 / fp16 / bf16) for ``device``; StartupError for impossible requests."""
     name = (requested if requested is not None else os.environ.get(PRECISION_ENV, "auto")).strip().lower() or "auto"
     if name not in PRECISIONS:
-        raise StartupError("BadConfiguration", f"{PRECISION_ENV}={name!r} is not a precision",
-                           f"set {PRECISION_ENV} to one of: {', '.join(PRECISIONS)}")
+        raise StartupError(
+            "BadConfiguration",
+            f"{PRECISION_ENV}={name!r} is not a precision",
+            f"set {PRECISION_ENV} to one of: {', '.join(PRECISIONS)}",
+        )
     if name == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if name == "fp16" and device.type != "cuda":
-        raise StartupError("BadConfiguration", f"{PRECISION_ENV}=fp16 needs a CUDA device (device is {device})",
-                           f"set {PRECISION_ENV}=bf16 or fp32 (or auto) on CPU")
+        raise StartupError(
+            "BadConfiguration",
+            f"{PRECISION_ENV}=fp16 needs a CUDA device (device is {device})",
+            f"set {PRECISION_ENV}=bf16 or fp32 (or auto) on CPU",
+        )
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise StartupError("BadConfiguration", f"{PRECISION_ENV}=bf16 but this GPU has no bf16 support",
-                           f"set {PRECISION_ENV}=fp16 (or auto)")
+        raise StartupError(
+            "BadConfiguration",
+            f"{PRECISION_ENV}=bf16 but this GPU has no bf16 support",
+            f"set {PRECISION_ENV}=fp16 (or auto)",
+        )
     return name
 
 

@@ -5,6 +5,7 @@ widths and depths: see ``vitpose.config.TINY`` and ``hmr2.config.TINY``) so a ch
 with random values can be posed end to end through a real worker in seconds. The worker logs a warning on
 stderr while it is set. The real architectures are checked against the committed manifests separately.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,6 +17,8 @@ TINY_MODELS_ENV = "POSE_TEST_TINY_MODELS"
 def tiny_models_requested() -> bool:
     on = os.environ.get(TINY_MODELS_ENV, "").strip().lower() in ("1", "true", "yes")
     if on:
-        print(f"posepool: WARNING {TINY_MODELS_ENV} is set: using tiny test architectures, not the real models",
-              file=sys.stderr)
+        print(
+            f"posepool: WARNING {TINY_MODELS_ENV} is set: using tiny test architectures, not the real models",
+            file=sys.stderr,
+        )
     return on

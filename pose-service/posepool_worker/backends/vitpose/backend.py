@@ -11,6 +11,7 @@ Person fields: ``score`` (mean keypoint score), ``bbox`` (the rider box the crop
 options["flipTest"] (default false): also pose the horizontally mirrored crops and average the heatmaps, as
 the official COCO evaluation does (its AP figures include it); twice the compute for a small accuracy gain.
 """
+
 from __future__ import annotations
 
 import sys
@@ -36,8 +37,15 @@ from .weights import to_model_state
 class ViTPoseBackend(PoseBackend):
     extras = ["boxSource"]
 
-    def __init__(self, model_name: str, cfg: ViTPoseConfig, net: ViTPoseNet, device: torch.device,
-                 precision: str, boxes: PersonBoxSource):
+    def __init__(
+        self,
+        model_name: str,
+        cfg: ViTPoseConfig,
+        net: ViTPoseNet,
+        device: torch.device,
+        precision: str,
+        boxes: PersonBoxSource,
+    ):
         self.model_name = model_name
         self.cfg = cfg
         self.net = net
@@ -47,25 +55,30 @@ class ViTPoseBackend(PoseBackend):
         self._flip_perm = torch.tensor(flip_permutation(cfg.num_keypoints), device=device)
 
     @classmethod
-    def load(cls, ctx: LoadContext) -> "ViTPoseBackend":
+    def load(cls, ctx: LoadContext) -> ViTPoseBackend:
         name = ctx.model
         if name not in SIZES:
-            raise StartupError("UnknownModel", f"{name!r} is not a ViTPose model",
-                               f"set POSE_MODEL to one of: {', '.join(SIZES)}")
+            raise StartupError(
+                "UnknownModel", f"{name!r} is not a ViTPose model", f"set POSE_MODEL to one of: {', '.join(SIZES)}"
+            )
         cfg = TINY if tiny_models_requested() else SIZES[name]
         models_dir = ctx.models_dir
         path = first_existing(models_dir / f for f in FILES[name])
         if path is None:
             raise files_missing(name, models_dir, models_dir / FILES[name][0], f"{SIZES[name].label} weights")
-        hint = (f"the file may be truncated or not an official {SIZES[name].label} COCO checkpoint: delete it, then "
-                + download_hint(name, models_dir))
+        hint = (
+            f"the file may be truncated or not an official {SIZES[name].label} COCO checkpoint: delete it, then "
+            + download_hint(name, models_dir)
+        )
         t0 = time.perf_counter()
         state = to_model_state(state_dict_of(read_checkpoint(path, name, hint), path, name, hint))
         precision = resolve_precision(ctx.device)
         net = materialize(lambda dev: ViTPoseNet(cfg, device=dev), state, ctx.device, name, path, hint)
         del state
-        print(f"posepool: {name} weights {path} loaded in {time.perf_counter() - t0:.1f}s on {ctx.device} "
-              f"({precision})", file=sys.stderr)
+        print(
+            f"posepool: {name} weights {path} loaded in {time.perf_counter() - t0:.1f}s on {ctx.device} ({precision})",
+            file=sys.stderr,
+        )
         return cls(name, cfg, net, ctx.device, precision, PersonBoxSource.from_env(ctx))
 
     # -- the steps of detect(), usable on their own (tests, bench) ----------------------------------------------
@@ -112,9 +125,11 @@ class ViTPoseBackend(PoseBackend):
             return FrameError("INFERENCE_FAILED", "the model produced non-finite heatmaps for this frame")
         kp = kp.copy()
         kp[:, 2] = np.clip(kp[:, 2], 0.0, 1.0)  # heatmap maxima can stray a little outside 0..1; the contract says 0..1
-        return [{
-            "score": round(float(np.mean(kp[:, 2])), 4),
-            "bbox": [round(v, 2) for v in box.xywh],
-            "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in kp],
-            "boxSource": box.source,
-        }]
+        return [
+            {
+                "score": round(float(np.mean(kp[:, 2])), 4),
+                "bbox": [round(v, 2) for v in box.xywh],
+                "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in kp],
+                "boxSource": box.source,
+            }
+        ]

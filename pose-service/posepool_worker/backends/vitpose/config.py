@@ -5,6 +5,7 @@ LayerNorm eps 1e-6, classic head (2 x [deconv 4x4 s2 -> BN -> ReLU] with 256 cha
 heatmaps 64x48, decoding UDP + DARK refinement with a Gaussian kernel of 11 (test_cfg use_udp=True,
 modulate_kernel=11), flip test on in the official evaluation (off by default here: options["flipTest"]).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,10 @@ class ViTPoseConfig:
     @property
     def heatmap_wh(self) -> tuple[int, int]:
         # 16x12 tokens, two stride-2 deconvolutions: x4
-        return (self.backbone.img_hw[1] // self.backbone.patch_size * 4,
-                self.backbone.img_hw[0] // self.backbone.patch_size * 4)
+        return (
+            self.backbone.img_hw[1] // self.backbone.patch_size * 4,
+            self.backbone.img_hw[0] // self.backbone.patch_size * 4,
+        )
 
 
 SIZES: dict[str, ViTPoseConfig] = {

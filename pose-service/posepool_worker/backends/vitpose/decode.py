@@ -13,6 +13,7 @@ use_udp=True, target_type='GaussianHeatmap', modulate_kernel=11):
 Flip test (``flip_back``): the heatmaps of the mirrored crop are mirrored back and their left/right
 channels swapped, then averaged with the plain ones (no ``shift_heatmap`` in the ViTPose configs).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -72,8 +73,9 @@ def dark_udp(coords: np.ndarray, heatmaps: np.ndarray, kernel: int = DARK_KERNEL
     return coords - np.einsum("ijmn,ijnk->ijmk", hessian, derivative)[..., 0]
 
 
-def decode_heatmaps(heatmaps: np.ndarray, centers: np.ndarray, sizes: np.ndarray,
-                    kernel: int = DARK_KERNEL) -> np.ndarray:
+def decode_heatmaps(
+    heatmaps: np.ndarray, centers: np.ndarray, sizes: np.ndarray, kernel: int = DARK_KERNEL
+) -> np.ndarray:
     """(N, K, H, W) heatmaps, (N, 2) box centres and (N, 2) box sizes in pixels -> (N, K, 3) [x, y, score]."""
     n, k, h, w = heatmaps.shape
     preds, maxvals = max_preds(heatmaps)

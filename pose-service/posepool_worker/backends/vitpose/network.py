@@ -4,6 +4,7 @@ State dict keys: ``backbone.*`` (vit.py) and ``keypoint_head.deconv_layers.{0,1,
 ConvTranspose2d 4x4 stride 2 padding 1 without bias, each followed by BatchNorm2d and ReLU) and
 ``keypoint_head.final_layer.*`` (1x1 conv to 17 heatmaps).
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,10 +19,20 @@ class HeatmapHead(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(2):
-            layers += [nn.ConvTranspose2d(in_channels if i == 0 else channels, channels, kernel_size=4, stride=2,
-                                          padding=1, output_padding=0, bias=False, device=device),
-                       nn.BatchNorm2d(channels, device=device),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                nn.ConvTranspose2d(
+                    in_channels if i == 0 else channels,
+                    channels,
+                    kernel_size=4,
+                    stride=2,
+                    padding=1,
+                    output_padding=0,
+                    bias=False,
+                    device=device,
+                ),
+                nn.BatchNorm2d(channels, device=device),
+                nn.ReLU(inplace=True),
+            ]
         self.deconv_layers = nn.Sequential(*layers)
         self.final_layer = nn.Conv2d(channels, num_keypoints, kernel_size=1, device=device)
 

@@ -7,6 +7,7 @@ Every constructor takes ``device`` so the model can be built on ``meta`` (no mem
 Attention uses ``F.scaled_dot_product_attention`` where torch has it (2.x: fused kernels on GPU), otherwise
 the same maths written out; both scale by head_dim ** -0.5.
 """
+
 from __future__ import annotations
 
 import torch
@@ -82,8 +83,9 @@ class ViT(nn.Module):
         self.patch_embed = PatchEmbed(cfg.patch_size, cfg.embed_dim, device=device)
         num_patches = (cfg.img_hw[0] // cfg.patch_size) * (cfg.img_hw[1] // cfg.patch_size)
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, cfg.embed_dim, device=device))
-        self.blocks = nn.ModuleList(Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, device=device)
-                                    for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(
+            Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, device=device) for _ in range(cfg.depth)
+        )
         self.last_norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

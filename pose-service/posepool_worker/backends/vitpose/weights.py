@@ -10,6 +10,7 @@ Accepted files (both mmpose containers ``{'state_dict': ..., 'meta': ...}``, rea
   along the output dimension, which is what ``merge_coco_expert`` does in memory. ``keypoint_head`` is the
   COCO head.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,12 +23,13 @@ EXPERT = re.compile(r"^(backbone\.blocks\.\d+\.mlp)\.experts\.(\d+)\.(weight|bia
 
 def merge_coco_expert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """ViTPose++ -> plain ViTPose for COCO (dataset/expert 0), as tools/model_split.py; other dicts unchanged."""
-    experts = {k: v for k, v in state.items() if EXPERT.match(k)}
+    experts = {k: m for k in state if (m := EXPERT.match(k))}
     if not experts:
         return dict(state)
     out = {k: v for k, v in state.items() if k not in experts}
-    for key, value in experts.items():
-        prefix, index, kind = EXPERT.match(key).groups()
+    for key, found in experts.items():
+        prefix, index, kind = found.groups()
+        value = state[key]
         if index == "0":
             fc2 = f"{prefix}.fc2.{kind}"
             out[fc2] = torch.cat([out[fc2], value], dim=0)
