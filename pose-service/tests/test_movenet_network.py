@@ -1,7 +1,7 @@
 """MoveNet network built from the TF.js graph: TF SAME padding, parity with TF.js outputs, batching.
 
 The reference outputs (tests/fixtures/movenet/tfjs-MODEL.json) were produced by TensorFlow.js (WASM backend)
-on the committed inputs (inputs-MODEL.u8.gz); pose-service/test/movenet-parity.test.ts re-runs TF.js live.
+on the committed inputs (inputs-MODEL.u8.gz); pose-service/parity/movenet-parity.test.ts re-runs TF.js live.
 """
 
 import copy

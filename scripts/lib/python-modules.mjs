@@ -5,8 +5,11 @@ import { ROOT } from './repo.mjs';
 
 export const MODULES_FILE = path.join(ROOT, 'pose-service', 'posepool_worker', 'python-modules.txt');
 
-/** @returns {{ name: string, pip: string, apt: string, neededBy: string }[]} */
+/** @typedef {{ name: string, pip: string, apt: string, neededBy: string }} ModuleRow */
+
+/** @returns {ModuleRow[]} */
 export function readModuleTable(file = MODULES_FILE) {
+  /** @type {ModuleRow[]} */
   const rows = [];
   for (const raw of readFileSync(file, 'utf8').split('\n')) {
     const line = raw.split('#', 1)[0].trim();
@@ -17,7 +20,12 @@ export function readModuleTable(file = MODULES_FILE) {
   return rows;
 }
 
-/** "PY -m pip install opencv-python-headless (Debian/Ubuntu: apt-get install python3-opencv)" for missing import names. */
+/**
+ * "PY -m pip install opencv-python-headless (Debian/Ubuntu: apt-get install python3-opencv)" for missing import names.
+ * @param {string} python
+ * @param {string[]} missing
+ * @param {ModuleRow[]} [table]
+ */
 export function installHint(python, missing, table = readModuleTable()) {
   const rows = table.filter((r) => missing.includes(r.name));
   if (rows.length === 0) return '`npm run setup`';

@@ -1,9 +1,9 @@
-"""Python side of the MoveNet parity test (pose-service/test/movenet-parity.test.ts).
+"""Python side of the MoveNet parity test (pose-service/parity/movenet-parity.test.ts).
 
 Loads each model exactly as the worker does (MoveNetBackend.load, CPU, optimized graph), runs the committed
 fixture inputs (tests/fixtures/movenet/inputs-MODEL.u8.gz) as one batch, and prints JSON on stdout:
 {"python", "torch", "models": {MODEL: {"outputs": [[[y, x, score] * 17] * N]}}}.
-Usage: python tests/movenet_parity_helper.py [MODEL...]   (cwd anywhere; default both models)
+Usage: python parity/movenet_parity_helper.py [MODEL...]   (cwd anywhere; default both models)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-FIXTURES = HERE / "fixtures" / "movenet"
+FIXTURES = HERE.parent / "tests" / "fixtures" / "movenet"
 MODELS = ("movenet-thunder", "movenet-lightning")
 
 

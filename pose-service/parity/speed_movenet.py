@@ -1,13 +1,13 @@
 """MoveNet speed, in process: ms/frame of the PyTorch backend (1 and 2 threads, batch 1 and 8) next to
 TF.js-WASM on the same frames.
 
-Usage (repo root):  /usr/bin/python3 pose-service/tests/speed_movenet.py [--repeats N] [--no-wasm] [MODEL...]
+Usage (repo root):  /usr/bin/python3 pose-service/parity/speed_movenet.py [--repeats N] [--no-wasm] [MODEL...]
 
 - "model": backend.infer() on the committed fixture inputs (int32 [B,S,S,3] -> keypoints): the network,
   decoding included, with no pre/post-processing; the same work TF.js's graph does, so the numbers compare.
 - "detect": backend.detect() on decoded RGB frames (the fixture stills and frames): crop tracking from frame to
   frame, persons in pixels (tracking=True, the default).
-- "wasm": `node pose-service/tests/movenet_tfjs.mjs speed MODEL` (tfjs-backend-wasm, one input at a time).
+- "wasm": `node pose-service/parity/movenet_tfjs.mjs speed MODEL` (tfjs-backend-wasm, one input at a time).
 Each cell: the best of N repeats (least disturbed by other processes) and the median, in ms per frame.
 """
 
@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from posepool_worker.backends.base import LoadContext  # noqa: E402
 from posepool_worker.backends.movenet import MoveNetBackend  # noqa: E402
 
-FIXTURES = HERE / "fixtures" / "movenet"
+FIXTURES = HERE.parent / "tests" / "fixtures" / "movenet"
 MODELS = ("movenet-thunder", "movenet-lightning")
 
 
@@ -47,7 +47,7 @@ def fixture_inputs(model: str) -> np.ndarray:
 def frames() -> list[np.ndarray]:
     out = []
     for name in ("messi5.jpg", "basketball1.jpg"):
-        out.append(cv2.cvtColor(cv2.imread(str(HERE / "fixtures" / name)), cv2.COLOR_BGR2RGB))
+        out.append(cv2.cvtColor(cv2.imread(str(HERE.parent / "tests" / "fixtures" / name)), cv2.COLOR_BGR2RGB))
     for video in sorted((REPO / "server" / "test" / "fixtures").glob("*.mp4")):
         cap = cv2.VideoCapture(str(video))
         ok, bgr = cap.read()

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { describeIfReady, testPython, whyNoRealWorkers } from '../../workers/test/support/prerequisites.js';
-import { FIXTURE_DIR, MODELS, REPO_ROOT, runFixture } from '../tests/movenet_tfjs.mjs';
+import { FIXTURE_DIR, MODELS, REPO_ROOT, runFixture } from './movenet_tfjs.mjs';
 
 type Keypoints = number[][]; // 17 x [y, x, score]
 const COORD_TOL = 0.002;
@@ -17,7 +17,7 @@ const MODEL_NAMES = Object.keys(MODELS) as string[];
 const python = testPython() ?? 'python3';
 
 function runHelper(): Promise<{ models: Record<string, { outputs: Keypoints[] }> }> {
-  const helper = path.join(REPO_ROOT, 'pose-service', 'tests', 'movenet_parity_helper.py');
+  const helper = path.join(REPO_ROOT, 'pose-service', 'parity', 'movenet_parity_helper.py');
   return new Promise((resolve, reject) => {
     const child = spawn(python, [helper, ...MODEL_NAMES], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -2,7 +2,7 @@
 
 For each model it writes the exact int32 inputs (stored as uint8, gzip) the parity tests feed to both
 implementations: letterboxed still images and video frames, plus the tracking pass-2 crops derived from
-them, with an index. Then run `node pose-service/tests/movenet_tfjs.mjs reference MODEL` for both models
+them, with an index. Then run `node pose-service/parity/movenet_tfjs.mjs reference MODEL` for both models
 to write the TF.js outputs (tfjs-MODEL.json) that test_movenet_parity.py compares against.
 """
 
@@ -27,7 +27,7 @@ from posepool_worker.backends.movenet.backend import MAX_CROP_FRACTION, MIN_POSE
 from posepool_worker.backends.movenet.network import MoveNet  # noqa: E402
 from posepool_worker.backends.movenet.tfjs_graph import load_graph_model  # noqa: E402
 
-OUT = HERE / "fixtures" / "movenet"
+OUT = HERE.parent / "tests" / "fixtures" / "movenet"
 SOURCES = [  # (name, path relative to the repo, frame index or None for a still image)
     ("messi5", "pose-service/tests/fixtures/messi5.jpg", None),
     ("basketball1", "pose-service/tests/fixtures/basketball1.jpg", None),

@@ -1,10 +1,10 @@
 // The reference: MoveNet run by TensorFlow.js (WASM backend) on the same graph-model files as the
-// Python backend. Used by the parity test (pose-service/test/movenet-parity.test.ts), by
+// Python backend. Used by the parity test (pose-service/parity/movenet-parity.test.ts), by
 // make_movenet_fixtures.py (to write tfjs-<model>.json) and by the speed comparison.
 //
 // CLI:
-//   node pose-service/tests/movenet_tfjs.mjs reference MODEL            -> writes fixtures/movenet/tfjs-MODEL.json
-//   node pose-service/tests/movenet_tfjs.mjs speed MODEL [REPEATS]      -> prints ms/frame over the fixture inputs
+//   node pose-service/parity/movenet_tfjs.mjs reference MODEL            -> writes fixtures/movenet/tfjs-MODEL.json
+//   node pose-service/parity/movenet_tfjs.mjs speed MODEL [REPEATS]      -> prints ms/frame over the fixture inputs
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -13,7 +13,7 @@ import zlib from 'node:zlib';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(here, '..', '..');
-export const FIXTURE_DIR = path.join(here, 'fixtures', 'movenet');
+export const FIXTURE_DIR = path.join(here, '..', 'tests', 'fixtures', 'movenet');
 /** @type {Record<string, number>} model name -> input size */
 export const MODELS = { 'movenet-thunder': 256, 'movenet-lightning': 192 };
 
