@@ -75,21 +75,21 @@ function nativeRuff() {
 
 /**
  * ruff's WebAssembly build: the same checks, file by file, with the [tool.ruff] table as its settings.
- * @param {string[]} files
+ * @param {string[]} files relative to the repository root (or absolute)
  * @param {boolean} fix
  * @returns {Promise<number>} problems left
  */
-async function wasmRuff(files, fix) {
+export async function wasmRuff(files, fix) {
   const { Workspace, PositionEncoding } = await import('@astral-sh/ruff-wasm-nodejs');
   if (Workspace.version() !== RUFF_VERSION) throw new Error(`@astral-sh/ruff-wasm-nodejs is ${Workspace.version()}, not ${RUFF_VERSION}`);
   const settings = /** @type {{ tool?: { ruff?: object } }} */ (parseToml(readFileSync(PYPROJECT, 'utf8'))).tool?.ruff ?? {};
   const workspace = new Workspace(settings, PositionEncoding.Utf16);
   let problems = 0;
   for (const file of files) {
-    const source = readFileSync(path.join(ROOT, file), 'utf8');
+    const source = readFileSync(path.resolve(ROOT, file), 'utf8');
     const formatted = workspace.format(source);
     if (formatted !== source) {
-      if (fix) writeFileSync(path.join(ROOT, file), formatted);
+      if (fix) writeFileSync(path.resolve(ROOT, file), formatted);
       else {
         problems++;
         console.log(`${file}: not formatted (npm run lint -- --fix)`);
