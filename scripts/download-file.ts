@@ -219,14 +219,14 @@ async function fetchInto(
   } finally {
     clearTimeout(stall);
   }
-  const digest = meter!.hash.digest('hex');
-  if (file.size !== undefined && meter!.bytes !== file.size) {
-    throw new DownloadError('SIZE_MISMATCH', `${url}: got ${meter!.bytes} bytes, expected ${file.size} (${file.integrity})`);
+  const digest = meter.hash.digest('hex');
+  if (file.size !== undefined && meter.bytes !== file.size) {
+    throw new DownloadError('SIZE_MISMATCH', `${url}: got ${meter.bytes} bytes, expected ${file.size} (${file.integrity})`);
   }
   if (file.sha256 && digest !== file.sha256.toLowerCase()) {
     throw new DownloadError('CHECKSUM_MISMATCH', `${url}: sha256 ${digest}, expected ${file.sha256} (${file.integrity})`);
   }
-  return { bytes: meter!.bytes, sha256: digest };
+  return { bytes: meter.bytes, sha256: digest };
 }
 
 /**
@@ -320,9 +320,10 @@ export async function downloadArchive(file: DownloadTarball, opts: DownloadOptio
         for (const m of members) rmSync(m.staged, { force: true });
       },
     );
-    const missing = writer!.missing();
+    if (!writer) throw new Error(`${name}: the download completed without reading the archive`);
+    const missing = writer.missing();
     if (missing.length) {
-      const names = writer!.summary.names;
+      const names = writer.summary.names;
       const near = missing.flatMap((want) => names.filter((n) => path.posix.basename(n) === path.posix.basename(want)));
       throw new DownloadError(
         'UNPACK_FAILED',

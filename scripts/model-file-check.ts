@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT } from '../server/config.js';
-import { workerPython } from '../server/runtime/python-choice.js';
+import { type WorkerPython, workerPython } from '../server/runtime/python-choice.js';
 import { DownloadError } from './download-file.js';
 import type { FileCheck } from './model-sources.js';
 
@@ -65,7 +65,7 @@ export function pythonFileChecker(opts: { python?: string; repoRoot?: string; en
   const resolvePython = async (): Promise<string> => {
     let python = opts.python;
     if (!python) {
-      let chosen;
+      let chosen: WorkerPython | null;
       try {
         chosen = workerPython(opts.env ?? process.env);
       } catch (err) {
@@ -89,19 +89,23 @@ export function pythonFileChecker(opts: { python?: string; repoRoot?: string; en
     return python;
   };
 
+  /** The checked interpreter, found once; a failure is not kept, so the next call looks again. */
+  const checkedPython = async (): Promise<string> => {
+    readyOnce ??= resolvePython();
+    try {
+      return await readyOnce;
+    } catch (err) {
+      readyOnce = undefined;
+      throw err;
+    }
+  };
+
   return {
     async ready() {
-      readyOnce ??= resolvePython();
-      try {
-        await readyOnce;
-      } catch (err) {
-        readyOnce = undefined;
-        throw err;
-      }
+      await checkedPython();
     },
     async verify(files, label = (f) => f) {
-      await this.ready();
-      const python = await readyOnce!;
+      const python = await checkedPython();
       const args: string[] = [];
       for (const f of files) {
         if (f.check.kind === 'checkpoint') args.push('--checkpoint', f.check.format, path.resolve(repoRoot, f.check.manifest), f.path);

@@ -125,9 +125,10 @@ export async function downloadModel(name: string, opts: ModelsDownloadOptions): 
           log: say,
           beforeDownload: checks.size ? () => checker.ready() : undefined,
           verify: async (staged) => {
-            const toCheck = staged
-              .filter((s) => checks.has(s.dest))
-              .map((s) => ({ path: s.path, check: checks.get(s.dest)!, dest: s.dest }));
+            const toCheck = staged.flatMap((s) => {
+              const check = checks.get(s.dest);
+              return check ? [{ path: s.path, check, dest: s.dest }] : [];
+            });
             if (!toCheck.length) return;
             const byPath = new Map(toCheck.map((t) => [t.path, t.dest]));
             const results = await checker.verify(toCheck, (p) => byPath.get(p) ?? p);

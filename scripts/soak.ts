@@ -123,7 +123,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     let peakServerRssKb = 0;
     const sampler = setInterval(() => {
       try {
-        peakServerRssKb = Math.max(peakServerRssKb, rssKb(server.child.pid!));
+        peakServerRssKb = Math.max(peakServerRssKb, rssKb(server.pid));
       } catch {
         // exited
       }
@@ -153,11 +153,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     let midServerRssKb = before.serverRssKb;
     for (let i = 0; i < o.uploads; i++) {
       await one(i);
-      if (i + 1 === Math.ceil(o.uploads / 2)) midServerRssKb = rssKb(server.child.pid!);
+      if (i + 1 === Math.ceil(o.uploads / 2)) midServerRssKb = rssKb(server.pid);
       if ((i + 1) % 50 === 0) {
         const heap = await heapUsedKb(server.url);
         log(
-          `soak: ${i + 1}/${o.uploads} uploads, ${Math.round((Date.now() - t0) / 1000)} s, server RSS ${mb(rssKb(server.child.pid!))}${heap ? `, V8 heap used ${mb(heap)}` : ''}`,
+          `soak: ${i + 1}/${o.uploads} uploads, ${Math.round((Date.now() - t0) / 1000)} s, server RSS ${mb(rssKb(server.pid))}${heap ? `, V8 heap used ${mb(heap)}` : ''}`,
         );
       }
     }
@@ -182,11 +182,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       violations.push(`workers' RSS grew ${mb(deltas.workersRssKb)} (bound ${mb(BOUNDS.workersRssKb)})`);
     if (deltas.tempEntries > BOUNDS.tempEntries) violations.push(`${deltas.tempEntries} request directories left`);
     if (deltas.restarts > BOUNDS.restarts) violations.push(`${deltas.restarts} worker restarts`);
-    if (after.children) {
-      const names = Object.keys(after.children);
+    const { children } = after;
+    if (children) {
+      const names = Object.keys(children);
       const extra = names.filter((n) => !/^python/.test(n));
       if (extra.length) violations.push(`children left besides the workers: ${extra.join(', ')}`);
-      const pythons = names.filter((n) => /^python/.test(n)).reduce((s, n) => s + after.children![n], 0);
+      const pythons = names.filter((n) => /^python/.test(n)).reduce((s, n) => s + children[n], 0);
       if (pythons !== workers) violations.push(`${pythons} worker processes, wanted ${workers}`);
     }
     if (unexpected.length) violations.push(`${unexpected.length} unexpected answers: ${unexpected.slice(0, 5).join('; ')}`);
@@ -341,6 +342,7 @@ function hangUp(url: string, clip: Buffer, { stall = false } = {}): Promise<Answ
 
 interface ServerProcess {
   child: ChildProcess;
+  pid: number;
   url: string;
   exited: Promise<unknown>;
 }
@@ -353,12 +355,14 @@ async function startServer(env: Record<string, string>): Promise<ServerProcess> 
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const { pid } = child;
+  if (pid === undefined) throw new Error(`could not start the server (${process.execPath}): no process id`);
   let out = '';
   const keep = (d: Buffer) => {
     if (out.length < 64 * 1024) out += d;
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   let gone = false;
   const exited = new Promise((r) => child.once('exit', r)).then(() => (gone = true));
   const url = `http://127.0.0.1:${port}`;
@@ -367,7 +371,7 @@ async function startServer(env: Record<string, string>): Promise<ServerProcess> 
     if (gone) throw new Error(`the server exited before listening:\n${out}`);
     try {
       await fetch(`${url}/health/live`);
-      return { child, url, exited };
+      return { child, pid, url, exited };
     } catch {
       if (Date.now() > end) {
         child.kill('SIGKILL'); // never leave it running (its workers exit with it)
@@ -407,7 +411,7 @@ async function heapUsedKb(url: string): Promise<number | null> {
 }
 
 async function figures(server: ServerProcess, tempRoot: string): Promise<ProcessFigures> {
-  const pid = server.child.pid!;
+  const { pid } = server;
   const h = await health(server.url);
   const workerPids = h.workers.map((w) => w.pid).filter((p): p is number => p !== null);
   return {

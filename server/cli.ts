@@ -27,7 +27,7 @@ import { expectedFrames } from './pipeline/pose-video.js';
 import { poseVideoRequest, unavailableError } from './pipeline/pose-video-request.js';
 import { resolveMediaTools } from './runtime/ffmpeg-path.js';
 import { readPythonChoice } from './runtime/python-choice.js';
-import { parseFields } from './upload/fields.js';
+import { type PoseRequestFields, parseFields } from './upload/fields.js';
 import { withTempDir } from './upload/temp-dir.js';
 
 const USAGE = `usage: posepool pose <video> [options] > poses.json
@@ -63,25 +63,30 @@ function die(code: number, message: string): never {
   process.exit(code);
 }
 
+/** The command line, as node:util parseArgs reads it (it throws on an unknown option or a missing value). */
+function parseCliArgs(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      fps: { type: 'string' },
+      'max-frames': { type: 'string' },
+      role: { type: 'string' },
+      'no-tracking': { type: 'boolean' },
+      'no-smoothing': { type: 'boolean' },
+      output: { type: 'string', short: 'o' },
+      pretty: { type: 'boolean' },
+      quiet: { type: 'boolean', short: 'q' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+}
+
 async function main(argv: string[]): Promise<void> {
-  let parsed;
+  let parsed: ReturnType<typeof parseCliArgs>;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        fps: { type: 'string' },
-        'max-frames': { type: 'string' },
-        role: { type: 'string' },
-        'no-tracking': { type: 'boolean' },
-        'no-smoothing': { type: 'boolean' },
-        output: { type: 'string', short: 'o' },
-        pretty: { type: 'boolean' },
-        quiet: { type: 'boolean', short: 'q' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
+    parsed = parseCliArgs(argv);
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n\n${USAGE}`);
   }
@@ -114,7 +119,7 @@ async function main(argv: string[]): Promise<void> {
   if (values.role !== undefined) form.role = values.role;
   if (values['no-tracking']) form.tracking = 'false';
   if (values['no-smoothing']) form.smoothing = 'false';
-  let fields;
+  let fields: PoseRequestFields;
   try {
     fields = parseFields(form, config);
   } catch (err) {

@@ -26,6 +26,11 @@ export const API_ERRORS = {
 
 export type ApiErrorCode = keyof typeof API_ERRORS;
 
+/** The JSON body of every error answer: the code, the message, the request id, and the error's details. */
+export interface ApiErrorBody {
+  error: { code: ApiErrorCode; message: string; requestId: string; [detail: string]: unknown };
+}
+
 export class ApiError extends Error {
   readonly code: ApiErrorCode;
   readonly status: number;
@@ -48,7 +53,7 @@ export class ApiError extends Error {
   }
 
   /** The JSON body: message and details without absolute paths (the log keeps them). */
-  body(requestId: string): { error: Record<string, unknown> } {
+  body(requestId: string): ApiErrorBody {
     return { error: { code: this.code, message: withoutPaths(this.message), requestId, ...publicValue(this.details) } };
   }
 }

@@ -7,6 +7,7 @@ import { buildServer } from './app.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
 import { createPool } from './create-pool.js';
 import { createLogger } from './logger.js';
+import type { MediaTools } from './media/media-tools.js';
 import { resolveMediaTools } from './runtime/ffmpeg-path.js';
 import { readPythonChoice } from './runtime/python-choice.js';
 
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
 
-  let tools;
+  let tools: MediaTools;
   try {
     const found = resolveMediaTools();
     tools = { ffmpeg: found.ffmpeg.path, ffprobe: found.ffprobe.path };

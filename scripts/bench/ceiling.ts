@@ -85,7 +85,6 @@ export async function runCeiling(
       writeFileSync(path.join(barrier, 'go'), '');
     }
     const results = await Promise.all(runs.map((r) => r.done));
-    const modes: CeilingMode[] = ['tracking', 'single'];
     const sumPerRep = (mode: CeilingMode) =>
       Array.from({ length: ctx.reps }, (_, i) => results.reduce((s, r) => s + (r.modes[mode].fps[i] ?? NaN), 0));
     return {

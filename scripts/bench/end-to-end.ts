@@ -6,10 +6,11 @@
  * (ffmpeg not hidden behind inference), and per-batch sums of inference, worker decode and
  * transport from the response's summary.timing, then the response (serialise, send, parse).
  */
+import type { PoseResponse } from '../../server/pipeline/pose-response.js';
 import type { Clip } from './clips.js';
 import type { BenchContext } from './context.js';
 import { measureCpu } from './proc-cpu.js';
-import { startBenchServer, uploadVideo, withMemory } from './server-process.js';
+import { startBenchServer, type UploadTiming, uploadVideo, withMemory } from './server-process.js';
 import { type Spread, spread } from './stats.js';
 
 export interface EndToEndConfig {
@@ -119,16 +120,20 @@ export async function runEndToEnd(
   }
 }
 
-function checkResponse<T extends { status: number; json: any }>(r: T, frames: number): T {
+/** An upload answered with a pose result. */
+type PosedUpload = UploadTiming & { json: PoseResponse };
+
+function checkResponse(r: UploadTiming, frames: number): PosedUpload {
   if (r.status !== 200) throw new Error(`upload answered ${r.status}: ${JSON.stringify(r.json).slice(0, 500)}`);
-  const got = r.json?.summary?.framesSampled;
+  const posed = r as PosedUpload; // a 200 carries the pose result
+  const got = posed.json?.summary?.framesSampled;
   if (got !== frames) throw new Error(`expected ${frames} frames in the response, got ${got}`);
-  return r;
+  return posed;
 }
 
-function toRep(r: Awaited<ReturnType<typeof uploadVideo>>): EndToEndRep {
+function toRep(r: PosedUpload): EndToEndRep {
   const s = r.json.summary;
-  const t = s.timing ?? {};
+  const t: Partial<PoseResponse['summary']['timing']> = s.timing ?? {};
   const frames = s.framesSampled as number;
   const serverMs = s.elapsedMs as number;
   return {

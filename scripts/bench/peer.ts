@@ -25,11 +25,53 @@ export interface PeerResult {
 
 const INPUT_SIZES: Record<string, number> = { 'movenet-thunder': 256, 'movenet-lightning': 192 };
 
+/*
+ * The parts of @tensorflow/tfjs and its WASM backend the peer uses. They are imported by a name the
+ * compiler does not resolve, so the build needs neither package: these declarations stand in for theirs.
+ */
+interface TfTensor {
+  data(): Promise<ArrayLike<number>>;
+  dispose(): void;
+}
+
+interface TfGraphModel {
+  execute(input: TfTensor): TfTensor;
+  dispose(): void;
+}
+
+interface Tfjs {
+  setBackend(name: string): Promise<boolean>;
+  ready(): Promise<void>;
+  getBackend(): string;
+  env(): { getBool(flag: string): boolean };
+  tidy(fn: () => TfTensor): TfTensor;
+  tensor4d(values: Uint8Array, shape: [number, number, number, number], dtype: 'float32'): TfTensor;
+  cast(x: TfTensor, dtype: 'int32'): TfTensor;
+  image: {
+    cropAndResize(
+      image: TfTensor,
+      boxes: [number, number, number, number][],
+      boxInd: number[],
+      cropSize: [number, number],
+      method: 'bilinear',
+      extrapolationValue: number,
+    ): TfTensor;
+  };
+  loadGraphModel(handler: {
+    load(): Promise<{ modelTopology: unknown; weightSpecs: unknown[]; weightData: ArrayBuffer | SharedArrayBuffer }>;
+  }): Promise<TfGraphModel>;
+}
+
+interface TfjsWasm {
+  setWasmPaths(prefix: string): void;
+  getThreadsCount?(): number;
+}
+
 /** TF.js-WASM when installed (devDependencies); null with the reason otherwise. */
-export async function loadTfjsWasm(ctx: BenchContext): Promise<{ tf: any; wasm: any } | { missing: string }> {
+export async function loadTfjsWasm(ctx: BenchContext): Promise<{ tf: Tfjs; wasm: TfjsWasm } | { missing: string }> {
   try {
-    const tf = await import('@tensorflow/tfjs' as string);
-    const wasm = await import('@tensorflow/tfjs-backend-wasm' as string);
+    const tf: Tfjs = await import('@tensorflow/tfjs' as string);
+    const wasm: TfjsWasm = await import('@tensorflow/tfjs-backend-wasm' as string);
     const require = createRequire(path.join(ctx.repo, 'package.json'));
     const dist = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
     wasm.setWasmPaths(dist + path.sep);
@@ -43,7 +85,7 @@ export async function loadTfjsWasm(ctx: BenchContext): Promise<{ tf: any; wasm: 
   }
 }
 
-export async function runPeer(ctx: BenchContext, lib: { tf: any; wasm: any }, model: string, frames: FrameSet): Promise<PeerResult> {
+export async function runPeer(ctx: BenchContext, lib: { tf: Tfjs; wasm: TfjsWasm }, model: string, frames: FrameSet): Promise<PeerResult> {
   const { tf, wasm } = lib;
   const size = INPUT_SIZES[model];
   if (!size) throw new Error(`peer: no TF.js MoveNet for ${model}`);

@@ -19,8 +19,8 @@ export function startPythonScript<T>(ctx: BenchContext, script: string, args: st
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => {
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s: string) => {
     stderr = (stderr + s).slice(-4000);
   });
   const done = new Promise<T>((resolve, reject) => {

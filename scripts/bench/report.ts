@@ -444,14 +444,15 @@ export function renderReport(r: BenchResults): string {
   }
 
   // Targets
-  if (r.runtimes?.length) {
+  const runtimes = r.runtimes;
+  if (runtimes?.length) {
     out.push('### torch runtimes: the ceiling, 1 process × 1 thread, with each torch on this machine');
     out.push('');
-    const base = (model: string) => r.runtimes!.find((x) => x.runtime.workers && x.ceiling.model === model)?.ceiling;
+    const base = (model: string) => runtimes.find((x) => x.runtime.workers && x.ceiling.model === model)?.ceiling;
     out.push(
       table(
         ['model', 'torch', 'python', 'frames/s (tracking)', 'ms/frame', 'frames/s (one pass per frame)', "vs the workers' torch"],
-        r.runtimes.map(({ runtime, ceiling }) => {
+        runtimes.map(({ runtime, ceiling }) => {
           const ref = base(ceiling.model);
           return [
             ceiling.model,

@@ -3,6 +3,7 @@
  * process, so the server's peak resident memory (VmHWM) belongs to that size alone. Wall time and
  * frames/s too; the workers' peaks are reported apart (they hold the model, not the video).
  */
+import type { PoseResponse } from '../../server/pipeline/pose-response.js';
 import type { Clip } from './clips.js';
 import type { BenchContext } from './context.js';
 import { measureCpu } from './proc-cpu.js';
@@ -59,7 +60,7 @@ export async function runScale(
       );
       const r = measured.value;
       if (r.status !== 200) throw new Error(`scale ${clip.frames}: upload answered ${r.status}: ${JSON.stringify(r.json).slice(0, 300)}`);
-      const s = r.json.summary;
+      const s = (r.json as PoseResponse).summary; // a 200 carries the pose result
       if (s.framesSampled !== clip.frames) throw new Error(`scale: expected ${clip.frames} frames, got ${s.framesSampled}`);
       rows.push({
         frames: clip.frames,

@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import type { ApiErrorBody } from '../../server/errors.js';
+import type { PoseResponse } from '../../server/pipeline/pose-response.js';
 import type { BenchContext } from './context.js';
 import { PeakSampler } from './proc-memory.js';
 
@@ -51,12 +53,14 @@ export async function startBenchServer(ctx: BenchContext, env: Record<string, st
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...ctx.serverEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const { pid } = child;
+  if (pid === undefined) throw new Error(`could not start the server (${process.execPath}): no process id`);
   let out = '';
   const keep = (d: Buffer) => {
     out = (out + d.toString('utf8')).slice(-20_000);
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(`${code ?? signal}`)));
 
   const url = await new Promise<string>((resolve, reject) => {
@@ -65,11 +69,11 @@ export async function startBenchServer(ctx: BenchContext, env: Record<string, st
       const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        child.stdout!.off('data', check);
+        child.stdout.off('data', check);
         resolve(m[1]);
       }
     };
-    child.stdout!.on('data', check);
+    child.stdout.on('data', check);
     void exited.then((how) => {
       clearTimeout(timer);
       reject(new Error(`the server exited (${how}) before listening:\n${out}`));
@@ -96,7 +100,7 @@ export async function startBenchServer(ctx: BenchContext, env: Record<string, st
   let stopped: Promise<void> | null = null;
   return {
     url,
-    pid: child.pid!,
+    pid,
     child,
     output: () => out,
     async workerPids() {
@@ -128,7 +132,8 @@ export interface UploadTiming {
   /** JSON.parse of the body. */
   parseMs: number;
   bodyBytes: number;
-  json: any;
+  /** The parsed body: the pose result on a 200, the error otherwise. */
+  json: PoseResponse | ApiErrorBody;
 }
 
 export interface UploadFields {

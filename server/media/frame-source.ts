@@ -212,22 +212,21 @@ export async function* extractFrames(o: FrameSourceOptions, result: FrameSourceO
     return;
   }
   let index = 0;
-  let times: FrameTimes | null = null;
-  const make = async (data: Buffer): Promise<DecodedFrame> => {
+  /** The next frame: its time from the ffmpeg run that decoded it. */
+  const make = async (times: FrameTimes, data: Buffer): Promise<DecodedFrame> => {
     const i = index++;
-    return { index: i, timeMs: await times!.at(i, o.fps), width: o.width, height: o.height, pixels: o.pixels, data };
+    return { index: i, timeMs: await times.at(i, o.fps), width: o.width, height: o.height, pixels: o.pixels, data };
   };
 
   const socketPath = rawSocketPath(o);
   if (socketPath) {
     const reader = new RawFrameSocket(o.width * o.height * 3, o.reuseFrameBuffer ?? false);
     const run = startFfmpeg(o, ffmpegArgs(o, socketPath));
-    times = run.times;
     try {
       let exited = false;
       void run.outcome.then(() => (exited = true));
       if (await reader.connect(socketPath, () => exited || (o.signal?.aborted ?? false))) {
-        for await (const data of reader.frames()) yield await make(data);
+        for await (const data of reader.frames()) yield await make(run.times, data);
         settle(await run.outcome, index, o, result);
         return;
       }
@@ -251,9 +250,8 @@ export async function* extractFrames(o: FrameSourceOptions, result: FrameSourceO
   }
 
   const run = startFfmpeg(o, ffmpegArgs(o));
-  times = run.times;
   try {
-    for await (const data of pipeFrames(run.stdout, o)) yield await make(data);
+    for await (const data of pipeFrames(run.stdout, o)) yield await make(run.times, data);
     settle(await run.outcome, index, o, result);
     if (socketPath && index > 0) socketUnsupported.add(o.ffmpeg);
   } finally {

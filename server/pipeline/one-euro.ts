@@ -98,13 +98,15 @@ export class KeypointSmoother {
       return persons;
     }
     const [person] = persons;
-    if (!this.filters || this.filters.length !== person.keypoints.length) {
-      this.filters = person.keypoints.map(() => ({ x: new OneEuroFilter(this.config), y: new OneEuroFilter(this.config) }));
+    let filters = this.filters;
+    if (!filters || filters.length !== person.keypoints.length) {
+      filters = person.keypoints.map(() => ({ x: new OneEuroFilter(this.config), y: new OneEuroFilter(this.config) }));
+      this.filters = filters;
     }
     // tfjs-models feeds microseconds; +1 keeps t=0 from meaning "no previous timestamp".
     const us = timeMs * 1000 + 1;
     const keypoints = person.keypoints.map(([x, y, s], i): Keypoint => {
-      const f = this.filters![i];
+      const f = filters[i];
       return [f.x.apply(x / this.width, us) * this.width, f.y.apply(y / this.height, us) * this.height, s];
     });
     return [{ ...person, keypoints }];

@@ -23,7 +23,7 @@ import type { MediaTools } from '../media/media-tools.js';
 import { expectedFrames } from '../pipeline/pose-video.js';
 import { type FramesObserver, unavailableError } from '../pipeline/pose-video-request.js';
 import { requireMultipart } from '../upload/receive-upload.js';
-import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
+import { type ReceivedVideo, receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { bearerHook, checkBearer } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';
@@ -73,11 +73,13 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
         let refused: { err: unknown } | null = null;
         const lifetime = withTempDir(async (dir) => {
           let job: Job;
-          let received;
+          let received: ReceivedVideo;
           let slot: Promise<() => void> | undefined;
           try {
             // The body first (its own bound and rate floor), then a place among the videos, taken at acceptance.
-            const admit = () => void ({ slot } = admission.tryEnter(cancelUpload.signal));
+            const admit = () => {
+              slot = admission.tryEnter(cancelUpload.signal).slot;
+            };
             received = await receiveVideo(request, dir, {
               config,
               tools: deps.tools,
@@ -85,6 +87,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
               observer: deps.observer,
               admit,
             });
+            if (!slot) throw new Error('receiveVideo returned without admitting the video (no place among the videos was taken)');
             const f = received.fields;
             job = new Job(id, received.video, expectedFrames(received.video, sampleRate(f.fps, received.video), f.maxFrames));
             store.add(job);
@@ -100,7 +103,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
           reply.code(202).header('location', `/api/jobs/${id}`);
           resolve(job.view());
           await runJob(job, {
-            slot: slot!,
+            slot,
             received,
             deps: { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },
             limits: config.jobs,

@@ -57,14 +57,17 @@ export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps)
     try {
       return await withTempDir(async (dir) => {
         // The body first; its place among the videos as soon as the body is in (BUSY then, before the probe).
-        const admit = () => void ({ slot } = admission.tryEnter(abort.signal));
+        const admit = () => {
+          slot = admission.tryEnter(abort.signal).slot;
+        };
         const received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads, observer: deps.observer, admit });
         // Processing, from the upload's last byte: the wait for a place, then the pipeline, within REQUEST_TIMEOUT_MS.
         timer = setTimeout(
           () => abort.abort(new ApiError('TIMEOUT', `the video took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`)),
           config.requestTimeoutMs,
         );
-        release = await slot!;
+        if (!slot) throw new Error('receiveVideo returned without admitting the video (no place among the videos was taken)');
+        release = await slot;
         return await poseVideoRequest(
           { id: String(request.id), ...received, signal: abort.signal, log: request.log, started },
           { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },

@@ -25,7 +25,10 @@ import { REPO } from './support/server-process.js';
 const K8S = path.join(REPO, 'deploy', 'k8s');
 
 /** apiVersion/kind → the kubernetes-models class (runtime validator) and its declaration (strict field check). */
-const MODELS: Record<string, { model: { new (data: any): { validate(): void } }; typeModule: string; typeName: string }> = {
+const MODELS: Record<
+  string,
+  { model: { new (data: Record<string, unknown>): { validate(): void } }; typeModule: string; typeName: string }
+> = {
   'apps/v1/Deployment': { model: Deployment, typeModule: 'kubernetes-models/apps/v1/Deployment', typeName: 'IDeployment' },
   'v1/Service': { model: Service, typeModule: 'kubernetes-models/v1/Service', typeName: 'IService' },
   'v1/ConfigMap': { model: ConfigMap, typeModule: 'kubernetes-models/v1/ConfigMap', typeName: 'IConfigMap' },
@@ -36,8 +39,16 @@ const MODELS: Record<string, { model: { new (data: any): { validate(): void } };
   },
 };
 
+/** A manifest as the schema checks take it: the key of its schema, and the fields they validate. */
+interface ManifestFields {
+  apiVersion: string;
+  kind: string;
+  [field: string]: unknown;
+}
+
 interface Manifest {
   file: string;
+  // biome-ignore lint/suspicious/noExplicitAny: a parsed YAML manifest (Deployment, Service, HPA, ConfigMap) that each test walks down its own path, and that the broken-manifest test mutates into invalid shapes on purpose
   doc: any;
 }
 
@@ -56,7 +67,7 @@ function loadManifests(): Manifest[] {
 }
 
 /** Runtime schema validation (kubernetes-models); returns the error message or null. */
-function schemaError(doc: any): string | null {
+function schemaError(doc: ManifestFields): string | null {
   const entry = MODELS[`${doc.apiVersion}/${doc.kind}`];
   if (!entry) return `no schema known for ${doc.apiVersion} ${doc.kind}`;
   try {
@@ -71,7 +82,7 @@ function schemaError(doc: any): string | null {
  * Strict field check: each manifest as an object literal typed with kubernetes-models' interface,
  * compiled by TypeScript (excess property checks catch unknown and misspelt fields).
  */
-function fieldErrors(docs: any[]): string[] {
+function fieldErrors(docs: ManifestFields[]): string[] {
   const lines: string[] = [];
   docs.forEach((doc, i) => {
     const entry = MODELS[`${doc.apiVersion}/${doc.kind}`];
@@ -108,7 +119,7 @@ const find = (kind: string) => {
 };
 const deployment = find('Deployment');
 const container = deployment.spec.template.spec.containers[0];
-const env = (name: string) => container.env.find((e: any) => e.name === name)?.value as string | undefined;
+const env = (name: string) => container.env.find((e: { name: string; value?: string }) => e.name === name)?.value as string | undefined;
 
 describe('Kubernetes manifests (deploy/k8s)', () => {
   it('are valid against the Kubernetes API schemas', () => {
@@ -145,7 +156,7 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
   });
 
   it('Deployment: probes on the right endpoints, startup budget above the model-load timeout, GPU, drain', () => {
-    const port = container.ports.find((p: any) => p.name === 'http');
+    const port = container.ports.find((p: { name: string }) => p.name === 'http');
     expect(port.containerPort).toBe(3001);
     expect(container.startupProbe.httpGet).toEqual({ path: '/health', port: 'http' });
     expect(container.readinessProbe.httpGet).toEqual({ path: '/health', port: 'http' });
@@ -172,7 +183,7 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     const labels = deployment.spec.template.metadata.labels;
     expect(deployment.spec.selector.matchLabels).toEqual(labels);
     for (const [k, v] of Object.entries(service.spec.selector)) expect(labels[k]).toBe(v);
-    expect(container.ports.map((p: any) => p.name)).toContain(service.spec.ports[0].targetPort);
+    expect(container.ports.map((p: { name: string }) => p.name)).toContain(service.spec.ports[0].targetPort);
     expect(service.spec.sessionAffinity).toBe('ClientIP');
 
     const hpa = find('HorizontalPodAutoscaler');

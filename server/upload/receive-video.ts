@@ -14,7 +14,7 @@ import { plannedDecodes, sampleRate } from '../media/frame-source.js';
 import type { MediaTools } from '../media/media-tools.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
 import { type PoseRequestFields, parseFields } from './fields.js';
-import { receiveUpload } from './receive-upload.js';
+import { type ReceivedUpload, receiveUpload } from './receive-upload.js';
 
 export interface ReceivedVideo {
   file: string;
@@ -42,7 +42,7 @@ export async function receiveVideo(
 ): Promise<ReceivedVideo> {
   const { slot } = deps.uploads.tryEnter();
   const release = await slot;
-  let upload;
+  let upload: ReceivedUpload;
   try {
     upload = await receiveUpload(request, dir, deps.config.maxUploadBytes, deps.config.upload);
   } finally {

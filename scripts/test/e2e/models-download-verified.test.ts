@@ -33,7 +33,7 @@ let checker: FileChecker;
 const served = new Map<string, Buffer>();
 const gets = new Map<string, number>();
 
-function hmr2Tarball(ckpt: string, extra: { name: string; data: string }[] = []): Buffer {
+function hmr2Tarball(ckpt: string): Buffer {
   const src = mkdtempSync(path.join(fakes, 'tar-'));
   mkdirSync(path.join(src, path.dirname(CKPT)), { recursive: true });
   mkdirSync(path.join(src, 'data'), { recursive: true });
@@ -250,7 +250,12 @@ describe('without network', () => {
     tar.url = 'https://posepool-no-such-host.invalid/hmr2_data.tar.gz';
     tar.mirrors = [`http://127.0.0.1:${port}/hmr2_data.tar.gz`];
     let pythonStarted = false;
-    const spy: FileChecker = { ready: async () => void (pythonStarted = true), verify: async () => [] };
+    const spy: FileChecker = {
+      ready: async () => {
+        pythonStarted = true;
+      },
+      verify: async () => [],
+    };
     const errors: string[] = [];
     const t0 = Date.now();
     const code = await main(

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PoseResponse } from '../../pipeline/pose-response.js';
 import { buildOnce, REPO } from '../support/server-process.js';
 import { FIXTURES, IMAGES, testPython } from '../support/test-server.js';
 
@@ -39,13 +40,13 @@ describe('posepool pose (CLI)', () => {
     const r = await run(['pose', path.join(FIXTURES, 'messi-pan.mp4'), '--fps', '10', '--role', 'coach']);
     expect(r.stderr).toMatch(/^posepool: 20\/20 frames with a pose in [\d.]+ s \(synthetic on cpu\)\n$/);
     expect(r.code).toBe(0);
-    const body = JSON.parse(r.stdout);
+    const body = JSON.parse(r.stdout) as PoseResponse;
     expect(body.role).toBe('coach');
     expect(body.video).toMatchObject({ width: 548, height: 342, fps: 30 });
     expect(body.model).toMatchObject({ name: 'synthetic', device: 'cpu' });
     expect(body.model.keypoints).toHaveLength(17);
     expect(body.frames).toHaveLength(20);
-    body.frames.forEach((f: any, i: number) => {
+    body.frames.forEach((f, i) => {
       expect(f.index).toBe(i);
       expect(f.timeMs).toBe(i * 100);
       expect(f.persons[0].keypoints).toHaveLength(17);

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import type { PoolHealth } from '../../../workers/index.js';
 import { buildCv2LessVenv, whyNoCv2LessVenv } from '../../../workers/test/support/cv2-less-venv.js';
 import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
 import { FIXTURES, startTestServer, type TestServer, upload, videoForm, waitFor, waitForUnavailable } from '../support/test-server.js';
@@ -59,15 +60,15 @@ describeIfReady('workers whose interpreter lacks cv2', whyNoCv2LessVenv(), () =>
     expect(res.headers.get('retry-after')).toBeTruthy();
 
     // 3. Near idle while the supervisor retries (no create/acquire spin), and retries do happen.
-    const restartsBefore = health.workers.reduce((n: number, w: any) => n + w.restarts, 0);
+    const restartsBefore = health.workers.reduce((n, w) => n + w.restarts, 0);
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
     await new Promise((r) => setTimeout(r, 3000));
     const cpu = process.cpuUsage(cpu0);
     const cpuShare = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
     expect(cpuShare).toBeLessThan(0.15);
-    const later = await (await fetch(`${url}/health`)).json();
-    const restartsAfter = later.workers.reduce((n: number, w: any) => n + w.restarts, 0);
+    const later = (await (await fetch(`${url}/health`)).json()) as PoolHealth;
+    const restartsAfter = later.workers.reduce((n, w) => n + w.restarts, 0);
     expect(restartsAfter).toBeGreaterThan(restartsBefore);
     // Capped exponential backoff: 3 s at 250 ms doubling to 2 s allows only a few restarts per worker.
     expect(restartsAfter - restartsBefore).toBeLessThanOrEqual(2 * 5);

@@ -5,6 +5,8 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PoseResponse } from '../../pipeline/pose-response.js';
+import type { JobBody } from '../support/api-bodies.js';
 import { readEvents } from '../support/sse.js';
 import {
   FIXTURES,
@@ -20,15 +22,15 @@ import {
 
 async function postJob(url: string, form: FormData | string, headers: Record<string, string> = {}) {
   const res = await fetch(`${url}/api/jobs`, { method: 'POST', body: form, headers });
-  return { status: res.status, headers: res.headers, json: (await res.json()) as any };
+  return { status: res.status, headers: res.headers, json: (await res.json()) as JobBody };
 }
 
 async function getJob(url: string, id: string) {
   const res = await fetch(`${url}/api/jobs/${id}`);
-  return { status: res.status, json: (await res.json()) as any };
+  return { status: res.status, json: (await res.json()) as JobBody };
 }
 
-const without = (body: any) => {
+const without = (body: PoseResponse) => {
   // The parts of a pose response that differ between two runs of the same video.
   const { id: _id, summary, ...rest } = body;
   const { elapsedMs: _e, timing: _t, ...counts } = summary;
@@ -71,7 +73,7 @@ describe('jobs API (synthetic backend)', () => {
     expect(got.status).toBe(200);
     expect(got.json.state).toBe('succeeded');
     expect(got.json.expiresAt).toBeDefined();
-    const result = got.json.result;
+    const result = got.json.result!;
     expect(result.id).toBe(job.id);
     expect(result.role).toBe('coach');
     expect(result.frames).toHaveLength(20);

@@ -111,7 +111,7 @@ describeIfReady('npm start with workers whose interpreter lacks cv2', missing, (
     const posed = await upload(url, videoForm(path.join(FIXTURES, 'messi-pan.mp4'), { maxFrames: '3' }));
     expect(posed.status).toBe(200);
     expect(posed.json.frames).toHaveLength(3);
-    expect(posed.json.frames.filter((f: any) => f.persons.length > 0).length).toBeGreaterThan(0);
+    expect(posed.json.frames.filter((f) => f.persons.length > 0).length).toBeGreaterThan(0);
     expect(out.match(/Server listening at http:\/\/127\.0\.0\.1/g)).toHaveLength(1);
     expect(out).not.toMatch(PIPE_NOISE);
 

@@ -108,7 +108,8 @@ describeIfReady('the page at / (headless Chromium)', missing, () => {
     await page.exposeFunction('__state', (s: string) => states.push(s));
     await page.evaluate(() => {
       const el = document.getElementById('status')!;
-      new MutationObserver(() => (window as any).__state(el.dataset.state)).observe(el, {
+      const exposed = window as unknown as { __state: (state: string | undefined) => void };
+      new MutationObserver(() => exposed.__state(el.dataset.state)).observe(el, {
         attributes: true,
         attributeFilter: ['data-state'],
       });

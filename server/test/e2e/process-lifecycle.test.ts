@@ -33,7 +33,7 @@ describe('signals', () => {
       const health = await (await fetch(`${server.url}/health`)).json();
       const pids: number[] = health.workers.map((w: { pid: number }) => w.pid);
       expect(pids).toHaveLength(2);
-      pids.forEach((pid) => expect(isAlive(pid)).toBe(true));
+      for (const pid of pids) expect(isAlive(pid)).toBe(true);
       server.child.kill('SIGKILL');
       await server.exited;
       const t0 = Date.now();

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractFrames, type FrameSourceOptions } from '../../media/frame-source.js';
 import { probeVideo } from '../../media/probe.js';
+import type { ErrorBody } from '../support/api-bodies.js';
 import { BOUNDARY, childrenOf, fdsInto, getHealth, multipartHead, procFigures, sleep } from '../support/reliability.js';
 import { FIXTURES, startTestServer, type TestServer, upload, videoForm, waitFor } from '../support/test-server.js';
 import { findTools } from '../support/tools.js';
@@ -288,7 +289,10 @@ describe('sparse sampling of a long video', () => {
 
 describe('one error format everywhere, whatever layer answers', () => {
   /** Sends raw bytes, reads the whole answer (the server closes or the test's deadline passes). */
-  const rawExchange = (bytes: Buffer | string, waitMs = 3000): Promise<{ status: number; headers: string; json: any; text: string }> =>
+  const rawExchange = (
+    bytes: Buffer | string,
+    waitMs = 3000,
+  ): Promise<{ status: number; headers: string; json: ErrorBody; text: string }> =>
     new Promise((resolve, reject) => {
       const socket = net.connect(Number(new URL(server.url).port), '127.0.0.1');
       let got = Buffer.alloc(0);

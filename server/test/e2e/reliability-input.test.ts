@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, SERVICE_DIR } from '../../config.js';
+import type { UploadBody } from '../support/api-bodies.js';
 import {
   BOUNDARY,
   bytesForm,
@@ -44,12 +45,21 @@ afterAll(async () => {
 const leftovers = () => readdirSync(server.config.tempDir);
 
 /** The contract's error body: code, message, the request id of the header, and nothing leaked. */
-function expectError(res: { status: number | null; json: any; text: string; headers: any }, status: number, code: string): void {
+function expectError(
+  res: {
+    status: number | null;
+    json: UploadBody | null;
+    text: string;
+    headers: { get(name: string): string | string[] | null | undefined };
+  },
+  status: number,
+  code: string,
+): void {
   expect(res.status, res.text).toBe(status);
   expect(res.json?.error?.code, res.text).toBe(code);
-  expect(typeof res.json.error.message).toBe('string');
-  const header = typeof res.headers.get === 'function' ? res.headers.get('x-request-id') : res.headers['x-request-id'];
-  expect(res.json.error.requestId).toBe(header);
+  expect(typeof res.json!.error.message).toBe('string');
+  const header = res.headers.get('x-request-id');
+  expect(res.json!.error.requestId).toBe(header);
   expect(res.text).not.toMatch(LEAKY);
 }
 
@@ -176,7 +186,7 @@ describe('file names are never used as paths or shell words', () => {
     const res = await upload(server.url, bytesForm(clip, name, { maxFrames: '2' }));
     expect(res.status, res.text).toBe(200);
     expect(res.json.frames).toHaveLength(2);
-    expect(res.json.frames.every((f: any) => !f.error)).toBe(true);
+    expect(res.json.frames.every((f) => !f.error)).toBe(true);
     for (const dir of [REPO_ROOT, SERVICE_DIR, tmp.dir, server.config.tempDir, process.cwd()]) {
       expect(existsSync(path.join(dir, canary))).toBe(false);
     }
@@ -202,7 +212,7 @@ describe('size limits on the stream (MAX_UPLOAD_MB=5)', () => {
       `[figures] 200 MB upload ${_how}, MAX_UPLOAD_MB=5: ${res.status} after ${(res.bytesWritten / 1048576).toFixed(1)} MB sent, ${res.msToResponse} ms; test process RSS +${((peak - rss0) / 1048576).toFixed(1)} MB at peak`,
     );
     expectError({ ...res, headers: { get: (k: string) => res.headers[k] } }, 413, 'UPLOAD_TOO_LARGE');
-    expect(res.json.error.limitBytes).toBe(5 * 1024 * 1024);
+    expect(res.json!.error.limitBytes).toBe(5 * 1024 * 1024);
     // The answer came while the client was still sending: after about 5 MB, not 200 MB.
     expect(res.bytesWritten).toBeLessThan(40 * 1024 * 1024);
     // This process holds the server, the client and the test: 200 MB buffered would show here.

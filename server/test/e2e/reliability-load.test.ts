@@ -8,6 +8,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { UploadBody } from '../support/api-bodies.js';
 import { getHealth, LEAKY, privateTmp, sleep } from '../support/reliability.js';
 import { FIXTURES, startTestServer, type TestServer, upload, videoForm, waitFor } from '../support/test-server.js';
 
@@ -35,7 +36,7 @@ afterAll(async () => {
 
 interface Outcome {
   status: number;
-  json: any;
+  json: UploadBody;
   text: string;
   retryAfter: string | null;
   ms: number;
@@ -53,8 +54,8 @@ async function burst(server: TestServer, n: number): Promise<Outcome[]> {
 
 /** Every frame of a 200 is there, in order, and posed. */
 function expectAllPosed(o: Outcome): void {
-  expect(o.json.frames.map((f: any) => f.index)).toEqual(Array.from({ length: FRAMES }, (_, i) => i));
-  expect(o.json.frames.every((f: any) => !f.error && f.persons.length === 1)).toBe(true);
+  expect(o.json.frames.map((f) => f.index)).toEqual(Array.from({ length: FRAMES }, (_, i) => i));
+  expect(o.json.frames.every((f) => !f.error && f.persons.length === 1)).toBe(true);
   expect(o.json.summary).toMatchObject({ framesSampled: FRAMES, framesWithPose: FRAMES, framesFailed: 0 });
 }
 

@@ -128,10 +128,12 @@ describe('no stack traces or absolute paths in API bodies', () => {
     expect(res.json.error.message).toMatch(/see the server log with this requestId/);
     expect(res.text).not.toMatch(LEAKY);
     expect(res.text).not.toMatch(/ENOENT|keep-ffmpeg|spawn/);
-    const logged = requestLines(broken.logs, res.json.error.requestId).find((r) => r.msg === 'unhandled error') as any;
+    const logged = requestLines(broken.logs, res.json.error.requestId).find((r) => r.msg === 'unhandled error') as
+      | { err: { stack: string } }
+      | undefined;
     expect(logged, 'the log line of the 500, under the same request id').toBeDefined();
-    expect(JSON.stringify(logged.err)).toMatch(/keep-ffmpeg/);
-    expect(logged.err.stack).toMatch(/\n\s+at /);
+    expect(JSON.stringify(logged!.err)).toMatch(/keep-ffmpeg/);
+    expect(logged!.err.stack).toMatch(/\n\s+at /);
     expect((await getHealth(broken.url)).http).toBe(200);
     expect(readdirSync(broken.config.tempDir)).toEqual([]);
   });

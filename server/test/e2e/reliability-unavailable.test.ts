@@ -14,16 +14,7 @@ import { chmodSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:f
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  getHealth,
-  HealthRecorder,
-  isAlive,
-  LEAKY,
-  PIPE_NOISE,
-  privateTmp,
-  requestLines,
-  totalRestarts,
-} from '../support/reliability.js';
+import { getHealth, HealthRecorder, isAlive, LEAKY, PIPE_NOISE, privateTmp, requestLines, totalRestarts } from '../support/reliability.js';
 import { FIXTURES, startTestServer, type TestServer, testPython, upload, videoForm, waitFor } from '../support/test-server.js';
 
 const tmp = privateTmp('unavailable');
@@ -68,8 +59,8 @@ function expectUnavailable(res: Awaited<ReturnType<typeof upload>>, type?: strin
   expect(res.json.error.requestId).toBe(res.headers.get('x-request-id'));
   if (type !== undefined) {
     expect(res.json.error.lastError).toBeTruthy();
-    expect(res.json.error.lastError.type).toMatch(type);
-    expect(typeof res.json.error.lastError.hint).toBe('string');
+    expect(res.json.error.lastError!.type).toMatch(type);
+    expect(typeof res.json.error.lastError!.hint).toBe('string');
   }
   expect(res.text).not.toMatch(LEAKY);
   expect(res.text).not.toMatch(PIPE_NOISE);
@@ -153,7 +144,7 @@ describe.concurrent('when no worker can serve', () => {
           if (r.status === 200) {
             // Every sampled frame is there: posed before the kill, or carrying why it was not.
             const frames = r.json.frames;
-            expect(frames.map((f: any) => f.index)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+            expect(frames.map((f) => f.index)).toEqual(Array.from({ length: 40 }, (_, i) => i));
             for (const f of frames) {
               if (f.error) {
                 expect(f.persons).toEqual([]);
@@ -164,7 +155,7 @@ describe.concurrent('when no worker can serve', () => {
                 posed++;
               }
             }
-            expect(r.json.summary.framesFailed).toBe(frames.filter((f: any) => f.error).length);
+            expect(r.json.summary.framesFailed).toBe(frames.filter((f) => f.error).length);
             expect(r.json.summary.framesFailed).toBeGreaterThan(0);
             // A 200 carries work: a video of which nothing could be posed gets the 503 below instead.
             expect(r.json.summary.framesWithPose).toBeGreaterThan(0);
@@ -178,9 +169,11 @@ describe.concurrent('when no worker can serve', () => {
           `[figures] all workers dead: ${results
             .map(
               (r) =>
-                `${r.status === 200
-                  ? `200 (${r.json.summary.framesWithPose} posed, ${r.json.summary.framesFailed} with ${[...new Set(r.json.frames.filter((f: any) => f.error).map((f: any) => f.error.code))].join('/')})`
-                  : `${r.status} ${r.json.error.code}`} after ${r.ms} ms`,
+                `${
+                  r.status === 200
+                    ? `200 (${r.json.summary.framesWithPose} posed, ${r.json.summary.framesFailed} with ${[...new Set(r.json.frames.filter((f) => f.error).map((f) => f.error!.code))].join('/')})`
+                    : `${r.status} ${r.json.error.code}`
+                } after ${r.ms} ms`,
             )
             .join('; ')}`,
         );
@@ -191,14 +184,14 @@ describe.concurrent('when no worker can serve', () => {
         expect(down.ready).toBe(0);
         expect(['unavailable', 'starting']).toContain(down.status);
         expect(JSON.stringify(down.workers)).toMatch(/unknown model 'posepool-removed-model'/);
-        pids.forEach((pid) => expect(isAlive(pid)).toBe(false));
+        for (const pid of pids) expect(isAlive(pid)).toBe(false);
 
         // While down, a new upload is refused at once with the cause (before its body is even read).
         const tRefuse = Date.now();
         const refused = await upload(server.url, videoForm(CLIP, { maxFrames: '4' }));
         expect(Date.now() - tRefuse).toBeLessThan(2000);
         expectUnavailable(refused, 'UnknownModel');
-        expect(refused.json.error.lastError.message).toMatch(/unknown model 'posepool-removed-model'/);
+        expect(refused.json.error.lastError!.message).toMatch(/unknown model 'posepool-removed-model'/);
 
         // Mend the interpreter: the pool comes back by itself (backoff capped at 1 s), no server restart.
         interp.setFaults(null);
@@ -257,7 +250,7 @@ describe.concurrent('when no worker can serve', () => {
 
         const res = await upload(loop.url, videoForm(CLIP, { maxFrames: '4' }));
         expectUnavailable(res, 'WorkerCrashed');
-        expect(res.json.error.lastError.message).toMatch(/exit code 3/);
+        expect(res.json.error.lastError!.message).toMatch(/exit code 3/);
         expect(res.json.error.message).toMatch(/exit code 3.*Fix: /s);
 
         // Restarts go on, with backoff (no hot loop): at most one start per 100 ms at first, doubling to 1 s.

@@ -26,6 +26,7 @@ import { readFileSync } from 'node:fs';
  */
 import path, { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PoseResponse } from '../../pipeline/pose-response.js';
 import {
   getHealth,
   HealthRecorder,
@@ -61,21 +62,30 @@ beforeAll(() => {
 });
 
 /** Every frame 0..n-1 present, in order. */
-function expectAllFrames(body: any, n: number): void {
-  expect(body.frames.map((f: any) => f.index)).toEqual(Array.from({ length: n }, (_, i) => i));
+function expectAllFrames(body: PoseResponse, n: number): void {
+  expect(body.frames.map((f) => f.index)).toEqual(Array.from({ length: n }, (_, i) => i));
   expect(body.summary.framesSampled).toBe(n);
 }
 
 /** The pino records of the batches sent for `requestId` (pool log, debug level). */
 const batchesSent = (logs: string[], requestId: string) => requestLines(logs, requestId).filter((r) => r.msg === 'batch sent');
 
+/** A pino record of the captured log; the fields the tests compare or pass on are typed. */
+interface LogRecord {
+  msg: string;
+  time: number;
+  /** Set on the pool's batch and worker records. */
+  workerPid?: number;
+  [field: string]: unknown;
+}
+
 /** Waits for the first log record matching `pick`, polling the captured lines every 5 ms. */
-async function logRecord(logs: string[], pick: (r: Record<string, any>) => boolean, timeoutMs = 20_000): Promise<Record<string, any>> {
+async function logRecord(logs: string[], pick: (r: LogRecord) => boolean, timeoutMs = 20_000): Promise<LogRecord> {
   return waitFor(
     async () => {
       for (const line of logs) {
         if (!line.startsWith('{')) continue;
-        const r = JSON.parse(line);
+        const r = JSON.parse(line) as LogRecord;
         if (pick(r)) return r;
       }
       return undefined;
@@ -144,7 +154,7 @@ describe('lifecycle faults with 2 workers (synthetic test double; slow: each wai
     const res = await upload(server.url, videoForm(CLIP, { fps: '30', maxFrames: '24', smoothing: 'false' }));
     expect(res.status, res.text).toBe(200);
     expectAllFrames(res.json, 24);
-    expect(res.json.frames.every((f: any) => !f.error && f.persons.length === 1)).toBe(true);
+    expect(res.json.frames.every((f) => !f.error && f.persons.length === 1)).toBe(true);
     expect(res.json.summary.framesFailed).toBe(0);
 
     const lines = requestLines(server.logs, res.json.id);
@@ -174,20 +184,20 @@ describe('lifecycle faults with 2 workers (synthetic test double; slow: each wai
     const t0 = Date.now();
     const pending = upload(server.url, videoForm(CLIP, { fps: '30', maxFrames: '24', smoothing: 'false' }));
     const first = await logRecord(server.logs, (r) => r.msg === 'batch sent' && r.time >= t0);
-    process.kill(first.workerPid, 'SIGSTOP');
+    process.kill(first.workerPid!, 'SIGSTOP');
     const stoppedAt = Date.now();
     const res = await pending;
     const tookMs = Date.now() - stoppedAt;
     expect(res.status, res.text).toBe(200);
     expectAllFrames(res.json, 24);
-    expect(res.json.frames.every((f: any) => !f.error && f.persons.length === 1)).toBe(true);
+    expect(res.json.frames.every((f) => !f.error && f.persons.length === 1)).toBe(true);
     console.info(`[figures] SIGSTOP mid-batch: 200 with 24/24 frames ${tookMs} ms after the stop (POSE_BATCH_TIMEOUT_MS=2000)`);
     // Held up by about the batch timeout (2 s), not longer.
     expect(tookMs).toBeGreaterThanOrEqual(1800);
     expect(tookMs).toBeLessThan(8000);
     const timedOut = await logRecord(server.logs, (r) => r.msg === 'batch timed out; killing the worker' && r.time >= t0);
     expect(timedOut.workerPid).toBe(first.workerPid);
-    await waitFor(async () => !isAlive(first.workerPid), 5000);
+    await waitFor(async () => !isAlive(first.workerPid!), 5000);
 
     const after = await waitFor(async () => {
       const h = await getHealth(server.url);
@@ -259,9 +269,9 @@ describe('errors inside one worker (1 worker, synthetic test double)', () => {
   const eight = () => upload(server.url, videoForm(CLIP, { fps: '10', maxFrames: '8', smoothing: 'false' }));
 
   /** The frames of one whole batch carry `code`, the other batch is posed. */
-  function expectOneBatchFailed(body: any, code: string, message: RegExp): number[] {
+  function expectOneBatchFailed(body: PoseResponse, code: string, message: RegExp): number[] {
     expectAllFrames(body, 8);
-    const failed = body.frames.filter((f: any) => f.error).map((f: any) => f.index);
+    const failed = body.frames.filter((f) => f.error).map((f) => f.index);
     expect([
       [0, 1, 2, 3],
       [4, 5, 6, 7],
@@ -299,9 +309,9 @@ describe('errors inside one worker (1 worker, synthetic test double)', () => {
     const res = await upload(server.url, videoForm(CLIP, { fps: '10', maxFrames: '12', smoothing: 'false' }));
     expect(res.status, res.text).toBe(200);
     expectAllFrames(res.json, 12);
-    const failed = res.json.frames.filter((f: any) => f.error);
-    expect(failed.map((f: any) => [f.index, f.error.code])).toEqual([[9, 'INFERENCE_FAILED']]);
-    expect(failed[0].error.message).toMatch(/frame_error fault on frame 9/);
+    const failed = res.json.frames.filter((f) => f.error);
+    expect(failed.map((f) => [f.index, f.error!.code])).toEqual([[9, 'INFERENCE_FAILED']]);
+    expect(failed[0].error!.message).toMatch(/frame_error fault on frame 9/);
     expect(res.json.summary).toMatchObject({ framesWithPose: 11, framesFailed: 1 });
   });
 

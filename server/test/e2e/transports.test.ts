@@ -31,7 +31,7 @@ async function scoresWith(transport: FrameEncoding): Promise<number[][]> {
   expect(tempDirs().length).toBe(before);
   await server.close();
   server = undefined;
-  return res.json.frames.map((f: any) => f.persons[0].keypoints.map((k: number[]) => k[2]));
+  return res.json.frames.map((f) => f.persons[0].keypoints.map((k) => k[2]));
 }
 
 function maxDiff(a: number[][], b: number[][]): number {

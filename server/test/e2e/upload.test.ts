@@ -3,7 +3,7 @@
  * real HTTP. The bad-input cases check the contract's codes, that the server stays ready, and
  * that no temporary directory survives.
  */
-import { mkdtempSync, readFileSync, rmSync, } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,7 +34,7 @@ describe('POST /api/upload-video-with-pose (synthetic backend)', () => {
     expect(body.model.keypoints).toHaveLength(17);
     expect(body.frames.length).toBeGreaterThanOrEqual(19);
     expect(body.frames.length).toBeLessThanOrEqual(21);
-    body.frames.forEach((f: any, i: number) => {
+    body.frames.forEach((f, i) => {
       expect(f.index).toBe(i);
       expect(f.timeMs).toBe(i * 100);
       expect(f.error).toBeUndefined();

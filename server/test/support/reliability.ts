@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSyn
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import type { UploadBody } from './api-bodies.js';
 import { findTools } from './tools.js';
 
 /** Text that must never reach a log line, a health body or an API error. */
@@ -186,7 +187,8 @@ export const multipartTail = () => Buffer.from(`\r\n--${BOUNDARY}--\r\n`, 'utf8'
 
 export interface RawUploadResult {
   status: number | null;
-  json: any;
+  /** The parsed body (see UploadBody); null when no JSON body came (the client hung up first, or the body was not JSON). */
+  json: UploadBody | null;
   text: string;
   headers: http.IncomingHttpHeaders;
   /** Bytes of the body written when the response (or the error) arrived. */
@@ -252,7 +254,7 @@ export function rawUpload(url: string, o: RawUploadOptions): Promise<RawUploadRe
       res.on('end', () => {
         result.text = text;
         try {
-          result.json = JSON.parse(text);
+          result.json = JSON.parse(text) as UploadBody;
         } catch {
           /* not JSON */
         }

@@ -7,15 +7,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import type { PoolHealth, WorkerHealth, WorkerLastError } from '../../../workers/index.js';
 import { testPython as recordedTestPython } from '../../../workers/test/support/prerequisites.js';
 import { buildServer } from '../../app.js';
 import { type Config, loadConfig } from '../../config.js';
 import { createPool } from '../../create-pool.js';
 import { TEMP_PREFIX } from '../../upload/temp-dir.js';
+import type { UploadBody } from './api-bodies.js';
 import { findTools } from './tools.js';
 
 export { FIXTURES, IMAGES } from './fixtures.js';
-
 
 /** The interpreter the tests run workers with (the set-up's record; `python3` where there is none, and the test fails). */
 export function testPython(): string {
@@ -85,12 +86,16 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeo
   }
 }
 
+/** A worker of /health that has a cause (lastError). */
+type FailedWorker = WorkerHealth & { lastError: WorkerLastError };
+
 /** The /health body once it answers 503 with a cause (lastError) for every worker, within timeoutMs. */
-export async function waitForUnavailable(url: string, timeoutMs: number): Promise<any> {
+export async function waitForUnavailable(url: string, timeoutMs: number): Promise<PoolHealth & { workers: FailedWorker[] }> {
   return waitFor(async () => {
     const res = await fetch(`${url}/health`);
-    const body = await res.json();
-    return res.status === 503 && body.workers.every((w: any) => w.lastError) ? body : undefined;
+    const body = (await res.json()) as PoolHealth;
+    const { workers } = body;
+    return res.status === 503 && workers.every((w): w is FailedWorker => Boolean(w.lastError)) ? { ...body, workers } : undefined;
   }, timeoutMs);
 }
 
@@ -105,16 +110,28 @@ export function videoForm(file: string, fields: Record<string, string> = {}, nam
   return form;
 }
 
-export async function upload(url: string, body: FormData | string | Buffer<ArrayBuffer>, headers: Record<string, string> = {}) {
+export interface UploadResult {
+  status: number;
+  headers: Headers;
+  /** The parsed body (see UploadBody); null where the server broke the contract with a body that is not JSON (`text` has it). */
+  json: UploadBody;
+  text: string;
+}
+
+export async function upload(
+  url: string,
+  body: FormData | string | Buffer<ArrayBuffer>,
+  headers: Record<string, string> = {},
+): Promise<UploadResult> {
   const res = await fetch(`${url}/api/upload-video-with-pose`, { method: 'POST', body, headers });
   const text = await res.text();
-  let json: any = null;
+  let json: UploadBody | null = null;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(text) as UploadBody;
   } catch {
     /* not JSON */
   }
-  return { status: res.status, headers: res.headers, json, text };
+  return { status: res.status, headers: res.headers, json: json as UploadBody, text };
 }
 
 /** Request temp dirs currently left under the test servers' private roots. */
