@@ -144,6 +144,16 @@ export const healthSchema = {
         },
       },
     },
+    jobs: {
+      description: 'The jobs engine (memory, or redis with REDIS_URL); `lastError` names why it cannot serve jobs, and the fix',
+      type: 'object',
+      required: ['engine', 'status'],
+      properties: {
+        engine: { type: 'string', enum: ['memory', 'redis'] },
+        status: { type: 'string', enum: ['ready', 'unavailable'] },
+        lastError: { type: 'object', required: ['message', 'hint'], properties: { message: str, hint: str } },
+      },
+    },
     warning: str,
   },
 } as const;

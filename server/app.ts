@@ -11,7 +11,8 @@ import type { PosePool } from '../workers/index.js';
 import { Admission } from './admission.js';
 import type { Config } from './config.js';
 import { ApiError, isApiError, rawErrorResponse } from './errors.js';
-import { JobStore } from './jobs/job-store.js';
+import { createJobQueue } from './jobs/create-job-queue.js';
+import type { JobQueue } from './jobs/job-queue.js';
 import type { MediaTools } from './media/media-tools.js';
 import { ServerMetrics } from './metrics.js';
 import { registerDocs } from './routes/docs.js';
@@ -37,7 +38,7 @@ export interface PoseServer {
   app: FastifyInstance;
   admission: Admission;
   metrics: ServerMetrics;
-  jobs: JobStore;
+  jobs: JobQueue;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
@@ -121,17 +122,17 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
   });
 
   // Operator and user features: OpenAPI first (it collects the routes), metrics, jobs, the page.
-  const jobs = new JobStore(config.jobs);
   const metrics = new ServerMetrics({ pool, admission, jobs: () => jobs.countsByState() });
   const unwatch = metrics.watchPool(pool);
   app.addHook('onClose', async () => unwatch());
   const metered = metrics.meterPool(pool);
+  const jobs = createJobQueue(config, { pool: metered, config, ffmpeg: tools.ffmpeg, observer: metrics }, { admission, log: app.log });
   await registerDocs(app);
   registerMetricsRoute(app, metrics);
 
-  registerHealthRoutes(app, pool, { testDouble: Boolean(PROTOCOL.models[config.model]?.testDouble), stopping: () => closing });
+  registerHealthRoutes(app, pool, { testDouble: Boolean(PROTOCOL.models[config.model]?.testDouble), stopping: () => closing, jobs });
   registerUploadRoute(app, { config, pool: metered, tools, admission, uploads, observer: metrics });
-  registerJobsRoutes(app, { config, pool: metered, tools, admission, uploads, store: jobs, observer: metrics });
+  registerJobsRoutes(app, { config, pool: metered, tools, admission, uploads, queue: jobs, observer: metrics });
   registerPageRoutes(app);
 
   app.setNotFoundHandler((request, reply) => {

@@ -97,6 +97,16 @@ export interface JobsConfig {
   resultMaxBytes: number;
   /** A job still unfinished this long after it was accepted fails with TIMEOUT. */
   timeoutMs: number;
+  /** REDIS_URL: jobs on BullMQ (durable, shared by every replica); null: in this process's memory. */
+  redisUrl: string | null;
+  /** POSE_STORAGE_DIR: the folder every replica mounts for uploads, checkpoints and results (required with REDIS_URL). */
+  storageDir: string | null;
+  /** A running job's lock; a replica that stops renewing it (killed) loses the job to another after this. */
+  lockMs: number;
+  /** How often each replica looks for jobs whose lock expired. */
+  stalledIntervalMs: number;
+  /** Lock expiries a job survives before it fails (a video that kills every replica that runs it). */
+  maxStalls: number;
 }
 
 export interface ConfigContext {
@@ -164,6 +174,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
   if (!PROTOCOL.frameEncodings.includes(transport)) {
     throw new ConfigError('POSE_TRANSPORT', `"${transport}" is not one of ${PROTOCOL.frameEncodings.join(', ')}`);
   }
+  if (env.REDIS_URL?.trim() && !env.POSE_STORAGE_DIR?.trim()) {
+    throw new ConfigError('POSE_STORAGE_DIR', 'REDIS_URL is set: jobs need a folder every replica mounts for uploads and results');
+  }
 
   const maxFramesLimit = int(env, 'MAX_FRAMES_LIMIT', 3000, { min: 1, max: 1_000_000 });
   const logLevel = str(env, 'LOG_LEVEL', 'info');
@@ -218,6 +231,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
       ttlMs: int(env, 'JOBS_TTL_S', 3600, { min: 1, max: 30 * 24 * 3600 }) * 1000,
       resultMaxBytes: int(env, 'JOB_RESULT_MAX_MB', 32, { min: 1, max: 4096 }) * 1024 * 1024,
       timeoutMs: int(env, 'JOB_TIMEOUT_MS', 3_600_000, { min: 1000 }),
+      redisUrl: env.REDIS_URL?.trim() || null,
+      storageDir: env.POSE_STORAGE_DIR?.trim() ? path.resolve(env.POSE_STORAGE_DIR.trim()) : null,
+      lockMs: int(env, 'JOBS_LOCK_MS', 60_000, { min: 1000 }),
+      stalledIntervalMs: int(env, 'JOBS_STALLED_INTERVAL_MS', 30_000, { min: 500 }),
+      maxStalls: int(env, 'JOBS_MAX_STALLS', 5, { min: 1, max: 1000 }),
     },
   };
 }

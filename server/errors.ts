@@ -21,6 +21,7 @@ export const API_ERRORS = {
   POSE_SERVICE_UNAVAILABLE: { status: 503, message: 'no pose worker is ready' },
   BUSY: { status: 503, message: 'the server is busy: too many videos in progress' },
   SHUTTING_DOWN: { status: 503, message: 'the server is shutting down' },
+  QUEUE_UNAVAILABLE: { status: 503, message: 'the job queue (Redis, REDIS_URL) cannot be reached' },
   TIMEOUT: { status: 504, message: 'the video took too long to process' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

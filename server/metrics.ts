@@ -14,7 +14,7 @@ export interface MetricsSources {
   pool: Pick<PosePool, 'health'>;
   admission: { readonly stats: { active: number; queued: number } };
   /** Job counts by state (set once the jobs API exists). */
-  jobs?: () => Record<string, number>;
+  jobs?: () => Promise<Record<string, number>>;
 }
 
 export class ServerMetrics implements UploadObserver, FramesObserver {
@@ -131,14 +131,14 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
         this.set(s.active + s.queued);
       },
     });
-    const jobs = () => this.sources.jobs?.() ?? {};
+    const jobs = async () => (await this.sources.jobs?.()) ?? {};
     new Gauge({
       name: 'posepool_jobs',
       help: 'Jobs held in memory, by state',
       labelNames: ['state'],
       registers,
-      collect() {
-        for (const [state, n] of Object.entries(jobs())) this.set({ state }, n);
+      async collect() {
+        for (const [state, n] of Object.entries(await jobs())) this.set({ state }, n);
       },
     });
     this.uploadBytes = new Histogram({

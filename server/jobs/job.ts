@@ -8,6 +8,7 @@ import type { PoseResponse } from '../pipeline/pose-response.js';
 
 export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobState = (typeof JOB_STATES)[number];
+export const FINISHED_STATES: ReadonlySet<JobState> = new Set(['succeeded', 'failed', 'cancelled']);
 
 export interface JobError {
   code: string;
@@ -35,6 +36,18 @@ export interface JobView extends JobSummary {
   result?: PoseResponse;
 }
 
+/** What a job shows of its video (the probe's frame count and fps cap are internal). */
+export function publicVideo(video: VideoInfo): JobView['video'] {
+  const { frameCount: _frames, maxFps: _cap, ...shown } = video;
+  return shown;
+}
+
+/** A view's summary (what the events stream sends). */
+export function summaryOf(view: JobView): JobSummary {
+  const { id, state, progress, error, links } = view;
+  return { id, state, progress, ...(error ? { error } : {}), links };
+}
+
 export class Job extends EventEmitter {
   readonly id: string;
   readonly createdAt = new Date();
@@ -58,8 +71,7 @@ export class Job extends EventEmitter {
     // Every open event stream listens; their number is bounded by connections, not by this.
     this.setMaxListeners(0);
     this.id = id;
-    const { frameCount: _frames, maxFps: _cap, ...shown } = video;
-    this.video = shown;
+    this.video = publicVideo(video);
     this.expected = expectedFrames;
   }
 

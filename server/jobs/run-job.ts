@@ -47,10 +47,7 @@ export async function runJob(job: Job, ctx: RunJobContext): Promise<void> {
     );
     const bytes = Buffer.byteLength(JSON.stringify(response));
     if (bytes > ctx.limits.resultMaxBytes) {
-      job.fail({
-        code: RESULT_TOO_LARGE,
-        message: `the result is ${mb(bytes)} MB, above JOB_RESULT_MAX_MB (${mb(ctx.limits.resultMaxBytes)} MB); ask for fewer frames (fps, maxFrames)`,
-      });
+      job.fail(resultTooLarge(bytes, ctx.limits.resultMaxBytes));
     } else {
       job.succeed(response, bytes);
     }
@@ -63,7 +60,16 @@ export async function runJob(job: Job, ctx: RunJobContext): Promise<void> {
   ctx.log.info({ jobId: job.id, state: job.state, code: job.error?.code, resultBytes: job.resultBytes }, `job ${job.state}`);
 }
 
-function jobError(err: unknown, log: FastifyBaseLogger, jobId: string): JobError {
+/** RESULT_TOO_LARGE: the result's JSON is over JOB_RESULT_MAX_MB. */
+export function resultTooLarge(bytes: number, maxBytes: number): JobError {
+  return {
+    code: RESULT_TOO_LARGE,
+    message: `the result is ${mb(bytes)} MB, above JOB_RESULT_MAX_MB (${mb(maxBytes)} MB); ask for fewer frames (fps, maxFrames)`,
+  };
+}
+
+/** A job's error from whatever stopped it: the catalogue's body for an ApiError, else INTERNAL_ERROR (logged). */
+export function jobError(err: unknown, log: FastifyBaseLogger, jobId: string): JobError {
   if (isApiError(err)) {
     const body = err.body('').error as JobError;
     delete body.requestId;

@@ -9,7 +9,7 @@ import { ApiError } from '../errors.js';
 import type { VideoInfo } from '../media/probe.js';
 import type { PoseRequestFields } from '../upload/fields.js';
 import { buildPoseResponse, type PoseResponse } from './pose-response.js';
-import { poseVideo } from './pose-video.js';
+import { type BatchCheckpoints, poseVideo } from './pose-video.js';
 
 /** 503 POSE_SERVICE_UNAVAILABLE with the workers' causes and fixes. */
 export function unavailableError(pool: Pick<PosePool, 'lastErrors'>): ApiError {
@@ -47,6 +47,8 @@ export interface PoseRequest {
   /** performance.now() when the request (or job) began; elapsedMs counts from it. */
   started: number;
   onProgress?: (done: number, expected: number) => void;
+  checkpoints?: BatchCheckpoints;
+  drain?: AbortSignal;
 }
 
 export interface PoseRequestDeps {
@@ -74,6 +76,8 @@ export async function poseVideoRequest(req: PoseRequest, deps: PoseRequestDeps):
       signal: req.signal,
       log: req.log,
       onProgress: req.onProgress,
+      checkpoints: req.checkpoints,
+      drain: req.drain,
     },
     {
       pool,

@@ -29,7 +29,23 @@ export interface PoseVideoInput {
   log: FastifyBaseLogger;
   /** Called after each batch with frames done so far (progress for jobs / CLI). */
   onProgress?: (done: number, expected: number) => void;
+  /** Durable jobs: each posed batch is saved as it returns, and a batch saved by an earlier run is not posed again. */
+  checkpoints?: BatchCheckpoints;
+  /**
+   * Aborted to hand the video over (shutdown of a durable job): no further batch is sent, those in
+   * flight finish and are saved, then poseVideo rejects with its reason.
+   */
+  drain?: AbortSignal;
 }
+
+/** Batch n of a video (batches are numbered in decode order; their size is fixed per job). */
+export interface BatchCheckpoints {
+  saved(n: number): Promise<TimedFrameResult[] | undefined>;
+  save(n: number, frames: TimedFrameResult[]): Promise<void>;
+}
+
+/** Per-frame codes that say no worker could take the batch: such a batch is posed again on resume, not saved. */
+const NOT_SAVED = new Set(['POSE_SERVICE_UNAVAILABLE']);
 
 export interface PoseVideoDeps {
   pool: Pick<PosePool, 'detect' | 'model' | 'desired'>;
@@ -112,11 +128,16 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   const inFlight = new Set<Promise<void>>();
   let fatal: unknown = null;
 
-  const runBatch = async (spooled: SpooledFrame[]): Promise<void> => {
+  const runBatch = async (spooled: SpooledFrame[], n: number): Promise<void> => {
     const payloads = spooled.map((s) => s.payload);
     const batch = spooled.map((s) => ({ index: s.payload.index, timeMs: s.timeMs }));
     const t0 = performance.now();
     try {
+      const saved = await input.checkpoints?.saved(n);
+      if (saved) {
+        for (const f of saved) frames[f.index] = f;
+        return;
+      }
       const result = await deps.pool.detect({ requestId: input.requestId, frames: payloads, options }, { signal });
       const roundTrip = performance.now() - t0;
       timing.inferenceMs += result.timing.inferMs;
@@ -135,6 +156,8 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
               error: { code: 'INFERENCE_FAILED', message: 'the worker returned no result for this frame' },
             };
       }
+      const posed = batch.map((f) => frames[f.index]);
+      if (input.checkpoints && !posed.some((f) => f.error && NOT_SAVED.has(f.error.code))) await input.checkpoints.save(n, posed);
     } catch (err) {
       const code = err instanceof PoolError ? err.code : undefined;
       if (code === 'CANCELLED' || signal.aborted) {
@@ -159,17 +182,17 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
 
   try {
     const iterator = batches(spoolFrames(source, deps.transport, deps.tempDir), deps.batchSize)[Symbol.asyncIterator]();
-    for (;;) {
+    for (let n = 0; ; n++) {
       while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
-      if (fatal || signal.aborted) break;
+      if (fatal || signal.aborted || input.drain?.aborted) break;
       const t = performance.now();
       const next = await iterator.next();
       timing.decodeWaitMs += performance.now() - t;
       if (next.done) break;
-      const p = runBatch(next.value).finally(() => inFlight.delete(p));
+      const p = runBatch(next.value, n).finally(() => inFlight.delete(p));
       inFlight.add(p);
     }
-    if (fatal || signal.aborted) await iterator.return?.(undefined);
+    if (fatal || signal.aborted || input.drain?.aborted) await iterator.return?.(undefined);
   } finally {
     await Promise.allSettled(inFlight);
   }
@@ -182,6 +205,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   }
   if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new ApiError('TIMEOUT');
   if (fatal) throw fatal;
+  if (input.drain?.aborted) throw input.drain.reason;
 
   // Every sampled frame has a slot: fill holes (should not happen) rather than drop frames silently.
   for (let i = 0; i < frames.length; i++) {

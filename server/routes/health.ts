@@ -2,13 +2,21 @@
 import type { FastifyInstance } from 'fastify';
 import type { PosePool } from '../../workers/index.js';
 import { healthRouteSchema, liveRouteSchema } from '../api-schemas.js';
+import type { JobQueue } from '../jobs/job-queue.js';
 
 /** The routes that keep answering, in their own shape, while the server stops (app.ts). */
 export const HEALTH_ROUTES = new Set(['/health', '/health/live']);
 
-export function registerHealthRoutes(app: FastifyInstance, pool: PosePool, opts: { testDouble: boolean; stopping: () => boolean }): void {
+export function registerHealthRoutes(
+  app: FastifyInstance,
+  pool: PosePool,
+  opts: { testDouble: boolean; stopping: () => boolean; jobs: Pick<JobQueue, 'health'> },
+): void {
   app.get('/health', { schema: healthRouteSchema }, async (_request, reply) => {
-    const body = pool.health();
+    const jobs = opts.jobs.health();
+    const pooled = pool.health();
+    // The synchronous route needs no Redis: a job queue that is away degrades readiness, it does not fail it.
+    const body = { ...pooled, status: pooled.status === 'ready' && jobs.status !== 'ready' ? 'degraded' : pooled.status, jobs };
     // Not ready while stopping (load balancers stop sending), whatever the workers say.
     reply.code(pool.isAvailable() && !opts.stopping() ? 200 : 503);
     return opts.testDouble ? { ...body, warning: 'POSE_MODEL=synthetic is a test double: its keypoints are not real poses' } : body;

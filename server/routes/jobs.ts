@@ -15,15 +15,14 @@ import { Admission } from '../admission.js';
 import { errorResponses, jobParamsSchema, jobSchema, videoFormSchema } from '../api-schemas.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
-import { Job, type JobSummary } from '../jobs/job.js';
-import type { JobStore } from '../jobs/job-store.js';
-import { runJob } from '../jobs/run-job.js';
+import type { JobState, JobSummary } from '../jobs/job.js';
+import type { JobQueue, SubmittedJob } from '../jobs/job-queue.js';
 import { sampleRate } from '../media/frame-source.js';
 import type { MediaTools } from '../media/media-tools.js';
 import { expectedFrames } from '../pipeline/pose-video.js';
 import { type FramesObserver, unavailableError } from '../pipeline/pose-video-request.js';
 import { requireMultipart } from '../upload/receive-upload.js';
-import { type ReceivedVideo, receiveVideo, type UploadObserver } from '../upload/receive-video.js';
+import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { bearerHook, checkBearer } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';
@@ -35,7 +34,7 @@ export interface JobsRouteDeps {
   admission: Admission;
   /** Bodies being received (MAX_ACTIVE_UPLOADS). */
   uploads: Admission;
-  store: JobStore;
+  queue: JobQueue;
   observer?: UploadObserver & FramesObserver;
 }
 
@@ -43,7 +42,7 @@ const bearerOptional: { [label: string]: string[] }[] = [{ bearer: [] }, {}];
 const HEARTBEAT_MS = 15_000;
 
 export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): void {
-  const { config, pool, admission, store } = deps;
+  const { config, pool, admission, queue } = deps;
   const running = new Set<Promise<void>>();
 
   app.post(
@@ -62,8 +61,8 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
     },
     async (request: FastifyRequest, reply: FastifyReply) => {
       if (!pool.isAvailable()) throw unavailableError(pool);
-      store.assertRoom();
-      admission.assertRoom(); // BUSY before the body is read
+      await queue.assertRoom();
+      if (queue.admitsOnAcceptance) admission.assertRoom(); // BUSY before the body is read
       const id = randomUUID();
       const cancelUpload = new AbortController();
       const log = request.log.child({ jobId: id });
@@ -72,51 +71,35 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
         // A refused upload is answered once its temporary directory is gone, not before.
         let refused: { err: unknown } | null = null;
         const lifetime = withTempDir(async (dir) => {
-          let job: Job;
-          let received: ReceivedVideo;
+          let submitted: SubmittedJob;
           let slot: Promise<() => void> | undefined;
           try {
-            // The body first (its own bound and rate floor), then a place among the videos, taken at acceptance.
-            const admit = () => {
-              slot = admission.tryEnter(cancelUpload.signal).slot;
-            };
-            received = await receiveVideo(request, dir, {
-              config,
-              tools: deps.tools,
-              uploads: deps.uploads,
-              observer: deps.observer,
-              admit,
-            });
-            if (!slot) throw new Error('receiveVideo returned without admitting the video (no place among the videos was taken)');
+            // The body first (its own bound and rate floor), then (memory engine) a place among the videos.
+            const admit = queue.admitsOnAcceptance
+              ? () => {
+                  slot = admission.tryEnter(cancelUpload.signal).slot;
+                }
+              : undefined;
+            const received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads: deps.uploads, observer: deps.observer, admit });
             const f = received.fields;
-            job = new Job(id, received.video, expectedFrames(received.video, sampleRate(f.fps, received.video), f.maxFrames));
-            store.add(job);
+            const expected = expectedFrames(received.video, sampleRate(f.fps, received.video), f.maxFrames);
+            submitted = await queue.submit({ id, received, dir, expected, slot, cancelUpload, log });
           } catch (err) {
             cancelUpload.abort(err);
             if (slot) Admission.giveBack(slot);
             refused = { err };
             return;
           }
-          // The job's own signal (DELETE, timeout, shutdown) also withdraws it from the admission queue.
-          job.abort.signal.addEventListener('abort', () => cancelUpload.abort(job.abort.signal.reason), { once: true });
-          log.info({ expected: job.expected }, 'job accepted');
           reply.code(202).header('location', `/api/jobs/${id}`);
-          resolve(job.view());
-          await runJob(job, {
-            slot,
-            received,
-            deps: { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },
-            limits: config.jobs,
-            log,
-          });
+          resolve(submitted.view);
+          await submitted.running;
         }, config.tempDir).then(
           () => {
             if (refused) reject(refused.err);
           },
           (err) => {
-            // Only the temporary directory itself can fail here (runJob records its own errors).
+            // Only the temporary directory itself can fail here (the engine records its jobs' errors).
             log.error({ err }, 'job bookkeeping failed');
-            // (runJob owns the slot once the job was accepted.)
             reject(refused ? refused.err : err);
           },
         );
@@ -139,7 +122,8 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
     },
     async (request) => {
       checkBearer(request, config.apiToken);
-      return findJob(store, request).view();
+      const id = jobId(request);
+      return (await queue.get(id)) ?? notFound(id);
     },
   );
 
@@ -156,9 +140,8 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
     },
     async (request, reply) => {
       checkBearer(request, config.apiToken);
-      const job = findJob(store, request);
-      job.cancel();
-      store.delete(job.id);
+      const id = jobId(request);
+      if (!(await queue.cancel(id))) notFound(id);
       return reply.code(204).send();
     },
   );
@@ -186,33 +169,32 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
     },
     async (request, reply) => {
       checkBearer(request, config.apiToken);
-      const job = findJob(store, request);
-      if (job.finished && request.headers['last-event-id'] !== undefined) return reply.code(204).send();
-      streamEvents(job, request, reply);
+      const id = jobId(request);
+      const job = (await queue.get(id)) ?? notFound(id);
+      if (FINISHED.has(job.state) && request.headers['last-event-id'] !== undefined) return reply.code(204).send();
+      await streamEvents(queue, id, request, reply);
       return reply;
     },
   );
 
-  // Shutdown: no new jobs; queued ones end with SHUTTING_DOWN; running ones get the grace period.
+  // Shutdown: no new jobs; running ones get the grace period (memory: then fail; redis: handed back).
   app.addHook('preClose', async () => {
-    store.close();
-    const stop = (j: Job) => j.abort.abort(new ApiError('SHUTTING_DOWN', 'the server stopped before the job finished'));
-    for (const job of store.unfinished()) if (job.state === 'queued') stop(job);
-    const graceOver = new Promise((r) => setTimeout(r, config.shutdownGraceMs).unref());
-    await Promise.race([Promise.allSettled([...running]), graceOver]);
-    for (const job of store.unfinished()) stop(job);
+    await queue.close(config.shutdownGraceMs);
     await Promise.allSettled([...running]);
   });
 }
 
-function findJob(store: JobStore, request: FastifyRequest): Job {
-  const { id } = request.params as { id: string };
-  const job = store.get(id);
-  if (!job) throw new ApiError('NOT_FOUND', `no job ${id} (unknown, expired after JOBS_TTL_S, or deleted)`);
-  return job;
+const FINISHED = new Set<JobState>(['succeeded', 'failed', 'cancelled']);
+
+function jobId(request: FastifyRequest): string {
+  return (request.params as { id: string }).id;
 }
 
-function streamEvents(job: Job, request: FastifyRequest, reply: FastifyReply): void {
+function notFound(id: string): never {
+  throw new ApiError('NOT_FOUND', `no job ${id} (unknown, expired after JOBS_TTL_S, or deleted)`);
+}
+
+async function streamEvents(queue: JobQueue, id: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -223,31 +205,36 @@ function streamEvents(job: Job, request: FastifyRequest, reply: FastifyReply): v
     'x-request-id': String(request.id),
   });
   let seq = 0;
+  let ended = false;
   const send = (event: 'progress' | 'done', data: JobSummary) => {
     res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
-  const onUpdate = () => {
-    if (!job.finished) send('progress', job.summary());
-  };
-  const onFinished = () => {
-    send('done', job.summary());
-    cleanup();
-    res.end();
-  };
-  const cleanup = () => {
+  let stop: (() => void) | null = null;
+  const end = () => {
+    if (ended) return;
+    ended = true;
     clearInterval(heartbeat);
-    job.off('update', onUpdate);
-    job.off('finished', onFinished);
+    stop?.();
   };
   res.write('retry: 3000\n\n');
-  send('progress', job.summary());
-  if (job.finished) {
-    onFinished();
-    return;
-  }
-  job.on('update', onUpdate);
-  job.once('finished', onFinished);
-  res.once('close', cleanup);
+  res.once('close', end);
+  stop = await queue.watch(id, (summary, finished) => {
+    if (ended) return;
+    if (!finished) {
+      send('progress', summary);
+      return;
+    }
+    // The first event is always the current state, then `done`.
+    if (seq === 0) send('progress', summary);
+    send('done', summary);
+    end();
+    res.end();
+  });
+  if (!stop) {
+    // Gone between the lookup and the watch (deleted, expired): the stream ends.
+    end();
+    res.end();
+  } else if (ended) stop();
 }

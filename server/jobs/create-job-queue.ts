@@ -1,0 +1,21 @@
+/** The job engine the configuration asks for: BullMQ on Redis with REDIS_URL, else in memory. */
+import type { FastifyBaseLogger } from 'fastify';
+import type { Admission } from '../admission.js';
+import type { Config } from '../config.js';
+import type { PoseRequestDeps } from '../pipeline/pose-video-request.js';
+import type { JobQueue } from './job-queue.js';
+import { MemoryJobQueue } from './memory-queue.js';
+import { RedisJobQueue } from './redis-queue.js';
+
+export function createJobQueue(
+  config: Config,
+  pipeline: Omit<PoseRequestDeps, 'tempDir'>,
+  ctx: { admission: Admission; log: FastifyBaseLogger },
+): JobQueue {
+  const { redisUrl, storageDir } = config.jobs;
+  if (!redisUrl || !storageDir) return new MemoryJobQueue(config.jobs, pipeline);
+  return new RedisJobQueue(
+    { ...config.jobs, redisUrl, storageDir },
+    { pipeline, admission: ctx.admission, tempDir: config.tempDir, concurrency: config.maxActiveVideos, log: ctx.log.child({ component: 'jobs' }) },
+  );
+}

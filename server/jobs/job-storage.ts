@@ -1,0 +1,93 @@
+/**
+ * A job's files in the shared folder every replica mounts (POSE_STORAGE_DIR): its upload, one
+ * checkpoint per posed batch, and the assembled result. Video bytes and results never go into Redis.
+ *
+ *   <dir>/jobs/<id>/upload<ext>          the received video (removed when the job ends)
+ *   <dir>/jobs/<id>/batches/<n>.json     batch n's frame results, written as the batch returns
+ *   <dir>/jobs/<id>/result.json          the response body, kept until the job expires
+ */
+import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { BatchCheckpoints, TimedFrameResult } from '../pipeline/pose-video.js';
+
+export class JobStorage {
+  readonly root: string;
+
+  constructor(storageDir: string) {
+    this.root = path.join(storageDir, 'jobs');
+  }
+
+  dir(id: string): string {
+    return path.join(this.root, id);
+  }
+
+  /** Moves the received upload into the job's folder (a copy when the temp dir is on another file system). */
+  async keepUpload(id: string, file: string): Promise<string> {
+    const dir = this.dir(id);
+    await mkdir(path.join(dir, 'batches'), { recursive: true });
+    const target = path.join(dir, `upload${path.extname(file)}`);
+    try {
+      await rename(file, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      await copyFile(file, target);
+    }
+    return target;
+  }
+
+  checkpoints(id: string): BatchCheckpoints {
+    const batches = path.join(this.dir(id), 'batches');
+    const file = (n: number) => path.join(batches, `${n}.json`);
+    return {
+      saved: async (n) => {
+        try {
+          return JSON.parse(await readFile(file(n), 'utf8')) as TimedFrameResult[];
+        } catch {
+          return undefined; // none, or torn by a crash mid-write: pose the batch again
+        }
+      },
+      save: async (n, frames) => {
+        // Written whole, then renamed: a reader never sees half a checkpoint.
+        const tmp = `${file(n)}.${process.pid}.tmp`;
+        await writeFile(tmp, JSON.stringify(frames));
+        await rename(tmp, file(n));
+      },
+    };
+  }
+
+  async writeResult(id: string, json: string): Promise<void> {
+    const file = path.join(this.dir(id), 'result.json');
+    await writeFile(`${file}.tmp`, json);
+    await rename(`${file}.tmp`, file);
+  }
+
+  async readResult(id: string): Promise<string | undefined> {
+    try {
+      return await readFile(path.join(this.dir(id), 'result.json'), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A succeeded job keeps only its result. */
+  async keepOnlyResult(id: string): Promise<void> {
+    const dir = this.dir(id);
+    const entries = await readdir(dir).catch(() => [] as string[]);
+    await Promise.all(entries.filter((e) => e !== 'result.json').map((e) => rm(path.join(dir, e), { recursive: true, force: true })));
+  }
+
+  async remove(id: string): Promise<void> {
+    await rm(this.dir(id), { recursive: true, force: true });
+  }
+
+  /** Job folders with their last change (for the expiry sweep). */
+  async list(): Promise<{ id: string; mtimeMs: number }[]> {
+    const ids = await readdir(this.root).catch(() => [] as string[]);
+    const out: { id: string; mtimeMs: number }[] = [];
+    for (const id of ids) {
+      const s = await stat(this.dir(id)).catch(() => null);
+      if (s?.isDirectory()) out.push({ id, mtimeMs: s.mtimeMs });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The embedded engine: jobs in this process's memory (JobStore), each run here after its
+ * admission slot (taken with the upload) comes free. Lost with the process; one machine needs no more.
+ */
+import { ApiError } from '../errors.js';
+import type { PoseRequestDeps } from '../pipeline/pose-video-request.js';
+import { Job, type JobState } from './job.js';
+import type { JobListener, JobQueue, JobQueueHealth, JobSubmission, SubmittedJob } from './job-queue.js';
+import { JobStore } from './job-store.js';
+import { runJob } from './run-job.js';
+import type { JobsConfig } from '../config.js';
+
+export class MemoryJobQueue implements JobQueue {
+  readonly engine = 'memory' as const;
+  readonly admitsOnAcceptance = true;
+  private readonly store: JobStore;
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(
+    private readonly limits: JobsConfig,
+    /** The pipeline's dependencies, less the job's own temporary directory. */
+    private readonly deps: Omit<PoseRequestDeps, 'tempDir'>,
+  ) {
+    this.store = new JobStore(limits);
+  }
+
+  async assertRoom(): Promise<void> {
+    this.store.assertRoom();
+  }
+
+  async submit({ id, received, dir, expected, slot, cancelUpload, log }: JobSubmission): Promise<SubmittedJob> {
+    if (!slot) throw new Error('the memory engine runs a job with the admission slot taken at acceptance');
+    const job = new Job(id, received.video, expected);
+    this.store.add(job);
+    // The job's own signal (DELETE, timeout, shutdown) also withdraws it from the admission queue.
+    job.abort.signal.addEventListener('abort', () => cancelUpload.abort(job.abort.signal.reason), { once: true });
+    log.info({ expected: job.expected }, 'job accepted');
+    const running = runJob(job, {
+      slot,
+      received,
+      deps: { ...this.deps, tempDir: dir },
+      limits: this.limits,
+      log,
+    });
+    this.running.add(running);
+    void running.finally(() => this.running.delete(running));
+    return { view: job.view(), running };
+  }
+
+  async get(id: string) {
+    return this.store.get(id)?.view();
+  }
+
+  async cancel(id: string): Promise<boolean> {
+    const job = this.store.get(id);
+    if (!job) return false;
+    job.cancel();
+    this.store.delete(job.id);
+    return true;
+  }
+
+  async watch(id: string, listener: JobListener): Promise<(() => void) | null> {
+    const job = this.store.get(id);
+    if (!job) return null;
+    listener(job.summary(), job.finished);
+    if (job.finished) return () => {};
+    const onUpdate = () => {
+      if (!job.finished) listener(job.summary(), false);
+    };
+    const onFinished = () => {
+      stop();
+      listener(job.summary(), true);
+    };
+    const stop = () => {
+      job.off('update', onUpdate);
+      job.off('finished', onFinished);
+    };
+    job.on('update', onUpdate);
+    job.once('finished', onFinished);
+    return stop;
+  }
+
+  async countsByState(): Promise<Record<JobState, number>> {
+    return this.store.countsByState();
+  }
+
+  health(): JobQueueHealth {
+    return { engine: 'memory', status: 'ready' };
+  }
+
+  /** No new jobs; queued ones end with SHUTTING_DOWN; running ones get the grace period. */
+  async close(graceMs: number): Promise<void> {
+    this.store.close();
+    const stop = (j: Job) => j.abort.abort(new ApiError('SHUTTING_DOWN', 'the server stopped before the job finished'));
+    for (const job of this.store.unfinished()) if (job.state === 'queued') stop(job);
+    const graceOver = new Promise((r) => setTimeout(r, graceMs).unref());
+    await Promise.race([Promise.allSettled([...this.running]), graceOver]);
+    for (const job of this.store.unfinished()) stop(job);
+    await Promise.allSettled([...this.running]);
+  }
+}
