@@ -18,7 +18,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build, DIST, staleReason } from './lib/build.mjs';
 import { ROOT, seconds } from './lib/repo.mjs';
-import { ensureTestBrowser } from './lib/test-browser.mjs';
+import { ensureTestTools } from './lib/test-tools.mjs';
 import { checkWorkerPython } from './lib/worker-python-check.mjs';
 import { ensureMediaTools, runPoseServiceSetup, runSetup } from './setup.mjs';
 
@@ -70,8 +70,8 @@ if (mode === 'check') {
   }
 }
 
-// Optional, tests only: the headless Chromium of the page test (scripts/lib/test-browser.mjs; never fatal).
-if (mode === 'tests') ensureTestBrowser();
+// Optional, tests only: Chromium for the page test, redis-server for the jobs tests (scripts/lib/test-tools.mjs; never fatal).
+if (mode === 'tests') ensureTestTools();
 
 const why = staleReason();
 if (!why) {

@@ -16,6 +16,12 @@ export function createJobQueue(
   if (!redisUrl || !storageDir) return new MemoryJobQueue(config.jobs, pipeline);
   return new RedisJobQueue(
     { ...config.jobs, redisUrl, storageDir },
-    { pipeline, admission: ctx.admission, tempDir: config.tempDir, concurrency: config.maxActiveVideos, log: ctx.log.child({ component: 'jobs' }) },
+    {
+      pipeline,
+      admission: ctx.admission,
+      tempDir: config.tempDir,
+      concurrency: config.maxActiveVideos,
+      log: ctx.log.child({ component: 'jobs' }),
+    },
   );
 }

@@ -6,7 +6,7 @@
  *   <dir>/jobs/<id>/batches/<n>.json     batch n's frame results, written as the batch returns
  *   <dir>/jobs/<id>/result.json          the response body, kept until the job expires
  */
-import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BatchCheckpoints, TimedFrameResult } from '../pipeline/pose-video.js';
 

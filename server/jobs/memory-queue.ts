@@ -2,13 +2,14 @@
  * The embedded engine: jobs in this process's memory (JobStore), each run here after its
  * admission slot (taken with the upload) comes free. Lost with the process; one machine needs no more.
  */
+
+import type { JobsConfig } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { PoseRequestDeps } from '../pipeline/pose-video-request.js';
 import { Job, type JobState } from './job.js';
 import type { JobListener, JobQueue, JobQueueHealth, JobSubmission, SubmittedJob } from './job-queue.js';
 import { JobStore } from './job-store.js';
 import { runJob } from './run-job.js';
-import type { JobsConfig } from '../config.js';
 
 export class MemoryJobQueue implements JobQueue {
   readonly engine = 'memory' as const;

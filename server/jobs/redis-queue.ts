@@ -12,10 +12,10 @@
  * Guarantee: a batch may be posed more than once (a crash between its answer and its checkpoint);
  * every sampled frame appears exactly once in the result.
  */
-import { Queue, QueueEvents, UnrecoverableError, Worker, type Job as BullJob, DelayedError, WaitingError } from 'bullmq';
+import { type Job as BullJob, DelayedError, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
 import { Redis, type RedisOptions } from 'ioredis';
-import { Admission } from '../admission.js';
+import type { Admission } from '../admission.js';
 import type { JobsConfig } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { VideoInfo } from '../media/probe.js';
@@ -24,8 +24,8 @@ import type { PoseRequestFields } from '../upload/fields.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { FINISHED_STATES, type JobError, type JobState, type JobSummary, type JobView, publicVideo, summaryOf } from './job.js';
 import type { JobListener, JobQueue, JobQueueHealth, JobSubmission, SubmittedJob } from './job-queue.js';
-import { jobError, resultTooLarge } from './run-job.js';
 import { JobStorage } from './job-storage.js';
+import { jobError, resultTooLarge } from './run-job.js';
 
 const QUEUE_NAME = 'posepool-jobs';
 const CANCEL_CHANNEL = 'posepool:cancel';
@@ -154,7 +154,13 @@ export class RedisJobQueue implements JobQueue {
 
   async submit({ id, received, expected, log }: JobSubmission): Promise<SubmittedJob> {
     const file = await this.storage.keepUpload(id, received.file);
-    const data: DurableJobData = { file, fields: received.fields, video: received.video, expected, batchSize: this.deps.pipeline.config.batchSize };
+    const data: DurableJobData = {
+      file,
+      fields: received.fields,
+      video: received.video,
+      expected,
+      batchSize: this.deps.pipeline.config.batchSize,
+    };
     try {
       const job = await this.redis(() => this.queue.add('pose', data, { jobId: id, attempts: 1 }));
       log.info({ expected }, 'job accepted (queued in Redis)');
@@ -192,8 +198,8 @@ export class RedisJobQueue implements JobQueue {
     const finished = FINISHED_STATES.has(view.state);
     listener(summaryOf(view), finished);
     if (finished) return () => {};
-    let set = this.watchers.get(id);
-    if (!set) this.watchers.set(id, (set = new Set()));
+    const set = this.watchers.get(id) ?? new Set<JobListener>();
+    this.watchers.set(id, set);
     set.add(listener);
     return () => {
       set.delete(listener);

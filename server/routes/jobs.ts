@@ -80,7 +80,13 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
                   slot = admission.tryEnter(cancelUpload.signal).slot;
                 }
               : undefined;
-            const received = await receiveVideo(request, dir, { config, tools: deps.tools, uploads: deps.uploads, observer: deps.observer, admit });
+            const received = await receiveVideo(request, dir, {
+              config,
+              tools: deps.tools,
+              uploads: deps.uploads,
+              observer: deps.observer,
+              admit,
+            });
             const f = received.fields;
             const expected = expectedFrames(received.video, sampleRate(f.fps, received.video), f.maxFrames);
             submitted = await queue.submit({ id, received, dir, expected, slot, cancelUpload, log });

@@ -3,10 +3,14 @@
  * 202 → events → result equal to the synchronous route's, the same 4xx for bad uploads, BUSY from
  * the same admission, cancel, bounded retention, and no temporary directory left behind.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
 import type { PoseResponse } from '../../pipeline/pose-response.js';
 import type { JobBody } from '../support/api-bodies.js';
+import { startRedis, type TestRedis, whyNoRedis } from '../support/redis-server.js';
 import { readEvents } from '../support/sse.js';
 import {
   FIXTURES,
@@ -37,13 +41,26 @@ const without = (body: PoseResponse) => {
   return { ...rest, summary: counts };
 };
 
-describe('jobs API (synthetic backend)', () => {
+/** The HTTP contract, the same on both engines: in memory (default), and BullMQ on a real redis-server (REDIS_URL). */
+function jobsApiContract(engine: 'memory' | 'redis') {
   let server: TestServer;
+  let redis: TestRedis | undefined;
+  let storage: string | undefined;
   beforeAll(async () => {
-    server = await startTestServer({ POSE_WORKERS: '2', POSE_BATCH_SIZE: '4', MAX_UPLOAD_MB: '2' });
+    const env: Record<string, string> = { POSE_WORKERS: '2', POSE_BATCH_SIZE: '4', MAX_UPLOAD_MB: '2' };
+    if (engine === 'redis') {
+      redis = await startRedis();
+      storage = mkdtempSync(path.join(os.tmpdir(), 'e2e-scratch-storage-'));
+      Object.assign(env, { REDIS_URL: redis.url, POSE_STORAGE_DIR: storage });
+    }
+    server = await startTestServer(env);
     await waitReady(server.url);
   });
-  afterAll(async () => server?.close());
+  afterAll(async () => {
+    await server?.close();
+    await redis?.dispose();
+    if (storage) rmSync(storage, { recursive: true, force: true });
+  });
 
   it('POST → 202 with a job; its events show progress up to done; the result equals the synchronous answer', async () => {
     const before = tempDirs().length;
@@ -127,7 +144,10 @@ describe('jobs API (synthetic backend)', () => {
     const events = await fetch(`${server.url}/api/jobs/00000000-0000-4000-8000-000000000000/events`);
     expect(events.status).toBe(404);
   });
-});
+}
+
+describe('jobs API (memory engine, synthetic backend)', () => jobsApiContract('memory'));
+describeIfReady('jobs API (redis engine, synthetic backend)', whyNoRedis(), () => jobsApiContract('redis'));
 
 describe('jobs obey admission, can be cancelled, and are kept bounded', () => {
   let server: TestServer;

@@ -1,0 +1,230 @@
+/**
+ * Durable jobs (REDIS_URL): two real server processes (replicas) sharing one real redis-server on
+ * loopback and one storage folder, with the synthetic test double at a fixed per-frame cost so a
+ * job lasts long enough to be followed, cancelled, killed and handed over.
+ */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
+import type { JobBody } from '../support/api-bodies.js';
+import { startRedis, type TestRedis, whyNoRedis } from '../support/redis-server.js';
+import { buildOnce, type ServerProcess, startServerProcess } from '../support/server-process.js';
+import { readEvents } from '../support/sse.js';
+import { FIXTURES, testPython, videoForm, waitFor, waitReady } from '../support/test-server.js';
+
+const CLIP = path.join(FIXTURES, 'vtest-3s.mp4');
+
+interface Replica extends ServerProcess {
+  name: string;
+}
+
+describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
+  let redis: TestRedis;
+  let storage: string;
+  /** The replicas' POSE_TEMP_DIR: a SIGKILLed replica cannot remove its run's directory. */
+  let temp: string;
+  const replicas: Replica[] = [];
+
+  beforeAll(async () => {
+    buildOnce();
+    redis = await startRedis({ appendonly: true });
+    storage = mkdtempSync(path.join(os.tmpdir(), 'e2e-scratch-storage-'));
+    temp = mkdtempSync(path.join(os.tmpdir(), 'e2e-scratch-temp-'));
+  }, 120_000);
+
+  afterEach(async () => {
+    await Promise.all(replicas.splice(0).map(stopReplica));
+  });
+
+  afterAll(async () => {
+    await redis?.dispose();
+    for (const dir of [storage, temp]) if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function replica(name: string, env: Record<string, string> = {}): Promise<Replica> {
+    const server = await startServerProcess({
+      POSE_PYTHON: testPython(),
+      POSE_MODEL: 'synthetic',
+      POSE_WORKERS: '1',
+      POSE_THREADS: '1',
+      POSE_BATCH_SIZE: '4',
+      POSE_SYNTHETIC_FAULTS: 'infer_ms=60',
+      REDIS_URL: redis.url,
+      POSE_STORAGE_DIR: storage,
+      POSE_TEMP_DIR: temp,
+      JOBS_LOCK_MS: '2000',
+      JOBS_STALLED_INTERVAL_MS: '1000',
+      SHUTDOWN_GRACE_MS: '10000',
+      LOG_LEVEL: 'info',
+      ...env,
+    });
+    const r = { ...server, name };
+    replicas.push(r);
+    await waitReady(r.url);
+    return r;
+  }
+
+  async function post(r: Replica, fields: Record<string, string> = { fps: '10', maxFrames: '30' }): Promise<JobBody> {
+    const res = await fetch(`${r.url}/api/jobs`, { method: 'POST', body: videoForm(CLIP, fields) });
+    const body = (await res.json()) as JobBody;
+    expect(res.status, JSON.stringify(body)).toBe(202);
+    return body;
+  }
+
+  async function get(r: Replica, id: string): Promise<{ status: number; body: JobBody }> {
+    const res = await fetch(`${r.url}/api/jobs/${id}`);
+    return { status: res.status, body: (await res.json()) as JobBody };
+  }
+
+  async function finished(r: Replica, id: string, timeoutMs = 60_000): Promise<JobBody> {
+    return waitFor(
+      async () => {
+        const { body } = await get(r, id);
+        return ['succeeded', 'failed', 'cancelled'].includes(body.state) && body;
+      },
+      timeoutMs,
+      100,
+    );
+  }
+
+  /** The replica whose log says it ran the job. */
+  function runner(id: string): Replica | undefined {
+    return replicas.find((r) => r.output().includes(`"jobId":"${id}"`) && /job running/.test(linesOf(r, id).join('\n')));
+  }
+
+  function linesOf(r: Replica, id: string): string[] {
+    return r
+      .output()
+      .split('\n')
+      .filter((l) => l.includes(`"jobId":"${id}"`));
+  }
+
+  function expectEveryFrameOnce(body: JobBody, n: number): void {
+    expect(body.state).toBe('succeeded');
+    const frames = body.result?.frames ?? [];
+    expect(frames.map((f) => f.index)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(frames.every((f) => !f.error && f.persons.length === 1)).toBe(true);
+  }
+
+  it('POST on one replica; GET and events on the other; the result is every frame once, and only the result stays stored', async () => {
+    const a = await replica('a');
+    const b = await replica('b');
+    const job = await post(a);
+    expect(['queued', 'running']).toContain(job.state); // a free worker may take it before the 202 is written
+    const events = await readEvents(`${b.url}/api/jobs/${job.id}/events`, { timeoutMs: 60_000 });
+    expect(events.status).toBe(200);
+    const kinds = events.events.map((e) => e.event);
+    expect(kinds.at(-1)).toBe('done');
+    expect(kinds.filter((k) => k === 'progress').length).toBeGreaterThan(1);
+    const done = JSON.parse(events.events.at(-1)?.data ?? '{}') as JobBody;
+    expect(done.state).toBe('succeeded');
+    const body = (await get(b, job.id)).body;
+    expectEveryFrameOnce(body, 30);
+    expect(readdirSync(path.join(storage, 'jobs', job.id))).toEqual(['result.json']);
+    const health = (await (await fetch(`${b.url}/health`)).json()) as { jobs: { engine: string; status: string } };
+    expect(health.jobs).toEqual({ engine: 'redis', status: 'ready' });
+  }, 120_000);
+
+  it('DELETE on the other replica stops the running job within a batch and leaves no files', async () => {
+    const a = await replica('a');
+    const b = await replica('b');
+    const job = await post(a, { fps: '10', maxFrames: '30' });
+    await waitFor(async () => (await get(b, job.id)).body.progress.done >= 4, 30_000);
+    const del = await fetch(`${b.url}/api/jobs/${job.id}`, { method: 'DELETE' });
+    expect(del.status).toBe(204);
+    expect((await get(a, job.id)).status).toBe(404);
+    const ran = await waitFor(async () => runner(job.id), 10_000);
+    await waitFor(async () => linesOf(ran, job.id).some((l) => l.includes('job cancelled')), 10_000);
+    const posted = readdirSync(storage).includes('jobs') ? readdirSync(path.join(storage, 'jobs')) : [];
+    expect(posted).not.toContain(job.id);
+  }, 120_000);
+
+  it('SIGKILL of the replica running a job: the other resumes after the last checkpoint; every frame once', async () => {
+    const a = await replica('a');
+    const b = await replica('b');
+    const job = await post(a, { fps: '10', maxFrames: '30' });
+    await waitFor(async () => (await get(b, job.id)).body.progress.done >= 8, 30_000);
+    const ran = runner(job.id);
+    expect(ran).toBeDefined();
+    const other = ran === a ? b : a;
+    const saved = readdirSync(path.join(storage, 'jobs', job.id, 'batches')).filter((f) => f.endsWith('.json')).length;
+    const killedAt = Date.now();
+    ran?.child.kill('SIGKILL');
+    await ran?.exited;
+    const body = await finished(other, job.id);
+    expectEveryFrameOnce(body, 30);
+    // The survivor posed only what was not saved: it logged how far the job was when it took it.
+    const resumed = linesOf(other, job.id).find((l) => l.includes('job running'));
+    expect(resumed).toBeDefined();
+    const progress = JSON.parse(resumed ?? '{}').progress as { done: number };
+    expect(progress.done).toBeGreaterThanOrEqual(saved * 4);
+    console.info(`[figures] resume after SIGKILL: ${saved} batches saved; finished ${Date.now() - killedAt} ms after the kill`);
+  }, 120_000);
+
+  it('SIGTERM hands the running job over at once (no lock timeout); it finishes on the other replica, every frame once', async () => {
+    const a = await replica('a', { JOBS_LOCK_MS: '30000' });
+    const b = await replica('b', { JOBS_LOCK_MS: '30000' });
+    const job = await post(a, { fps: '10', maxFrames: '30' });
+    await waitFor(async () => (await get(b, job.id)).body.progress.done >= 4, 30_000);
+    const ran = runner(job.id);
+    const other = ran === a ? b : a;
+    const t0 = Date.now();
+    ran?.child.kill('SIGTERM');
+    const body = await finished(other, job.id, 25_000);
+    expectEveryFrameOnce(body, 30);
+    expect(Date.now() - t0).toBeLessThan(25_000); // well under the 30 s lock
+    expect((await ran?.exited)?.code).toBe(0);
+    expect(ran?.output()).toMatch(/job handed back to the queue/);
+  }, 120_000);
+
+  it('Redis restarted mid-job: the job survives (appendonly) and finishes; /health names Redis while it is away', async () => {
+    const a = await replica('a');
+    const job = await post(a, { fps: '10', maxFrames: '30' });
+    await waitFor(async () => (await get(a, job.id)).body.progress.done >= 4, 30_000);
+    await redis.stop();
+    const health = await waitFor(async () => {
+      const res = await fetch(`${a.url}/health`);
+      const h = (await res.json()) as { status: string; jobs: { status: string; lastError?: { message: string; hint: string } } };
+      return h.jobs.status === 'unavailable' && { code: res.status, h };
+    }, 10_000);
+    expect(health.code).toBe(200); // the synchronous route needs no Redis
+    expect(health.h.status).toBe('degraded');
+    expect(health.h.jobs.lastError?.message).toMatch(/Redis at 127\.0\.0\.1/);
+    expect(health.h.jobs.lastError?.hint).toMatch(/REDIS_URL/);
+    const refused = await fetch(`${a.url}/api/jobs/${job.id}`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(((await refused.json()) as JobBody).error.code).toBe('QUEUE_UNAVAILABLE');
+    const sync = await fetch(`${a.url}/api/upload-video-with-pose`, { method: 'POST', body: videoForm(CLIP, { maxFrames: '3' }) });
+    expect(sync.status).toBe(200);
+    await redis.start();
+    const body = await finished(a, job.id, 90_000);
+    expectEveryFrameOnce(body, 30);
+  }, 180_000);
+
+  it('20 jobs over 2 replicas with 1 worker each: none lost, each every frame once, both replicas ran some', async () => {
+    const a = await replica('a', { POSE_SYNTHETIC_FAULTS: 'infer_ms=5' });
+    const b = await replica('b', { POSE_SYNTHETIC_FAULTS: 'infer_ms=5' });
+    const jobs = await Promise.all(Array.from({ length: 20 }, (_, i) => post(i % 2 ? a : b, { fps: '5', maxFrames: '10' })));
+    for (const job of jobs) expectEveryFrameOnce(await finished(i2(a, b, job.id), job.id), 10);
+    const ranOnA = jobs.filter((j) => linesOf(a, j.id).some((l) => l.includes('job running'))).length;
+    const ranOnB = jobs.filter((j) => linesOf(b, j.id).some((l) => l.includes('job running'))).length;
+    expect(ranOnA).toBeGreaterThan(0);
+    expect(ranOnB).toBeGreaterThan(0);
+  }, 180_000);
+});
+
+/** Either replica answers for any job. */
+function i2<T>(a: T, b: T, id: string): T {
+  return id.charCodeAt(0) % 2 ? a : b;
+}
+
+async function stopReplica(r: ServerProcess): Promise<void> {
+  if (r.child.exitCode !== null || r.child.signalCode !== null) return;
+  r.child.kill('SIGTERM');
+  const timer = setTimeout(() => r.child.kill('SIGKILL'), 15_000);
+  await r.exited;
+  clearTimeout(timer);
+}

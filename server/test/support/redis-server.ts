@@ -1,0 +1,102 @@
+/** A real redis-server on loopback for one test file: its own port and folder, stopped (and removed) at the end. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { TEST_TOOLS } from '../../../scripts/lib/test-tools.mjs';
+
+/** The redis-server the set-up installed (or POSEPOOL_REDIS_SERVER), or null. */
+export function redisServerPath(): string | null {
+  const tool = TEST_TOOLS.find((t) => t.name === 'redis-server');
+  return tool?.path() ?? null;
+}
+
+export function whyNoRedis(): string | null {
+  const bin = redisServerPath();
+  if (bin && existsSync(bin)) return null;
+  return 'redis-server is absent (Debian/Ubuntu: apt-get install redis-server, which `npm test` does; or set POSEPOOL_REDIS_SERVER)';
+}
+
+export interface TestRedis {
+  url: string;
+  port: number;
+  /** Stops it (SIGTERM; with appendonly, the AOF is kept for start()). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and folder. */
+  start(): Promise<void>;
+  /** Stops it and removes its folder. */
+  dispose(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.write('PING\r\n');
+    });
+    socket.once('data', (d) => {
+      socket.destroy();
+      resolve(d.toString().startsWith('+PONG'));
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<TestRedis> {
+  const bin = redisServerPath();
+  if (!bin) throw new Error(whyNoRedis() ?? 'no redis-server');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'e2e-scratch-redis-'));
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+  const start = async () => {
+    const args = [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      opts.appendonly ? 'yes' : 'no',
+    ];
+    child = spawn(bin, args, { stdio: 'ignore' });
+    const deadline = Date.now() + 10_000;
+    while (!(await answers(port))) {
+      if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer within 10 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const stop = async () => {
+    const c = child as ChildProcess | null;
+    child = null;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGTERM');
+    await exited;
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop,
+    start,
+    dispose: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
