@@ -32,6 +32,8 @@ const CANCEL_CHANNEL = 'posepool:cancel';
 const cancelKey = (id: string) => `posepool:cancelled:${id}`;
 /** A job folder without a queue entry is an orphan (a crash between the two) once it is this old. */
 const ORPHAN_AFTER_MS = 5 * 60_000;
+/** A route's Redis call that takes longer is answered QUEUE_UNAVAILABLE. */
+const REDIS_CALL_TIMEOUT_MS = 5000;
 
 interface DurableJobData {
   /** The upload, in POSE_STORAGE_DIR. */
@@ -373,8 +375,11 @@ export class RedisJobQueue implements JobQueue {
   /** Finished jobs past JOBS_TTL_S, their keys and files, and orphan folders go (any replica may do it). */
   private async sweep(): Promise<void> {
     try {
-      await this.queue.clean(this.limits.ttlMs, 1000, 'completed');
-      await this.queue.clean(this.limits.ttlMs, 1000, 'failed');
+      const expired = [
+        ...(await this.queue.clean(this.limits.ttlMs, 1000, 'completed')),
+        ...(await this.queue.clean(this.limits.ttlMs, 1000, 'failed')),
+      ];
+      await Promise.all(expired.map((id) => this.storage.remove(id)));
       for (const { id, mtimeMs } of await this.storage.list()) {
         if (Date.now() - mtimeMs < ORPHAN_AFTER_MS) continue;
         if (!(await this.find(id))) await this.storage.remove(id);
@@ -386,14 +391,22 @@ export class RedisJobQueue implements JobQueue {
 
   /** A Redis call from a route: QUEUE_UNAVAILABLE (503, Retry-After) when Redis does not answer. */
   private async redis<T>(fn: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await fn();
+      // BullMQ's calls wait for a connection: while Redis is away, answer at once instead.
+      if (this.client.status !== 'ready') throw new Error(this.lastError ?? `connection ${this.client.status}`);
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${REDIS_CALL_TIMEOUT_MS} ms`)), REDIS_CALL_TIMEOUT_MS);
+      });
+      return await Promise.race([fn(), late]);
     } catch (err) {
       if (err instanceof ApiError) throw err;
       this.noteError(err as Error);
       throw new ApiError('QUEUE_UNAVAILABLE', `the job queue (Redis at ${this.where}) cannot be reached: ${(err as Error).message}`, {
         retryAfterS: 5,
       });
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -204,6 +204,52 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     expectEveryFrameOnce(body, 30);
   }, 180_000);
 
+  it('Redis absent at start: the server serves, /health names Redis, jobs answer 503; once Redis starts, jobs work (no restart)', async () => {
+    const later = await startRedis({ stopped: true });
+    try {
+      const a = await startServerProcess({
+        POSE_PYTHON: testPython(),
+        POSE_MODEL: 'synthetic',
+        POSE_WORKERS: '1',
+        REDIS_URL: later.url,
+        POSE_STORAGE_DIR: storage,
+        POSE_TEMP_DIR: temp,
+      });
+      replicas.push({ ...a, name: 'a' });
+      await waitReady(a.url);
+      const h = (await (await fetch(`${a.url}/health`)).json()) as {
+        status: string;
+        jobs: { status: string; lastError?: { message: string } };
+      };
+      expect(h.status).toBe('degraded');
+      expect(h.jobs.lastError?.message).toMatch(new RegExp(`Redis at 127\\.0\\.0\\.1:${later.port} cannot be reached`));
+      const refused = await fetch(`${a.url}/api/jobs`, { method: 'POST', body: videoForm(CLIP, { maxFrames: '4' }) });
+      expect(refused.status).toBe(503);
+      expect(((await refused.json()) as JobBody).error.code).toBe('QUEUE_UNAVAILABLE');
+      await later.start();
+      await waitFor(
+        async () => ((await (await fetch(`${a.url}/health`)).json()) as { jobs: { status: string } }).jobs.status === 'ready',
+        20_000,
+      );
+      const job = await post({ ...a, name: 'a' }, { fps: '10', maxFrames: '8' });
+      expectEveryFrameOnce(await finished({ ...a, name: 'a' }, job.id), 8);
+    } finally {
+      await Promise.all(replicas.splice(0).map(stopReplica));
+      await later.dispose();
+    }
+  }, 120_000);
+
+  it('finished jobs, their Redis keys and their files go after JOBS_TTL_S', async () => {
+    const a = await replica('a', { JOBS_TTL_S: '2' });
+    const job = await post(a, { fps: '10', maxFrames: '8' });
+    expectEveryFrameOnce(await finished(a, job.id), 8);
+    expect(readdirSync(path.join(storage, 'jobs'))).toContain(job.id);
+    await waitFor(async () => (await get(a, job.id)).status === 404, 10_000);
+    await waitFor(async () => !readdirSync(path.join(storage, 'jobs')).includes(job.id), 10_000);
+    const keys = await redisKeys(redis.port, `*${job.id}*`);
+    expect(keys).toEqual([]);
+  }, 60_000);
+
   it('20 jobs over 2 replicas with 1 worker each: none lost, each every frame once, both replicas ran some', async () => {
     const a = await replica('a', { POSE_SYNTHETIC_FAULTS: 'infer_ms=5' });
     const b = await replica('b', { POSE_SYNTHETIC_FAULTS: 'infer_ms=5' });
@@ -215,6 +261,25 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     expect(ranOnB).toBeGreaterThan(0);
   }, 180_000);
 });
+
+/** KEYS over a raw connection (the test needs no Redis client library). */
+async function redisKeys(port: number, pattern: string): Promise<string[]> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(`KEYS ${pattern}\r\n`));
+    let data = '';
+    socket.on('data', (d) => {
+      data += d;
+      const lines = data.split('\r\n');
+      const count = Number(lines[0]?.slice(1));
+      if (lines[0]?.startsWith('*') && lines.length >= 2 * count + 2) {
+        socket.destroy();
+        resolve(lines.slice(1, 1 + 2 * count).filter((_, i) => i % 2 === 1));
+      }
+    });
+    socket.on('error', reject);
+  });
+}
 
 /** Either replica answers for any job. */
 function i2<T>(a: T, b: T, id: string): T {

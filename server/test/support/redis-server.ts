@@ -54,7 +54,8 @@ async function answers(port: number): Promise<boolean> {
   });
 }
 
-export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<TestRedis> {
+/** A redis-server on a free port; `stopped`: chosen but not started yet (start() later). */
+export async function startRedis(opts: { appendonly?: boolean; stopped?: boolean } = {}): Promise<TestRedis> {
   const bin = redisServerPath();
   if (!bin) throw new Error(whyNoRedis() ?? 'no redis-server');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'e2e-scratch-redis-'));
@@ -88,7 +89,7 @@ export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<T
     c.kill('SIGTERM');
     await exited;
   };
-  await start();
+  if (!opts.stopped) await start();
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
