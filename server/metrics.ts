@@ -134,11 +134,20 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
     const jobs = async () => (await this.sources.jobs?.()) ?? {};
     new Gauge({
       name: 'posepool_jobs',
-      help: 'Jobs held in memory, by state',
+      help: 'Jobs by state: with REDIS_URL across every replica, else in this process',
       labelNames: ['state'],
       registers,
       async collect() {
         for (const [state, n] of Object.entries(await jobs())) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'posepool_jobs_queue_depth',
+      help: "Jobs queued or running: with REDIS_URL the whole queue's (every replica reports it; the HPA's jobs signal)",
+      registers,
+      async collect() {
+        const counts = await jobs();
+        this.set((counts.queued ?? 0) + (counts.running ?? 0));
       },
     });
     this.uploadBytes = new Histogram({

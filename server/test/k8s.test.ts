@@ -12,9 +12,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Copy, DockerfileParser, type Healthcheck } from 'dockerfile-ast';
-import { Deployment } from 'kubernetes-models/apps/v1';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
-import { ConfigMap, Service } from 'kubernetes-models/v1';
+import { ConfigMap, PersistentVolumeClaim, Service } from 'kubernetes-models/v1';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -32,6 +32,12 @@ const MODELS: Record<
   'apps/v1/Deployment': { model: Deployment, typeModule: 'kubernetes-models/apps/v1/Deployment', typeName: 'IDeployment' },
   'v1/Service': { model: Service, typeModule: 'kubernetes-models/v1/Service', typeName: 'IService' },
   'v1/ConfigMap': { model: ConfigMap, typeModule: 'kubernetes-models/v1/ConfigMap', typeName: 'IConfigMap' },
+  'apps/v1/StatefulSet': { model: StatefulSet, typeModule: 'kubernetes-models/apps/v1/StatefulSet', typeName: 'IStatefulSet' },
+  'v1/PersistentVolumeClaim': {
+    model: PersistentVolumeClaim,
+    typeModule: 'kubernetes-models/v1/PersistentVolumeClaim',
+    typeName: 'IPersistentVolumeClaim',
+  },
   'autoscaling/v2/HorizontalPodAutoscaler': {
     model: HorizontalPodAutoscaler,
     typeModule: 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler',
@@ -127,7 +133,10 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
       'deployment.yaml: Deployment',
       'hpa.yaml: HorizontalPodAutoscaler',
       'prometheus-adapter-rules.yaml: ConfigMap',
+      'redis.yaml: Service',
+      'redis.yaml: StatefulSet',
       'service.yaml: Service',
+      'storage.yaml: PersistentVolumeClaim',
     ]);
     for (const m of manifests) expect(schemaError(m.doc), m.file).toBeNull();
   });
@@ -178,13 +187,33 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     expect(deployment.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
   });
 
+  it('jobs: Redis with its append-only file on a volume, a ReadWriteMany folder mounted at POSE_STORAGE_DIR', () => {
+    const redis = manifests.find((m) => m.doc.kind === 'StatefulSet')?.doc;
+    const redisService = manifests.find((m) => m.doc.kind === 'Service' && m.doc.metadata.name === 'posepool-redis')?.doc;
+    expect(redis.spec.template.spec.containers[0].args.join(' ')).toMatch(/--appendonly yes/);
+    expect(redis.spec.template.spec.containers[0].args.join(' ')).toMatch(/--maxmemory-policy noeviction/);
+    const dataMount = redis.spec.template.spec.containers[0].volumeMounts.find((v: { name: string }) => v.name === 'data');
+    expect(redis.spec.volumeClaimTemplates.map((c: { metadata: { name: string } }) => c.metadata.name)).toContain(dataMount.name);
+    expect(env('REDIS_URL')).toBe(`redis://${redisService.metadata.name}:${redisService.spec.ports[0].port}`);
+
+    const claim = find('PersistentVolumeClaim');
+    expect(claim.spec.accessModes).toEqual(['ReadWriteMany']);
+    const volume = deployment.spec.template.spec.volumes.find(
+      (v: { persistentVolumeClaim?: { claimName: string } }) => v.persistentVolumeClaim,
+    );
+    expect(volume.persistentVolumeClaim.claimName).toBe(claim.metadata.name);
+    const mount = container.volumeMounts.find((m: { name: string }) => m.name === volume.name);
+    expect(mount.mountPath).toBe(env('POSE_STORAGE_DIR'));
+  });
+
   it('Service, HPA and adapter rule fit the Deployment and the metrics the server exports', async () => {
-    const service = find('Service');
+    const service = manifests.find((m) => m.doc.kind === 'Service' && m.doc.metadata.name === deployment.metadata.name)?.doc;
     const labels = deployment.spec.template.metadata.labels;
     expect(deployment.spec.selector.matchLabels).toEqual(labels);
     for (const [k, v] of Object.entries(service.spec.selector)) expect(labels[k]).toBe(v);
     expect(container.ports.map((p: { name: string }) => p.name)).toContain(service.spec.ports[0].targetPort);
-    expect(service.spec.sessionAffinity).toBe('ClientIP');
+    // Any pod answers for any job (Redis + shared storage): no affinity pins clients to one pod.
+    expect(service.spec.sessionAffinity).toBeUndefined();
 
     const hpa = find('HorizontalPodAutoscaler');
     expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name });
@@ -206,6 +235,21 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     const rules = parseAllDocuments(find('ConfigMap').data['config.yaml'])[0].toJS();
     expect(rules.rules[0].seriesQuery).toContain(metric);
     expect(rules.rules[0].name.as).toBe(metric);
+
+    // The jobs signal: the whole queue's depth, an external metric the server exports and the adapter serves.
+    const external = hpa.spec.metrics.find((m: { type: string }) => m.type === 'External').external;
+    expect(external.metric.name).toBe('posepool_jobs_queue_depth');
+    expect(rules.externalRules[0].name.as).toBe(external.metric.name);
+    expect(rules.externalRules[0].metricsQuery).toMatch(/^max\(/); // every pod reports the same number
+    const withJobs = new ServerMetrics(
+      {
+        pool: { health: () => ({ status: 'ready', ready: 1, desired: 1, workers: [] }) },
+        admission: new Admission(2, 8),
+        jobs: async () => ({ queued: 5, running: 2, succeeded: 9, failed: 1, cancelled: 0 }),
+      },
+      { defaultMetrics: false },
+    );
+    expect((await withJobs.scrape()).body).toMatch(new RegExp(`^${external.metric.name} 7$`, 'm'));
 
     const scrape = deployment.spec.template.metadata.annotations;
     expect(scrape['prometheus.io/path']).toBe('/metrics');
