@@ -250,6 +250,19 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     expect(keys).toEqual([]);
   }, 60_000);
 
+  it('real MoveNet through the queue: a job posted on one replica and read on the other has real keypoints', async () => {
+    const real = { POSE_MODEL: 'movenet-lightning', POSE_SYNTHETIC_FAULTS: '' };
+    const a = await replica('a', real);
+    const b = await replica('b', real);
+    const job = await post(a, { fps: '5', maxFrames: '6' });
+    const body = await finished(b, job.id, 90_000);
+    expect(body.state).toBe('succeeded');
+    expect(body.result?.model.name).toBe('movenet-lightning');
+    expect(body.result?.frames.map((f) => f.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    const people = body.result?.frames.filter((f) => f.persons.length > 0 && f.persons[0].score > 0.2).length ?? 0;
+    expect(people).toBeGreaterThan(0);
+  }, 180_000);
+
   it('20 jobs over 2 replicas with 1 worker each: none lost, each every frame once, both replicas ran some', async () => {
     const a = await replica('a', { POSE_SYNTHETIC_FAULTS: 'infer_ms=5' });
     const b = await replica('b', { POSE_SYNTHETIC_FAULTS: 'infer_ms=5' });
