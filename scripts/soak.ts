@@ -340,7 +340,7 @@ function hangUp(url: string, clip: Buffer, { stall = false } = {}): Promise<Answ
 
 // --- the server process and its figures -------------------------------------------------------
 
-interface ServerProcess {
+export interface ServerProcess {
   child: ChildProcess;
   pid: number;
   url: string;
@@ -348,7 +348,7 @@ interface ServerProcess {
 }
 
 /** Starts the server on a free loopback port and resolves once it answers (LOG_LEVEL=warn keeps it quiet). */
-async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN], {
     cwd: REPO_ROOT,

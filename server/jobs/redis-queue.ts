@@ -32,6 +32,8 @@ const CANCEL_CHANNEL = 'posepool:cancel';
 const cancelKey = (id: string) => `posepool:cancelled:${id}`;
 /** A job folder without a queue entry is an orphan (a crash between the two) once it is this old. */
 const ORPHAN_AFTER_MS = 5 * 60_000;
+/** Queue events kept in Redis (BullMQ trims the stream to about this many). */
+const EVENTS_MAX_LEN = 2000;
 /** A route's Redis call that takes longer is answered QUEUE_UNAVAILABLE. */
 const REDIS_CALL_TIMEOUT_MS = 5000;
 
@@ -108,7 +110,11 @@ export class RedisJobQueue implements JobQueue {
     this.client = connection({ maxRetriesPerRequest: 1, enableOfflineQueue: false });
     this.subscriber = connection({ maxRetriesPerRequest: null });
     // BullMQ's own connections wait out an outage (its workers and event readers reconnect by themselves).
-    this.queue = new Queue<DurableJobData>(QUEUE_NAME, { connection: connection({ maxRetriesPerRequest: 1, enableOfflineQueue: false }) });
+    this.queue = new Queue<DurableJobData>(QUEUE_NAME, {
+      connection: connection({ maxRetriesPerRequest: 1, enableOfflineQueue: false }),
+      // The events stream only feeds live event streams: bounded, so Redis stays flat however many jobs pass.
+      streams: { events: { maxLen: EVENTS_MAX_LEN } },
+    });
     this.events = new QueueEvents(QUEUE_NAME, { connection: connection({ maxRetriesPerRequest: null }) });
     this.worker = new Worker<DurableJobData>(QUEUE_NAME, (job, token) => this.run(job, token), {
       connection: connection({ maxRetriesPerRequest: null }),

@@ -7,9 +7,10 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { redisCommand, startRedis, type TestRedis, whyNoRedis } from '../../../scripts/redis-process.js';
+import { jobsReportLines, runJobsSoak } from '../../../scripts/soak-jobs.js';
 import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
 import type { JobBody } from '../support/api-bodies.js';
-import { startRedis, type TestRedis, whyNoRedis } from '../support/redis-server.js';
 import { buildOnce, type ServerProcess, startServerProcess } from '../support/server-process.js';
 import { readEvents } from '../support/sse.js';
 import { FIXTURES, testPython, videoForm, waitFor, waitReady } from '../support/test-server.js';
@@ -246,7 +247,7 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     expect(readdirSync(path.join(storage, 'jobs'))).toContain(job.id);
     await waitFor(async () => (await get(a, job.id)).status === 404, 10_000);
     await waitFor(async () => !readdirSync(path.join(storage, 'jobs')).includes(job.id), 10_000);
-    const keys = await redisKeys(redis.port, `*${job.id}*`);
+    const keys = await redisCommand(redis.port, 'KEYS', `*${job.id}*`);
     expect(keys).toEqual([]);
   }, 60_000);
 
@@ -263,6 +264,14 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     expect(people).toBeGreaterThan(0);
   }, 180_000);
 
+  it('soak: 60 jobs with a 2 s JOBS_TTL_S leave Redis and the storage folder flat', async () => {
+    const report = await runJobsSoak({ jobs: 60, ttlS: 2 });
+    for (const line of jobsReportLines(report)) console.info(`[figures] ${line}`);
+    expect(report.unexpected).toEqual([]);
+    expect(report.succeeded).toBe(60);
+    expect(report.violations).toEqual([]);
+  }, 180_000);
+
   it('20 jobs over 2 replicas with 1 worker each: none lost, each every frame once, both replicas ran some', async () => {
     const a = await replica('a', { POSE_SYNTHETIC_FAULTS: 'infer_ms=5' });
     const b = await replica('b', { POSE_SYNTHETIC_FAULTS: 'infer_ms=5' });
@@ -274,25 +283,6 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     expect(ranOnB).toBeGreaterThan(0);
   }, 180_000);
 });
-
-/** KEYS over a raw connection (the test needs no Redis client library). */
-async function redisKeys(port: number, pattern: string): Promise<string[]> {
-  const { connect } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(`KEYS ${pattern}\r\n`));
-    let data = '';
-    socket.on('data', (d) => {
-      data += d;
-      const lines = data.split('\r\n');
-      const count = Number(lines[0]?.slice(1));
-      if (lines[0]?.startsWith('*') && lines.length >= 2 * count + 2) {
-        socket.destroy();
-        resolve(lines.slice(1, 1 + 2 * count).filter((_, i) => i % 2 === 1));
-      }
-    });
-    socket.on('error', reject);
-  });
-}
 
 /** Either replica answers for any job. */
 function i2<T>(a: T, b: T, id: string): T {

@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, type TestRedis, whyNoRedis } from '../../../scripts/redis-process.js';
 import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
 import type { PoseResponse } from '../../pipeline/pose-response.js';
 import type { JobBody } from '../support/api-bodies.js';
-import { startRedis, type TestRedis, whyNoRedis } from '../support/redis-server.js';
 import { readEvents } from '../support/sse.js';
 import {
   FIXTURES,

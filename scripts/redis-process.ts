@@ -1,21 +1,57 @@
-/** A real redis-server on loopback for one test file: its own port and folder, stopped (and removed) at the end. */
+/** A redis-server on loopback for the tests and the jobs soak: its own port and folder, stopped (and removed) at the end. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { TEST_TOOLS } from '../../../scripts/lib/test-tools.mjs';
 
-/** The redis-server the set-up installed (or POSEPOOL_REDIS_SERVER), or null. */
+/** The redis-server to run: POSEPOOL_REDIS_SERVER, else the one on PATH (as scripts/lib/test-tools.mjs finds it to install it). */
 export function redisServerPath(): string | null {
-  const tool = TEST_TOOLS.find((t) => t.name === 'redis-server');
-  return tool?.path() ?? null;
+  if (process.env.POSEPOOL_REDIS_SERVER) return process.env.POSEPOOL_REDIS_SERVER;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (dir && existsSync(path.join(dir, 'redis-server'))) return path.join(dir, 'redis-server');
+  }
+  return null;
 }
 
 export function whyNoRedis(): string | null {
   const bin = redisServerPath();
   if (bin && existsSync(bin)) return null;
   return 'redis-server is absent (Debian/Ubuntu: apt-get install redis-server, which `npm test` does; or set POSEPOOL_REDIS_SERVER)';
+}
+
+/** One command over a raw connection (RESP), for figures and checks: a bulk string, an integer, or an array of bulk strings. */
+export async function redisCommand(port: number, ...args: string[]): Promise<string | number | string[]> {
+  const request = `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(request));
+    let data = Buffer.alloc(0);
+    const done = (value: string | number | string[]) => {
+      socket.destroy();
+      resolve(value);
+    };
+    socket.on('data', (d) => {
+      data = Buffer.concat([data, d]);
+      const text = data.toString('utf8');
+      const head = text.slice(0, text.indexOf('\r\n'));
+      if (!text.includes('\r\n')) return;
+      if (head.startsWith(':')) return done(Number(head.slice(1)));
+      if (head.startsWith('+')) return done(head.slice(1));
+      if (head.startsWith('-')) return reject(new Error(head.slice(1)));
+      if (head.startsWith('$')) {
+        const n = Number(head.slice(1));
+        const start = Buffer.byteLength(head) + 2;
+        if (data.length >= start + n + 2) done(data.subarray(start, start + n).toString('utf8'));
+        return;
+      }
+      if (head.startsWith('*')) {
+        const count = Number(head.slice(1));
+        const lines = text.split('\r\n');
+        if (lines.length >= 2 * count + 2) done(lines.slice(1, 1 + 2 * count).filter((_, i) => i % 2 === 1));
+      }
+    });
+    socket.on('error', reject);
+  });
 }
 
 export interface TestRedis {
