@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only ceiling,e2e,transport,baseline,scale,peer,torch] [-- --reps N]
+ * `npm run bench [-- --quick] [-- --only ceiling,e2e,transport,baseline,scale,peer,torch,jobs] [-- --reps N]
  *  [-- --models movenet-thunder,movenet-lightning] [-- --source FILE] [-- --scale-model NAME] [-- --pythons A,B]`
  *
  * Measures, in one run on this machine and the same frames, the numbers of BENCHMARKS.md: the
@@ -14,23 +14,25 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../server/config.js';
+import { loadConfig, REPO_ROOT } from '../server/config.js';
 import { type BaselineResult, runBaseline } from './bench/baseline.js';
 import { type CeilingResult, runCeiling } from './bench/ceiling.js';
 import { type Clip, jpegFrames, loopedClip, openSource } from './bench/clips.js';
 import { type BenchContext, makeContext } from './bench/context.js';
 import { type EndToEndResult, runEndToEnd } from './bench/end-to-end.js';
+import { runJobsBench } from './bench/jobs.js';
 import { loadTfjsWasm, type PeerResult, runPeer } from './bench/peer.js';
 import { type BenchResults, renderReport } from './bench/report.js';
 import { findTorchRuntimes, runRuntimes } from './bench/runtimes.js';
 import { runScale, type ScaleResult } from './bench/scale.js';
 import { startScriptNodeFlags } from './bench/server-process.js';
 import { runTransport, TRANSPORTS, type TransportResult } from './bench/transport.js';
+import { whyNoRedis } from './redis-process.js';
 
 /** Frames of the long end-to-end video (full run only). */
 const LONG_CLIP_FRAMES = 310;
 
-const SECTIONS = ['ceiling', 'e2e', 'transport', 'baseline', 'scale', 'peer', 'torch'] as const;
+const SECTIONS = ['ceiling', 'e2e', 'transport', 'baseline', 'scale', 'peer', 'torch', 'jobs'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -271,6 +273,15 @@ async function main(): Promise<void> {
       batch: opts.batchSize,
       limit,
     });
+  });
+
+  await section('jobs', async () => {
+    const why = whyNoRedis();
+    if (why) {
+      results.skipped.push({ section: 'jobs', reason: why });
+      return;
+    }
+    results.jobs = await runJobsBench(ctx, path.join(REPO_ROOT, 'server', 'test', 'fixtures', 'messi-pan.mp4'));
   });
 
   const report = renderReport(results);

@@ -131,7 +131,8 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
         this.set(s.active + s.queued);
       },
     });
-    const jobs = async () => (await this.sources.jobs?.()) ?? {};
+    // A jobs engine that cannot be read (Redis away) leaves its gauges out of the scrape, not the whole scrape.
+    const jobs = async () => (await this.sources.jobs?.().catch(() => undefined)) ?? {};
     new Gauge({
       name: 'posepool_jobs',
       help: 'Jobs by state: with REDIS_URL across every replica, else in this process',

@@ -2,6 +2,7 @@
 import type { BaselineResult } from './baseline.js';
 import type { CeilingMode, CeilingResult } from './ceiling.js';
 import type { EndToEndResult } from './end-to-end.js';
+import type { JobsBenchResult } from './jobs.js';
 import type { PeerResult } from './peer.js';
 import type { RuntimeRow } from './runtimes.js';
 import type { ScaleResult } from './scale.js';
@@ -41,6 +42,8 @@ export interface BenchResults {
   peer: PeerResult[];
   /** The ceiling (1 × 1 thread) with each torch found (the torch section). */
   runtimes?: RuntimeRow[];
+  /** The durable jobs engine against the in-memory one (the jobs section). */
+  jobs?: JobsBenchResult;
   skipped: { section: string; reason: string }[];
 }
 
@@ -438,6 +441,32 @@ export function renderReport(r: BenchResults): string {
             ...python(r.machine.cores),
           ];
         }),
+      ),
+    );
+    out.push('');
+  }
+
+  const jobs = r.jobs;
+  if (jobs) {
+    const o = jobs.overhead;
+    const p = jobs.replicas;
+    out.push(`### Jobs: BullMQ on Redis against the in-memory engine (synthetic double at ${jobs.frameMs} ms per frame, a sleep)`);
+    out.push('');
+    out.push(
+      table(
+        ['measure', 'value'],
+        [
+          [`one ${o.frames}-frame job at a time, POST → succeeded (median of ${o.jobs}), memory`, ms(o.memoryMs)],
+          [`the same, redis (REDIS_URL, POSE_STORAGE_DIR)`, ms(o.redisMs)],
+          ["the queue's own overhead per job", ms(o.redisMs - o.memoryMs)],
+          [`${p.jobs} jobs of ${p.frames} frames at once, 1 replica (1 worker)`, ms(p.oneMs)],
+          [`the same, 2 replicas (1 worker each)`, ms(p.twoMs)],
+          ['2 replicas vs 1', `${num(p.oneMs / p.twoMs)}×`],
+          [
+            `a ${jobs.resume.frames}-frame job, its replica SIGKILLed after ${num(jobs.resume.checkpointedBatches, 0)} batches: kill → succeeded on the other (JOBS_LOCK_MS=${jobs.resume.lockMs}, JOBS_STALLED_INTERVAL_MS=${jobs.resume.stalledIntervalMs})`,
+            ms(jobs.resume.killToDoneMs),
+          ],
+        ],
       ),
     );
     out.push('');

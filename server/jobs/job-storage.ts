@@ -6,6 +6,7 @@
  *   <dir>/jobs/<id>/batches/<n>.json     batch n's frame results, written as the batch returns
  *   <dir>/jobs/<id>/result.json          the response body, kept until the job expires
  */
+import { randomUUID } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BatchCheckpoints, TimedFrameResult } from '../pipeline/pose-video.js';
@@ -47,18 +48,13 @@ export class JobStorage {
         }
       },
       save: async (n, frames) => {
-        // Written whole, then renamed: a reader never sees half a checkpoint.
-        const tmp = `${file(n)}.${process.pid}.tmp`;
-        await writeFile(tmp, JSON.stringify(frames));
-        await rename(tmp, file(n));
+        await writeWhole(file(n), JSON.stringify(frames));
       },
     };
   }
 
   async writeResult(id: string, json: string): Promise<void> {
-    const file = path.join(this.dir(id), 'result.json');
-    await writeFile(`${file}.tmp`, json);
-    await rename(`${file}.tmp`, file);
+    await writeWhole(path.join(this.dir(id), 'result.json'), json);
   }
 
   async readResult(id: string): Promise<string | undefined> {
@@ -90,4 +86,14 @@ export class JobStorage {
     }
     return out;
   }
+}
+
+/**
+ * Written to a name of its own, then renamed: a reader never sees half a file, and two runs of one
+ * job (a replica that lost its lock and the one that took over, pid 1 in both pods) never share a temporary.
+ */
+async function writeWhole(file: string, data: string): Promise<void> {
+  const tmp = `${file}.${randomUUID()}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, file);
 }

@@ -17,7 +17,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Admission } from '../admission.js';
 import type { JobsConfig } from '../config.js';
-import { ApiError } from '../errors.js';
+import { ApiError, isApiError } from '../errors.js';
 import type { VideoInfo } from '../media/probe.js';
 import { type PoseRequestDeps, poseVideoRequest } from '../pipeline/pose-video-request.js';
 import type { PoseRequestFields } from '../upload/fields.js';
@@ -32,6 +32,10 @@ const CANCEL_CHANNEL = 'posepool:cancel';
 const cancelKey = (id: string) => `posepool:cancelled:${id}`;
 /** A job folder without a queue entry is an orphan (a crash between the two) once it is this old. */
 const ORPHAN_AFTER_MS = 5 * 60_000;
+/** Tries of a run that ends for a passing reason (a worker outage, Redis away); a job's own failure is final. */
+const RUN_ATTEMPTS = 5;
+/** How often this replica re-reads the jobs its event streams follow. */
+const WATCH_POLL_MS = 2000;
 /** Queue events kept in Redis (BullMQ trims the stream to about this many). */
 const EVENTS_MAX_LEN = 2000;
 /** A route's Redis call that takes longer is answered QUEUE_UNAVAILABLE. */
@@ -56,6 +60,10 @@ interface DurableProgress {
 class HandedBack extends Error {}
 /** DELETE reached the replica running the job. */
 class Cancelled extends Error {}
+/** This replica lost the job's lock (another may run it now). */
+class LockLost extends Error {}
+/** Not now, not here (no worker ready, every place taken): back in the queue for a second. */
+class Later extends Error {}
 /** A job that ends failed with this error (not an exception of the pipeline's). */
 class JobFailure extends Error {
   constructor(readonly error: JobError) {
@@ -92,6 +100,11 @@ export class RedisJobQueue implements JobQueue {
   private lastError: string | null = null;
   private closing = false;
   private readonly sweeper: NodeJS.Timeout;
+  /** Follows watched jobs by polling too: an event missed (a reconnect, a trimmed stream) cannot leave a stream open. */
+  private readonly poller: NodeJS.Timeout;
+  /** Every Redis connection made here: BullMQ does not close connections it was given. */
+  private readonly connections: Redis[] = [];
+  private sweeping = false;
 
   constructor(
     private readonly limits: JobsConfig & { redisUrl: string; storageDir: string },
@@ -105,6 +118,7 @@ export class RedisJobQueue implements JobQueue {
       redis.on('ready', () => {
         if (redis === this.client) this.lastError = null;
       });
+      this.connections.push(redis);
       return redis;
     };
     this.client = connection({ maxRetriesPerRequest: 1, enableOfflineQueue: false });
@@ -123,12 +137,22 @@ export class RedisJobQueue implements JobQueue {
       stalledInterval: limits.stalledIntervalMs,
       maxStalledCount: limits.maxStalls,
     });
+    this.worker.on('lockRenewalFailed', (ids) => {
+      // Another replica may take these jobs now: stop here without touching their files.
+      for (const id of ids) this.local.get(id)?.abort.abort(new LockLost(id));
+    });
+    this.worker.on('completed', (job) => {
+      // Pruned only once the job is recorded as completed: a crash before that finds the whole job.
+      void this.storage.keepOnlyResult(job.id as string).catch((err: Error) => this.noteError(err));
+    });
     this.queue.on('error', (err) => this.noteError(err));
     this.events.on('error', (err) => this.noteError(err));
     this.worker.on('error', (err) => this.noteError(err));
     this.worker.on('failed', (job) => {
-      // A cancelled job is forgotten (DELETE), not kept as failed.
-      if (job && parseError(job.failedReason)?.code === 'CANCELLED') void job.remove().catch(() => {});
+      if (!job || (job.attemptsMade < (job.opts.attempts ?? 1) && !isOurs(job.failedReason))) return; // retried
+      // Failed for good: cancelled and failed jobs leave no files; a cancelled job is forgotten (DELETE).
+      void this.storage.remove(job.id as string).catch((err: Error) => this.noteError(err));
+      if (parseError(job.failedReason)?.code === 'CANCELLED') void job.remove().catch(() => {});
     });
     this.listen();
     void this.subscriber.subscribe(CANCEL_CHANNEL).catch((err: Error) => this.noteError(err));
@@ -137,6 +161,10 @@ export class RedisJobQueue implements JobQueue {
     });
     this.sweeper = setInterval(() => void this.sweep(), Math.min(limits.ttlMs, 60_000));
     this.sweeper.unref();
+    this.poller = setInterval(() => {
+      for (const id of this.watchers.keys()) void this.update(id);
+    }, WATCH_POLL_MS);
+    this.poller.unref();
   }
 
   health(): JobQueueHealth {
@@ -170,11 +198,23 @@ export class RedisJobQueue implements JobQueue {
       batchSize: this.deps.pipeline.config.batchSize,
     };
     try {
-      const job = await this.redis(() => this.queue.add('pose', data, { jobId: id, attempts: 1 }));
+      const job = await this.redis(() =>
+        this.queue.add('pose', data, {
+          jobId: id,
+          // Retries are for what may pass (no worker ready here, Redis away mid-run); a job's own failure is final.
+          attempts: RUN_ATTEMPTS,
+          backoff: { type: 'fixed', delay: 1000 },
+          // A backstop: the sweep removes finished jobs after JOBS_TTL_S, and so does Redis if no replica sweeps.
+          removeOnComplete: { age: Math.ceil(this.limits.ttlMs / 1000) + 60 },
+          removeOnFail: { age: Math.ceil(this.limits.ttlMs / 1000) + 60 },
+        }),
+      );
       log.info({ expected }, 'job accepted (queued in Redis)');
-      return { view: await this.viewOf(job) };
+      return { view: this.viewFrom(job, 'queued', null) };
     } catch (err) {
-      await this.storage.remove(id);
+      // The upload goes unless the job may have been queued after all (the orphan sweep has it then).
+      const queued = await this.queue.getJob(id).catch(() => 'unknown' as const);
+      if (!queued) await this.storage.remove(id);
       throw err;
     }
   }
@@ -192,7 +232,7 @@ export class RedisJobQueue implements JobQueue {
       await this.client.publish(CANCEL_CHANNEL, id);
     });
     // A job running somewhere is stopped by that replica, which then removes it and its files.
-    if ((await job.getState()) !== 'active') {
+    if ((await this.redis(() => job.getState())) !== 'active') {
       await job.remove().catch(() => {});
       await this.storage.remove(id);
       this.finish(id, cancelledSummary(id, job.progress));
@@ -201,18 +241,35 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async watch(id: string, listener: JobListener): Promise<(() => void) | null> {
-    const view = await this.get(id);
-    if (!view) return null;
-    const finished = FINISHED_STATES.has(view.state);
-    listener(summaryOf(view), finished);
-    if (finished) return () => {};
+    // Listening before reading: an end that comes in between is not missed.
+    let ended = false;
+    const once: JobListener = (summary, finished) => {
+      if (ended) return;
+      if (finished) ended = true;
+      listener(summary, finished);
+    };
     const set = this.watchers.get(id) ?? new Set<JobListener>();
     this.watchers.set(id, set);
-    set.add(listener);
-    return () => {
-      set.delete(listener);
+    set.add(once);
+    const stop = () => {
+      set.delete(once);
       if (set.size === 0 && this.watchers.get(id) === set) this.watchers.delete(id);
     };
+    let view: JobView | undefined;
+    try {
+      view = await this.get(id);
+    } catch (err) {
+      stop();
+      throw err;
+    }
+    if (!view) {
+      stop();
+      return null;
+    }
+    const finished = FINISHED_STATES.has(view.state);
+    once(summaryOf(view), finished);
+    if (finished) stop();
+    return stop;
   }
 
   async countsByState(): Promise<Record<JobState, number>> {
@@ -224,23 +281,26 @@ export class RedisJobQueue implements JobQueue {
   async close(graceMs: number): Promise<void> {
     this.closing = true;
     clearInterval(this.sweeper);
+    clearInterval(this.poller);
     for (const run of this.local.values()) run.drain.abort(new HandedBack('the server is shutting down'));
     const closed = this.worker.close();
     const graceOver = new Promise<'late'>((r) => setTimeout(() => r('late'), graceMs).unref());
     if ((await Promise.race([closed.then(() => 'closed' as const), graceOver])) === 'late') {
-      // Batches still in flight are dropped; their jobs resume from the last checkpoint elsewhere.
+      // Batches still in flight are dropped (they resume from the last checkpoint elsewhere), and the jobs handed back.
       for (const run of this.local.values()) run.abort.abort(new HandedBack('the shutdown grace ran out'));
-      await this.worker.close(true);
+      await closed;
     }
     await Promise.allSettled([this.events.close(), this.queue.close()]);
-    this.subscriber.disconnect();
-    this.client.disconnect();
+    for (const redis of this.connections) redis.disconnect();
   }
 
   /** One job, in this replica: pose it, saving each batch, and keep the result in storage. */
   private async run(job: BullJob<DurableJobData>, token?: string): Promise<{ resultBytes: number }> {
     const id = job.id as string;
     const log = this.deps.log.child({ jobId: id });
+    // Finished by a run that died before it was recorded: the result is there.
+    const done = await this.storage.readResult(id);
+    if (done !== undefined) return { resultBytes: Buffer.byteLength(done) };
     const abort = new AbortController();
     const drain = new AbortController();
     this.local.set(id, { abort, drain });
@@ -253,14 +313,16 @@ export class RedisJobQueue implements JobQueue {
     let release: (() => void) | undefined;
     try {
       if (await this.client.exists(cancelKey(id))) abort.abort(new Cancelled(id));
+      if (abort.signal.aborted) throw abort.signal.reason;
       if (this.closing) throw new HandedBack('the server is shutting down');
+      if (!this.deps.pipeline.pool.isAvailable()) throw new Later('no pose worker is ready in this replica');
       let slot: Promise<() => void>;
       try {
         slot = this.deps.admission.tryEnter(abort.signal).slot;
-      } catch {
+      } catch (err) {
         // This replica's videos are all taken (synchronous uploads): let another replica, or a later turn, take it.
-        await job.moveToDelayed(Date.now() + 1000, token);
-        throw new DelayedError();
+        if (isApiError(err) && err.code === 'BUSY') throw new Later('this replica is busy');
+        throw err;
       }
       release = await slot;
       if (abort.signal.aborted) throw abort.signal.reason;
@@ -289,47 +351,70 @@ export class RedisJobQueue implements JobQueue {
       const bytes = Buffer.byteLength(json);
       if (bytes > this.limits.resultMaxBytes) throw new JobFailure(resultTooLarge(bytes, this.limits.resultMaxBytes));
       await this.storage.writeResult(id, json);
-      await this.storage.keepOnlyResult(id);
       log.info({ resultBytes: bytes }, 'job succeeded');
       return { resultBytes: bytes };
     } catch (err) {
-      if (err instanceof DelayedError) throw err;
-      if (err instanceof HandedBack || drain.signal.aborted) {
+      const reason = abort.signal.aborted ? abort.signal.reason : err;
+      if (reason instanceof LockLost) {
+        // Another replica owns the job now; its files are its.
+        log.warn('job lock lost (Redis away longer than JOBS_LOCK_MS?): this replica stops running it');
+        throw reason;
+      }
+      if (reason instanceof Later) {
+        await job.moveToDelayed(Date.now() + 1000, token);
+        throw new DelayedError();
+      }
+      // SHUTTING_DOWN comes from this replica's admission closing (SIGTERM): the job goes on elsewhere.
+      if (reason instanceof HandedBack || (isApiError(reason) && reason.code === 'SHUTTING_DOWN')) {
         log.info({ progress: job.progress }, 'job handed back to the queue (shutdown): another replica continues it');
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      const cancelled = abort.signal.reason instanceof Cancelled;
-      const error = cancelled ? CANCELLED : err instanceof JobFailure ? err.error : jobError(err, log, id);
-      await this.storage.remove(id); // cancelled and failed jobs leave no files
-      log.info({ code: error.code }, cancelled ? 'job cancelled' : 'job failed');
+      // Passing: the workers died under it, or something unexpected (Redis dropped mid-call). A retry, here or
+      // elsewhere, continues from the checkpoints; the last try's error is final.
+      const unexpected = !isApiError(reason) && !(reason instanceof Cancelled) && !(reason instanceof JobFailure);
+      const passing = unexpected || (isApiError(reason) && reason.code === 'POSE_SERVICE_UNAVAILABLE');
+      if (passing && job.attemptsMade + 1 < RUN_ATTEMPTS) {
+        log.warn({ err: reason, attempt: job.attemptsMade + 1 }, 'job run stopped for a passing reason; it will be tried again');
+        throw new Error(`the run stopped: ${(reason as Error)?.message ?? String(reason)}`);
+      }
+      const error = reason instanceof Cancelled ? CANCELLED : reason instanceof JobFailure ? reason.error : jobError(reason, log, id);
+      log.info({ code: error.code }, reason instanceof Cancelled ? 'job cancelled' : 'job failed');
+      // Final: its files go once BullMQ has recorded it (the 'failed' handler).
       throw new UnrecoverableError(JSON.stringify(error));
     } finally {
       clearTimeout(timer);
       release?.();
-      this.local.delete(id);
+      if (this.local.get(id)?.abort === abort) this.local.delete(id);
     }
   }
 
   /** QueueEvents → this replica's event streams. */
   private listen(): void {
-    const update = async (id: string) => {
-      if (!this.watchers.has(id)) return;
-      const view = await this.get(id).catch(() => undefined);
-      if (!view) return;
-      if (FINISHED_STATES.has(view.state)) this.finish(id, summaryOf(view));
-      else for (const l of this.watchers.get(id) ?? []) l(summaryOf(view), false);
-    };
-    this.events.on('active', ({ jobId }) => void update(jobId));
-    this.events.on('waiting', ({ jobId }) => void update(jobId));
-    this.events.on('progress', ({ jobId }) => void update(jobId));
-    this.events.on('completed', ({ jobId }) => void update(jobId));
+    this.events.on('active', ({ jobId }) => void this.update(jobId));
+    this.events.on('waiting', ({ jobId }) => void this.update(jobId));
+    this.events.on('progress', ({ jobId }) => void this.update(jobId));
+    this.events.on('completed', ({ jobId }) => void this.update(jobId));
     this.events.on('failed', ({ jobId, failedReason }) => {
       const error = parseError(failedReason);
       if (error?.code === 'CANCELLED') this.finish(jobId, cancelledSummary(jobId, undefined));
-      else void update(jobId);
+      else void this.update(jobId);
     });
     this.events.on('removed', ({ jobId }) => this.finish(jobId, cancelledSummary(jobId, undefined)));
+  }
+
+  /** Tells the job's watchers in this replica where it stands (gone: it was cancelled, or expired). */
+  private async update(id: string): Promise<void> {
+    if (!this.watchers.has(id)) return;
+    let view: JobView | undefined;
+    try {
+      view = await this.get(id);
+    } catch {
+      return; // Redis away: the next event or poll tells
+    }
+    if (!view) this.finish(id, cancelledSummary(id, undefined));
+    else if (FINISHED_STATES.has(view.state)) this.finish(id, summaryOf(view));
+    else for (const l of this.watchers.get(id) ?? []) l(summaryOf(view), false);
   }
 
   private finish(id: string, summary: JobSummary): void {
@@ -348,19 +433,22 @@ export class RedisJobQueue implements JobQueue {
   }
 
   private async viewOf(job: BullJob<DurableJobData>): Promise<JobView> {
-    const id = job.id as string;
-    const bullState = await job.getState();
     const error = parseError(job.failedReason);
-    const state = stateOf(bullState, job, error);
+    const state = stateOf(await this.redis(() => job.getState()), job, error);
+    let result: JobView['result'];
+    if (state === 'succeeded') {
+      const json = await this.storage.readResult(job.id as string);
+      if (json) result = JSON.parse(json);
+    }
+    return this.viewFrom(job, state, error, result);
+  }
+
+  private viewFrom(job: BullJob<DurableJobData>, state: JobState, error: JobError | null, result?: JobView['result']): JobView {
+    const id = job.id as string;
     const progress = job.progress as Partial<DurableProgress> | number;
     const expected = typeof progress === 'object' && progress.expected ? progress.expected : job.data.expected;
     let done = typeof progress === 'object' && progress.done ? progress.done : 0;
-    let result: JobView['result'];
-    if (state === 'succeeded') {
-      const json = await this.storage.readResult(id);
-      if (json) result = JSON.parse(json);
-      done = result?.frames.length ?? expected;
-    }
+    if (state === 'succeeded') done = result?.frames.length ?? expected;
     const total = state === 'succeeded' ? done : Math.max(expected, done);
     const fraction = total > 0 ? Math.min(1, done / total) : state === 'succeeded' ? 1 : 0;
     return {
@@ -380,6 +468,8 @@ export class RedisJobQueue implements JobQueue {
 
   /** Finished jobs past JOBS_TTL_S, their keys and files, and orphan folders go (any replica may do it). */
   private async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
     try {
       const expired = [
         ...(await this.queue.clean(this.limits.ttlMs, 1000, 'completed')),
@@ -392,6 +482,8 @@ export class RedisJobQueue implements JobQueue {
       }
     } catch (err) {
       this.noteError(err as Error);
+    } finally {
+      this.sweeping = false;
     }
   }
 
@@ -434,6 +526,15 @@ function stateOf(bullState: string, job: BullJob<DurableJobData>, error: JobErro
     default:
       // Waiting again after it started (handed back, or its replica died): it is mid-run, between replicas.
       return job.processedOn ? 'running' : 'queued';
+  }
+}
+
+/** A failure this code recorded (a job's own final error), not a passing one BullMQ retries. */
+function isOurs(failedReason: string | undefined): boolean {
+  try {
+    return typeof (JSON.parse(failedReason ?? '') as JobError)?.code === 'string';
+  } catch {
+    return false;
   }
 }
 

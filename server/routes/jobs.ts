@@ -226,18 +226,26 @@ async function streamEvents(queue: JobQueue, id: string, request: FastifyRequest
   };
   res.write('retry: 3000\n\n');
   res.once('close', end);
-  stop = await queue.watch(id, (summary, finished) => {
-    if (ended) return;
-    if (!finished) {
-      send('progress', summary);
-      return;
-    }
-    // The first event is always the current state, then `done`.
-    if (seq === 0) send('progress', summary);
-    send('done', summary);
+  try {
+    stop = await queue.watch(id, (summary, finished) => {
+      if (ended) return;
+      if (!finished) {
+        send('progress', summary);
+        return;
+      }
+      // The first event is always the current state, then `done`.
+      if (seq === 0) send('progress', summary);
+      send('done', summary);
+      end();
+      res.end();
+    });
+  } catch (err) {
+    // The queue could not be read (Redis away): the stream ends; EventSource reconnects after `retry`.
+    request.log.warn({ err }, 'job events: the queue could not be read');
     end();
     res.end();
-  });
+    return;
+  }
   if (!stop) {
     // Gone between the lookup and the watch (deleted, expired): the stream ends.
     end();
