@@ -459,7 +459,7 @@ export function renderReport(r: BenchResults): string {
           [`one ${o.frames}-frame job at a time, POST → succeeded (median of ${o.jobs}), memory`, ms(o.memoryMs)],
           [`the same, redis (REDIS_URL, POSE_STORAGE_DIR)`, ms(o.redisMs)],
           ["the queue's own overhead per job", ms(o.redisMs - o.memoryMs)],
-          [`${p.jobs} jobs of ${p.frames} frames at once, 1 replica (1 worker)`, ms(p.oneMs)],
+          [`${p.jobs} jobs of ${p.frames} frames at once (${p.frameMs} ms per frame), 1 replica (1 worker)`, ms(p.oneMs)],
           [`the same, 2 replicas (1 worker each)`, ms(p.twoMs)],
           ['2 replicas vs 1', `${num(p.oneMs / p.twoMs)}×`],
           [
