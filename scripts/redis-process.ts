@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './free-port.js';
 
 /** The redis-server to run: POSEPOOL_REDIS_SERVER, else the one on PATH (as scripts/lib/test-tools.mjs finds it to install it). */
 export function redisServerPath(): string | null {
@@ -65,29 +66,12 @@ export interface TestRedis {
   dispose(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
+/** The server answers PING. */
 async function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.write('PING\r\n');
-    });
-    socket.once('data', (d) => {
-      socket.destroy();
-      resolve(d.toString().startsWith('+PONG'));
-    });
-    socket.once('error', () => resolve(false));
-  });
+  return redisCommand(port, 'PING').then(
+    (reply) => reply === 'PONG',
+    () => false,
+  );
 }
 
 /** A redis-server on a free port; `stopped`: chosen but not started yet (start() later). */

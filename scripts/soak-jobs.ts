@@ -14,7 +14,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../server/config.js';
 import { redisCommand, startRedis } from './redis-process.js';
-import { startServer } from './soak.js';
+import { arg, startServer, until } from './soak.js';
 
 const CLIP = path.join(REPO_ROOT, 'server', 'test', 'fixtures', 'vtest-3s.mp4');
 /** Jobs posted at once (both workers busy, some waiting in the queue). */
@@ -69,36 +69,18 @@ export async function runJobsSoak(o: { jobs: number; ttlS?: number; log?: (line:
       JOBS_TTL_S: String(ttlS),
       JOBS_MAX: '1000',
     });
-    for (let waited = 0; (await fetch(`${server.url}/health`)).status !== 200; waited += 100) {
-      if (waited > 180_000) throw new Error('the server was not ready within 180 s');
-      await sleep(100);
-    }
+    await until(async () => (await fetch(`${server.url}/health`)).status === 200, 180_000);
     const unexpected: string[] = [];
     let succeeded = 0;
     const one = async (i: number) => {
-      const form = new FormData();
-      form.append('video', new Blob([clip]), 'clip.mp4');
-      form.append('fps', '5');
-      form.append('maxFrames', '4');
-      const posted = await fetch(`${server.url}/api/jobs`, { method: 'POST', body: form });
-      const body = (await posted.json()) as { id?: string; error?: { code: string } };
-      if (posted.status !== 202 || !body.id) {
-        unexpected.push(`job ${i}: POST ${posted.status} ${body.error?.code ?? ''}`);
+      const posted = await postJob(server.url, clip, { fps: '5', maxFrames: '4' });
+      if (!posted.id) {
+        unexpected.push(`job ${i}: ${posted.refused}`);
         return;
       }
-      for (;;) {
-        const res = await fetch(`${server.url}/api/jobs/${body.id}`);
-        const job = (await res.json()) as { state: string; result?: { frames: unknown[] } };
-        if (job.state === 'succeeded' && job.result?.frames.length === 4) {
-          succeeded++;
-          return;
-        }
-        if (res.status !== 200 || ['failed', 'cancelled', 'succeeded'].includes(job.state)) {
-          unexpected.push(`job ${i}: ${res.status} ${job.state}`);
-          return;
-        }
-        await sleep(50);
-      }
+      const end = await jobEnd(server.url, posted.id, 50);
+      if (end.state === 'succeeded' && end.frames === 4) succeeded++;
+      else unexpected.push(`job ${i}: ${end.status} ${end.state}`);
     };
     const batch = async (from: number, to: number) => {
       for (let i = from; i < to; i += CONCURRENCY) {
@@ -131,6 +113,32 @@ export async function runJobsSoak(o: { jobs: number; ttlS?: number; log?: (line:
   }
 }
 
+/** POSTs one job: its id, or how it was refused. */
+export async function postJob(
+  url: string,
+  clip: Buffer<ArrayBuffer>,
+  fields: Record<string, string>,
+): Promise<{ id?: string; refused?: string }> {
+  const form = new FormData();
+  form.append('video', new Blob([clip]), 'clip.mp4');
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  const res = await fetch(`${url}/api/jobs`, { method: 'POST', body: form });
+  const body = (await res.json()) as { id?: string; error?: { code: string } };
+  return res.status === 202 && body.id ? { id: body.id } : { refused: `POST ${res.status} ${body.error?.code ?? ''}` };
+}
+
+/** Polls a job every `pollMs` until it ends (or GET stops answering 200): its last state and result size. */
+export async function jobEnd(url: string, id: string, pollMs: number): Promise<{ status: number; state: string; frames?: number }> {
+  for (;;) {
+    const res = await fetch(`${url}/api/jobs/${id}`);
+    const job = (await res.json()) as { state: string; result?: { frames: unknown[] } };
+    if (res.status !== 200 || ['failed', 'cancelled', 'succeeded'].includes(job.state)) {
+      return { status: res.status, state: job.state, frames: job.result?.frames.length };
+    }
+    await sleep(pollMs);
+  }
+}
+
 async function figures(port: number, storage: string): Promise<QueueFigures> {
   const info = String(await redisCommand(port, 'INFO', 'memory'));
   const used = Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? Number.NaN);
@@ -160,11 +168,6 @@ export function jobsReportLines(r: JobsSoakReport): string[] {
     `  after:  ${f(r.after)}`,
     r.violations.length ? `soak-jobs: FAILED: ${r.violations.join('; ')}` : 'soak-jobs: PASS (Redis and storage flat)',
   ];
-}
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -14,12 +14,12 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../server/config.js';
 import { resolveMediaTools } from '../server/runtime/ffmpeg-path.js';
+import { freePort } from './free-port.js';
 
 export interface SoakOptions {
   uploads: number;
@@ -230,7 +230,7 @@ const EXPECTED: Record<Kind, { status: number; code?: string }> = {
 
 /** A tiny H.264 file of 16000x4000 frames (made once per process with the server's ffmpeg). */
 let bombFile: Buffer | null = null;
-function pixelBomb(): Buffer {
+export function pixelBomb(): Buffer {
   if (!bombFile) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'posepool-soak-bomb-'));
     try {
@@ -382,17 +382,6 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function health(url: string): Promise<{ status: string; workers: { pid: number | null; restarts: number }[] }> {
   const res = await fetch(`${url}/health`);
   return (await res.json()) as { status: string; workers: { pid: number | null; restarts: number }[] };
@@ -470,7 +459,8 @@ async function settle(): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
+/** Resolves once `check` is true (its errors count as not yet), or throws after `ms`. */
+export async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
   const end = Date.now() + ms;
   for (;;) {
     try {
@@ -508,7 +498,8 @@ export function reportLines(r: SoakReport): string[] {
   ];
 }
 
-function arg(name: string, fallback: string): string {
+/** `--name VALUE` from the command line, or the fallback. */
+export function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }

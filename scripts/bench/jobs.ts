@@ -10,7 +10,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startRedis } from '../redis-process.js';
-import { type ServerProcess, startServer } from '../soak.js';
+import { type ServerProcess, startServer, until } from '../soak.js';
+import { jobEnd, postJob } from '../soak-jobs.js';
 import type { BenchContext } from './context.js';
 import { median } from './stats.js';
 
@@ -47,10 +48,7 @@ export async function runJobsBench(ctx: BenchContext, clipFile: string): Promise
       ...env,
     });
     running.push(s);
-    for (let waited = 0; (await fetch(`${s.url}/health`)).status !== 200; waited += 100) {
-      if (waited > 120_000) throw new Error('a bench server was not ready within 120 s');
-      await sleep(100);
-    }
+    await until(async () => (await fetch(`${s.url}/health`)).status === 200, 120_000);
     return s;
   };
   const stop = async () => {
@@ -112,12 +110,8 @@ export async function runJobsBench(ctx: BenchContext, clipFile: string): Promise
     runner.child.kill('SIGKILL');
     await runner.exited;
     running.splice(running.indexOf(runner), 1);
-    for (;;) {
-      const j = await get(other.url, id);
-      if (j.state === 'succeeded') break;
-      if (j.state === 'failed') throw new Error(`the resumed job failed: ${JSON.stringify(j)}`);
-      await sleep(20);
-    }
+    const end = await jobEnd(other.url, id, 20);
+    if (end.state !== 'succeeded') throw new Error(`the resumed job ended ${end.status} ${end.state}`);
     const killToDoneMs = performance.now() - killedAt;
     await stop();
     return {
@@ -134,35 +128,21 @@ export async function runJobsBench(ctx: BenchContext, clipFile: string): Promise
   }
 }
 
-interface JobState {
-  state: string;
-  progress: { done: number };
-}
-
 async function post(url: string, clip: Buffer<ArrayBuffer>, frames: number): Promise<string> {
-  const form = new FormData();
-  form.append('video', new Blob([clip]), 'clip.mp4');
-  form.append('fps', '30');
-  form.append('maxFrames', String(frames));
-  const res = await fetch(`${url}/api/jobs`, { method: 'POST', body: form });
-  const body = (await res.json()) as { id?: string };
-  if (res.status !== 202 || !body.id) throw new Error(`POST /api/jobs: ${res.status} ${JSON.stringify(body)}`);
-  return body.id;
+  const posted = await postJob(url, clip, { fps: '30', maxFrames: String(frames) });
+  if (!posted.id) throw new Error(`POST /api/jobs: ${posted.refused}`);
+  return posted.id;
 }
 
-async function get(url: string, id: string): Promise<JobState> {
-  return (await (await fetch(`${url}/api/jobs/${id}`)).json()) as JobState;
+async function get(url: string, id: string): Promise<{ progress: { done: number } }> {
+  return (await (await fetch(`${url}/api/jobs/${id}`)).json()) as { progress: { done: number } };
 }
 
 /** POST, then poll until it succeeded. */
 async function job(url: string, clip: Buffer<ArrayBuffer>, frames: number): Promise<void> {
   const id = await post(url, clip, frames);
-  for (;;) {
-    const j = await get(url, id);
-    if (j.state === 'succeeded') return;
-    if (j.state === 'failed' || j.state === 'cancelled') throw new Error(`job ${id} ${j.state}`);
-    await sleep(10);
-  }
+  const end = await jobEnd(url, id, 10);
+  if (end.state !== 'succeeded') throw new Error(`job ${id} ended ${end.status} ${end.state}`);
 }
 
 /** This replica's videos in progress (posepool_videos_active): 1 on the replica running the job. */

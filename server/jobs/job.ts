@@ -42,6 +42,12 @@ export function publicVideo(video: VideoInfo): JobView['video'] {
   return shown;
 }
 
+/** A job's progress as the API shows it: frames done of expected, and their fraction (1 once succeeded, whatever was expected). */
+export function jobProgress(done: number, expected: number, succeeded: boolean): JobSummary['progress'] {
+  const fraction = expected > 0 ? Math.min(1, done / expected) : succeeded ? 1 : 0;
+  return { done, expected, fraction: Math.round(fraction * 1000) / 1000 };
+}
+
 /** A view's summary (what the events stream sends). */
 export function summaryOf(view: JobView): JobSummary {
   const { id, state, progress, error, links } = view;
@@ -76,7 +82,7 @@ export class Job extends EventEmitter {
   }
 
   get finished(): boolean {
-    return this.state === 'succeeded' || this.state === 'failed' || this.state === 'cancelled';
+    return FINISHED_STATES.has(this.state);
   }
 
   start(): void {
@@ -116,11 +122,10 @@ export class Job extends EventEmitter {
   }
 
   summary(): JobSummary {
-    const fraction = this.expected > 0 ? Math.min(1, this.done / this.expected) : this.state === 'succeeded' ? 1 : 0;
     return {
       id: this.id,
       state: this.state,
-      progress: { done: this.done, expected: this.expected, fraction: Math.round(fraction * 1000) / 1000 },
+      progress: jobProgress(this.done, this.expected, this.state === 'succeeded'),
       ...(this.error ? { error: this.error } : {}),
       links: { self: `/api/jobs/${this.id}`, events: `/api/jobs/${this.id}/events` },
     };

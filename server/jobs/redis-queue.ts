@@ -22,7 +22,16 @@ import type { VideoInfo } from '../media/probe.js';
 import { type PoseRequestDeps, poseVideoRequest } from '../pipeline/pose-video-request.js';
 import type { PoseRequestFields } from '../upload/fields.js';
 import { withTempDir } from '../upload/temp-dir.js';
-import { FINISHED_STATES, type JobError, type JobState, type JobSummary, type JobView, publicVideo, summaryOf } from './job.js';
+import {
+  FINISHED_STATES,
+  type JobError,
+  type JobState,
+  type JobSummary,
+  type JobView,
+  jobProgress,
+  publicVideo,
+  summaryOf,
+} from './job.js';
 import type { JobListener, JobQueue, JobQueueHealth, JobSubmission, SubmittedJob } from './job-queue.js';
 import { JobStorage } from './job-storage.js';
 import { jobError, resultTooLarge } from './run-job.js';
@@ -450,11 +459,10 @@ export class RedisJobQueue implements JobQueue {
     let done = typeof progress === 'object' && progress.done ? progress.done : 0;
     if (state === 'succeeded') done = result?.frames.length ?? expected;
     const total = state === 'succeeded' ? done : Math.max(expected, done);
-    const fraction = total > 0 ? Math.min(1, done / total) : state === 'succeeded' ? 1 : 0;
     return {
       id,
       state,
-      progress: { done, expected: total, fraction: Math.round(fraction * 1000) / 1000 },
+      progress: jobProgress(done, total, state === 'succeeded'),
       ...(error && state !== 'succeeded' ? { error } : {}),
       links: { self: `/api/jobs/${id}`, events: `/api/jobs/${id}/events` },
       createdAt: new Date(job.timestamp).toISOString(),
@@ -556,7 +564,7 @@ function cancelledSummary(id: string, progress: unknown): JobSummary {
   return {
     id,
     state: 'cancelled',
-    progress: { done, expected, fraction: expected > 0 ? Math.round((done / expected) * 1000) / 1000 : 0 },
+    progress: jobProgress(done, expected, false),
     error: CANCELLED,
     links: { self: `/api/jobs/${id}`, events: `/api/jobs/${id}/events` },
   };

@@ -15,7 +15,7 @@ import { Admission } from '../admission.js';
 import { errorResponses, jobParamsSchema, jobSchema, videoFormSchema } from '../api-schemas.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
-import type { JobState, JobSummary } from '../jobs/job.js';
+import { FINISHED_STATES, type JobSummary } from '../jobs/job.js';
 import type { JobQueue, SubmittedJob } from '../jobs/job-queue.js';
 import { sampleRate } from '../media/frame-source.js';
 import type { MediaTools } from '../media/media-tools.js';
@@ -177,7 +177,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
       checkBearer(request, config.apiToken);
       const id = jobId(request);
       const job = (await queue.get(id)) ?? notFound(id);
-      if (FINISHED.has(job.state) && request.headers['last-event-id'] !== undefined) return reply.code(204).send();
+      if (FINISHED_STATES.has(job.state) && request.headers['last-event-id'] !== undefined) return reply.code(204).send();
       await streamEvents(queue, id, request, reply);
       return reply;
     },
@@ -189,8 +189,6 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
     await Promise.allSettled([...running]);
   });
 }
-
-const FINISHED = new Set<JobState>(['succeeded', 'failed', 'cancelled']);
 
 function jobId(request: FastifyRequest): string {
   return (request.params as { id: string }).id;

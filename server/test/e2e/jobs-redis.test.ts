@@ -128,11 +128,17 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     expect(health.jobs).toEqual({ engine: 'redis', status: 'ready' });
   }, 120_000);
 
-  it('DELETE on the other replica stops the running job within a batch and leaves no files', async () => {
-    const a = await replica('a');
-    const b = await replica('b');
+  /** Two replicas, a 30-frame job posted on the first, once the second reports `done` frames of it. */
+  async function jobUnderWay(done: number, env: Record<string, string> = {}) {
+    const a = await replica('a', env);
+    const b = await replica('b', env);
     const job = await post(a, { fps: '10', maxFrames: '30' });
-    await waitFor(async () => (await get(b, job.id)).body.progress.done >= 4, 30_000);
+    await waitFor(async () => (await get(b, job.id)).body.progress.done >= done, 30_000);
+    return { a, b, job };
+  }
+
+  it('DELETE on the other replica stops the running job within a batch and leaves no files', async () => {
+    const { a, b, job } = await jobUnderWay(4);
     const del = await fetch(`${b.url}/api/jobs/${job.id}`, { method: 'DELETE' });
     expect(del.status).toBe(204);
     expect((await get(a, job.id)).status).toBe(404);
@@ -142,10 +148,7 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
   }, 120_000);
 
   it('SIGKILL of the replica running a job: the other resumes after the last checkpoint; every frame once', async () => {
-    const a = await replica('a');
-    const b = await replica('b');
-    const job = await post(a, { fps: '10', maxFrames: '30' });
-    await waitFor(async () => (await get(b, job.id)).body.progress.done >= 8, 30_000);
+    const { a, b, job } = await jobUnderWay(8);
     const ran = runner(job.id);
     expect(ran).toBeDefined();
     const other = ran === a ? b : a;
@@ -164,10 +167,7 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
   }, 120_000);
 
   it('SIGTERM hands the running job over at once (no lock timeout); it finishes on the other replica, every frame once', async () => {
-    const a = await replica('a', { JOBS_LOCK_MS: '30000' });
-    const b = await replica('b', { JOBS_LOCK_MS: '30000' });
-    const job = await post(a, { fps: '10', maxFrames: '30' });
-    await waitFor(async () => (await get(b, job.id)).body.progress.done >= 4, 30_000);
+    const { a, b, job } = await jobUnderWay(4, { JOBS_LOCK_MS: '30000' });
     const ran = runner(job.id);
     const other = ran === a ? b : a;
     const t0 = Date.now();

@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pixelBomb } from '../../../scripts/soak.js';
 import { extractFrames, type FrameSourceOptions } from '../../media/frame-source.js';
 import { probeVideo } from '../../media/probe.js';
 import type { ErrorBody } from '../support/api-bodies.js';
@@ -172,24 +173,8 @@ describe('slow uploads (slow loris)', () => {
 
 describe('pixel bombs', () => {
   it('a small H.264 file of 16000x4000 frames is refused 413 FRAME_TOO_LARGE in under a second, before any decode', async () => {
-    const { ffmpeg } = findTools();
     const bomb = path.join(server.config.tempDir, '..', `posepool-bomb-${process.pid}.mp4`);
-    execFileSync(ffmpeg, [
-      '-v',
-      'error',
-      '-y',
-      '-f',
-      'lavfi',
-      '-i',
-      'color=black:s=16000x4000',
-      '-frames:v',
-      '1',
-      '-c:v',
-      'libx264',
-      '-preset',
-      'ultrafast',
-      bomb,
-    ]);
+    writeFileSync(bomb, pixelBomb()); // the soak's: one 16000x4000 H.264 frame
     try {
       const rssBefore = procFigures(process.pid).rssKb / 1024;
       const t0 = performance.now();
