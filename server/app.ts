@@ -122,11 +122,15 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
   });
 
   // Operator and user features: OpenAPI first (it collects the routes), metrics, jobs, the page.
-  const metrics = new ServerMetrics({ pool, admission, jobs: () => jobs.countsByState() });
+  const metrics = new ServerMetrics({ pool, admission, jobs: { counts: () => jobs.countsByState(), depth: () => jobs.queueDepth() } });
   const unwatch = metrics.watchPool(pool);
   app.addHook('onClose', async () => unwatch());
   const metered = metrics.meterPool(pool);
-  const jobs = createJobQueue(config, { pool: metered, config, ffmpeg: tools.ffmpeg, observer: metrics }, { admission, log: app.log });
+  const jobs = createJobQueue(
+    config,
+    { pool: metered, config, ffmpeg: tools.ffmpeg, observer: metrics },
+    { admission, log: app.log, ffprobe: tools.ffprobe },
+  );
   await registerDocs(app);
   registerMetricsRoute(app, metrics);
 

@@ -107,6 +107,8 @@ export interface JobsConfig {
   stalledIntervalMs: number;
   /** Lock expiries a job survives before it fails (a video that kills every replica that runs it). */
   maxStalls: number;
+  /** With REDIS_URL, a video sampling more frames is posed as segments of this many (whole batches), spread over the replicas. */
+  segmentFrames: number;
 }
 
 export interface ConfigContext {
@@ -236,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
       lockMs: int(env, 'JOBS_LOCK_MS', 60_000, { min: 1000 }),
       stalledIntervalMs: int(env, 'JOBS_STALLED_INTERVAL_MS', 30_000, { min: 500 }),
       maxStalls: int(env, 'JOBS_MAX_STALLS', 5, { min: 1, max: 1000 }),
+      segmentFrames: int(env, 'JOBS_SEGMENT_FRAMES', 256, { min: 1, max: 1_000_000 }),
     },
   };
 }

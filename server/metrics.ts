@@ -13,8 +13,8 @@ import type { UploadObserver } from './upload/receive-video.js';
 export interface MetricsSources {
   pool: Pick<PosePool, 'health'>;
   admission: { readonly stats: { active: number; queued: number } };
-  /** Job counts by state (set once the jobs API exists). */
-  jobs?: () => Promise<Record<string, number>>;
+  /** Job counts by state, and the work queued or under way (set once the jobs API exists). */
+  jobs?: { counts: () => Promise<Record<string, number>>; depth: () => Promise<number> };
 }
 
 export class ServerMetrics implements UploadObserver, FramesObserver {
@@ -132,7 +132,8 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
       },
     });
     // A jobs engine that cannot be read (Redis away) leaves its gauges out of the scrape, not the whole scrape.
-    const jobs = async () => (await this.sources.jobs?.().catch(() => undefined)) ?? {};
+    const jobs = async () => (await this.sources.jobs?.counts().catch(() => undefined)) ?? {};
+    const depth = async () => this.sources.jobs?.depth().catch(() => undefined);
     new Gauge({
       name: 'posepool_jobs',
       help: 'Jobs by state: with REDIS_URL across every replica, else in this process',
@@ -144,11 +145,11 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
     });
     new Gauge({
       name: 'posepool_jobs_queue_depth',
-      help: "Jobs queued or running: with REDIS_URL the whole queue's (every replica reports it; the HPA's jobs signal)",
+      help: "Jobs queued or running; with REDIS_URL the whole queue's segments, waiting or being posed (every replica reports it; the HPA's jobs signal)",
       registers,
       async collect() {
-        const counts = await jobs();
-        this.set((counts.queued ?? 0) + (counts.running ?? 0));
+        const n = await depth();
+        if (n !== undefined) this.set(n);
       },
     });
     this.uploadBytes = new Histogram({

@@ -10,7 +10,7 @@ import { RedisJobQueue } from './redis-queue.js';
 export function createJobQueue(
   config: Config,
   pipeline: Omit<PoseRequestDeps, 'tempDir'>,
-  ctx: { admission: Admission; log: FastifyBaseLogger },
+  ctx: { admission: Admission; log: FastifyBaseLogger; ffprobe: string },
 ): JobQueue {
   const { redisUrl, storageDir } = config.jobs;
   if (!redisUrl || !storageDir) return new MemoryJobQueue(config.jobs, pipeline);
@@ -18,6 +18,7 @@ export function createJobQueue(
     { ...config.jobs, redisUrl, storageDir },
     {
       pipeline,
+      ffprobe: ctx.ffprobe,
       admission: ctx.admission,
       tempDir: config.tempDir,
       concurrency: config.maxActiveVideos,

@@ -51,6 +51,8 @@ export interface JobQueue {
   /** Follows a job: the listener gets its summary now and on every change; null when there is no such job. */
   watch(id: string, listener: JobListener): Promise<(() => void) | null>;
   countsByState(): Promise<Record<JobState, number>>;
+  /** Work waiting or under way (the autoscaling signal): memory, its jobs queued or running; redis, the segments of every replica's. */
+  queueDepth(): Promise<number>;
   health(): JobQueueHealth;
   /** Shutdown: no new jobs; running ones get `graceMs`, then stop (memory: fail; redis: hand back). */
   close(graceMs: number): Promise<void>;

@@ -1,15 +1,27 @@
 /**
  * A job's files in the shared folder every replica mounts (POSE_STORAGE_DIR): its upload, one
- * checkpoint per posed batch, and the assembled result. Video bytes and results never go into Redis.
+ * checkpoint per posed batch of each segment, each segment's frames, and the merged result. Video
+ * bytes and results never go into Redis.
  *
- *   <dir>/jobs/<id>/upload<ext>          the received video (removed when the job ends)
- *   <dir>/jobs/<id>/batches/<n>.json     batch n's frame results, written as the batch returns
- *   <dir>/jobs/<id>/result.json          the response body, kept until the job expires
+ *   <dir>/jobs/<id>/upload<ext>                     the received video (removed when the job ends)
+ *   <dir>/jobs/<id>/segments/<k>/batches/<n>.json   segment k's batch n, written as the batch returns
+ *   <dir>/jobs/<id>/segments/<k>.json               segment k's frames, once all its batches are back
+ *   <dir>/jobs/<id>/result.json                     the response body, kept until the job expires
  */
 import { randomUUID } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { BatchCheckpoints, TimedFrameResult } from '../pipeline/pose-video.js';
+import type { PoolModelInfo } from '../../workers/index.js';
+import type { BatchCheckpoints, PoseVideoTiming, TimedFrameResult } from '../pipeline/pose-video.js';
+
+/** What a posed segment leaves for the merge. */
+export interface SegmentOutcome {
+  frames: TimedFrameResult[];
+  model: PoolModelInfo;
+  sampleFps: number;
+  decodeWarning?: string;
+  timing: PoseVideoTiming;
+}
 
 export class JobStorage {
   readonly root: string;
@@ -25,7 +37,7 @@ export class JobStorage {
   /** Moves the received upload into the job's folder (a copy when the temp dir is on another file system). */
   async keepUpload(id: string, file: string): Promise<string> {
     const dir = this.dir(id);
-    await mkdir(path.join(dir, 'batches'), { recursive: true });
+    await mkdir(path.join(dir, 'segments'), { recursive: true });
     const target = path.join(dir, `upload${path.extname(file)}`);
     try {
       await rename(file, target);
@@ -36,8 +48,15 @@ export class JobStorage {
     return target;
   }
 
-  checkpoints(id: string): BatchCheckpoints {
-    const batches = path.join(this.dir(id), 'batches');
+  private segment(id: string, k: number): string {
+    return path.join(this.dir(id), 'segments', String(k));
+  }
+
+  /** Segment k's batches. Its folder is made here: never for a job whose folder has gone (cancelled, expired). */
+  async checkpoints(id: string, k: number): Promise<BatchCheckpoints> {
+    const batches = path.join(this.segment(id, k), 'batches');
+    await stat(this.dir(id));
+    await mkdir(batches, { recursive: true });
     const file = (n: number) => path.join(batches, `${n}.json`);
     return {
       saved: async (n) => {
@@ -51,6 +70,23 @@ export class JobStorage {
         await writeWhole(file(n), JSON.stringify(frames));
       },
     };
+  }
+
+  async writeSegment(id: string, k: number, outcome: SegmentOutcome): Promise<void> {
+    await writeWhole(`${this.segment(id, k)}.json`, JSON.stringify(outcome));
+  }
+
+  async readSegment(id: string, k: number): Promise<SegmentOutcome | undefined> {
+    try {
+      return JSON.parse(await readFile(`${this.segment(id, k)}.json`, 'utf8')) as SegmentOutcome;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A posed segment's batches are no longer needed (its frames are in segments/<k>.json). */
+  async dropCheckpoints(id: string, k: number): Promise<void> {
+    await rm(this.segment(id, k), { recursive: true, force: true });
   }
 
   async writeResult(id: string, json: string): Promise<void> {

@@ -85,6 +85,11 @@ export class MemoryJobQueue implements JobQueue {
     return this.store.countsByState();
   }
 
+  async queueDepth(): Promise<number> {
+    const counts = this.store.countsByState();
+    return counts.queued + counts.running;
+  }
+
   health(): JobQueueHealth {
     return { engine: 'memory', status: 'ready' };
   }

@@ -1,27 +1,29 @@
 /**
  * The durable engine (REDIS_URL): jobs are BullMQ jobs on Redis; their uploads, per-batch
- * checkpoints and results live in POSE_STORAGE_DIR (server/jobs/job-storage.ts). Every replica
- * runs a BullMQ worker, so any replica may run any job and answer for it:
- *   progress  job.updateProgress → QueueEvents on every replica → the events route
- *   cancel    a Redis key (seen by whoever picks the job up later) and a message on a channel
- *             (seen at once by the replica running it, which aborts the batches in flight)
- *   crash     the dead replica stops renewing the job's lock; another replica's stalled check puts
- *             the job back and it resumes after the last checkpointed batch
- *   shutdown  no further batch is sent, those in flight finish and are saved, and the job goes
+ * checkpoints and results live in POSE_STORAGE_DIR (server/jobs/job-storage.ts). Each job is a
+ * BullMQ flow: the job (queue posepool-jobs) is the parent of its segments (posepool-segments),
+ * one for a short video, several for a long one (fan-out: segments.ts). Every replica runs a
+ * worker for both queues (redis-runs.ts), so any replica may pose any segment and answer for any job:
+ *   progress  segments' updateProgress → QueueEvents on every replica → the events route
+ *   cancel    a Redis key (seen by whoever picks a segment up later) and a message on a channel
+ *             (seen at once by the replicas running its segments, which abort their batches)
+ *   crash     the dead replica stops renewing its segment's lock; another replica's stalled check
+ *             puts the segment back and it resumes after its last checkpointed batch
+ *   shutdown  no further batch is sent, those in flight finish and are saved, and the segment goes
  *             straight back to the queue (moveToWait) for another replica
- * Guarantee: a batch may be posed more than once (a crash between its answer and its checkpoint);
- * every sampled frame appears exactly once in the result.
+ *   merge     once every segment is posed BullMQ runs the job itself: frames merged and smoothed
+ * Guarantee: a segment (and a batch) may be posed more than once (a crash between its answer and its
+ * checkpoint); every sampled frame appears exactly once in the result.
  */
-import { type Job as BullJob, DelayedError, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { type Job as BullJob, FlowProducer, Queue, QueueEvents, Worker } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Admission } from '../admission.js';
 import type { JobsConfig } from '../config.js';
-import { ApiError, isApiError } from '../errors.js';
-import type { VideoInfo } from '../media/probe.js';
-import { type PoseRequestDeps, poseVideoRequest } from '../pipeline/pose-video-request.js';
-import type { PoseRequestFields } from '../upload/fields.js';
-import { withTempDir } from '../upload/temp-dir.js';
+import { ApiError } from '../errors.js';
+import { sampleRate, usesSeeking } from '../media/frame-source.js';
+import { scanFrameTimes } from '../media/frame-times.js';
+import type { PoseRequestDeps } from '../pipeline/pose-video-request.js';
 import {
   FINISHED_STATES,
   type JobError,
@@ -34,60 +36,45 @@ import {
 } from './job.js';
 import type { JobListener, JobQueue, JobQueueHealth, JobSubmission, SubmittedJob } from './job-queue.js';
 import { JobStorage } from './job-storage.js';
-import { jobError, resultTooLarge } from './run-job.js';
+import {
+  CANCELLED,
+  CONTROL_CHANNEL,
+  cancelKey,
+  type DurableJobData,
+  isOurs,
+  type JobStart,
+  parseError,
+  ReplicaRuns,
+  RUN_ATTEMPTS,
+  type SegmentData,
+  type SegmentProgress,
+  type SegmentReturn,
+  segmentId,
+} from './redis-runs.js';
+import { mayFanOut, planSegments, type SegmentPlan } from './segments.js';
 
-const QUEUE_NAME = 'posepool-jobs';
-const CANCEL_CHANNEL = 'posepool:cancel';
-const cancelKey = (id: string) => `posepool:cancelled:${id}`;
+const JOBS_QUEUE = 'posepool-jobs';
+const SEGMENTS_QUEUE = 'posepool-segments';
 /** A job folder without a queue entry is an orphan (a crash between the two) once it is this old. */
 const ORPHAN_AFTER_MS = 5 * 60_000;
-/** Tries of a run that ends for a passing reason (a worker outage, Redis away); a job's own failure is final. */
-const RUN_ATTEMPTS = 5;
 /** How often this replica re-reads the jobs its event streams follow. */
 const WATCH_POLL_MS = 2000;
-/** Queue events kept in Redis (BullMQ trims the stream to about this many). */
+/** Queue events kept in Redis (BullMQ trims each queue's stream to about this many). */
 const EVENTS_MAX_LEN = 2000;
 /** A route's Redis call that takes longer is answered QUEUE_UNAVAILABLE. */
 const REDIS_CALL_TIMEOUT_MS = 5000;
-
-interface DurableJobData {
-  /** The upload, in POSE_STORAGE_DIR. */
-  file: string;
-  fields: PoseRequestFields;
-  video: VideoInfo;
-  expected: number;
-  /** Fixed per job, so that a resumed run numbers its batches as the first did. */
-  batchSize: number;
-}
-
-interface DurableProgress {
-  done: number;
-  expected: number;
-}
-
-/** Why a running job stopped without an answer: handed to another replica at shutdown. */
-class HandedBack extends Error {}
-/** DELETE reached the replica running the job. */
-class Cancelled extends Error {}
-/** This replica lost the job's lock (another may run it now). */
-class LockLost extends Error {}
-/** Not now, not here (no worker ready, every place taken): back in the queue for a second. */
-class Later extends Error {}
-/** A job that ends failed with this error (not an exception of the pipeline's). */
-class JobFailure extends Error {
-  constructor(readonly error: JobError) {
-    super(error.message);
-  }
-}
-const CANCELLED: JobError = { code: 'CANCELLED', message: 'the job was cancelled (DELETE /api/jobs/:id)' };
+/** The job a segment id belongs to. */
+const jobOfSegment = (id: string) => id.replace(/-s\d+$/, '');
 
 export interface RedisJobQueueDeps {
   /** The pipeline's dependencies, less each run's own temporary directory. */
   pipeline: Omit<PoseRequestDeps, 'tempDir'>;
+  /** ffprobe: a long video's frame times, for its fan-out plan. */
+  ffprobe: string;
   /** This replica's videos in progress (shared with the synchronous route). */
   admission: Admission;
   tempDir: string;
-  /** Jobs this replica runs at once (MAX_ACTIVE_VIDEOS). */
+  /** Segments this replica poses at once (MAX_ACTIVE_VIDEOS). */
   concurrency: number;
   log: FastifyBaseLogger;
 }
@@ -99,11 +86,12 @@ export class RedisJobQueue implements JobQueue {
   /** Commands; fails fast while Redis is away (a route answers 503 rather than hang). */
   private readonly client: Redis;
   private readonly subscriber: Redis;
-  private readonly queue: Queue<DurableJobData>;
-  private readonly events: QueueEvents;
-  private readonly worker: Worker<DurableJobData>;
-  /** Jobs running in this replica: their cancel (abort) and hand-over (drain) switches. */
-  private readonly local = new Map<string, { abort: AbortController; drain: AbortController }>();
+  private readonly jobs: Queue<DurableJobData>;
+  private readonly segments: Queue<SegmentData>;
+  private readonly flows: FlowProducer;
+  private readonly events: QueueEvents[];
+  private readonly workers: Worker[];
+  private readonly runs: ReplicaRuns;
   private readonly watchers = new Map<string, Set<JobListener>>();
   private readonly where: string;
   private lastError: string | null = null;
@@ -130,44 +118,72 @@ export class RedisJobQueue implements JobQueue {
       this.connections.push(redis);
       return redis;
     };
-    this.client = connection({ maxRetriesPerRequest: 1, enableOfflineQueue: false });
-    this.subscriber = connection({ maxRetriesPerRequest: null });
-    // BullMQ's own connections wait out an outage (its workers and event readers reconnect by themselves).
-    this.queue = new Queue<DurableJobData>(QUEUE_NAME, {
-      connection: connection({ maxRetriesPerRequest: 1, enableOfflineQueue: false }),
-      // The events stream only feeds live event streams: bounded, so Redis stays flat however many jobs pass.
-      streams: { events: { maxLen: EVENTS_MAX_LEN } },
+    const failFast = { maxRetriesPerRequest: 1, enableOfflineQueue: false };
+    // BullMQ's blocking connections (workers, event readers) wait out an outage and reconnect by themselves.
+    const patient = { maxRetriesPerRequest: null };
+    this.client = connection(failFast);
+    this.subscriber = connection(patient);
+    const shared = connection(failFast);
+    // The events streams only feed live event streams: bounded, so Redis stays flat however many jobs pass.
+    const streams = { events: { maxLen: EVENTS_MAX_LEN } };
+    this.jobs = new Queue<DurableJobData>(JOBS_QUEUE, { connection: shared, streams });
+    this.segments = new Queue<SegmentData>(SEGMENTS_QUEUE, { connection: shared, streams });
+    this.flows = new FlowProducer({ connection: shared });
+    this.runs = new ReplicaRuns({
+      pipeline: deps.pipeline,
+      admission: deps.admission,
+      tempDir: deps.tempDir,
+      log: deps.log,
+      storage: this.storage,
+      client: this.client,
+      jobs: this.jobs,
+      limits,
     });
-    this.events = new QueueEvents(QUEUE_NAME, { connection: connection({ maxRetriesPerRequest: null }) });
-    this.worker = new Worker<DurableJobData>(QUEUE_NAME, (job, token) => this.run(job, token), {
-      connection: connection({ maxRetriesPerRequest: null }),
-      concurrency: Math.max(1, deps.concurrency),
-      lockDuration: limits.lockMs,
-      stalledInterval: limits.stalledIntervalMs,
-      maxStalledCount: limits.maxStalls,
+    const locks = { lockDuration: limits.lockMs, stalledInterval: limits.stalledIntervalMs, maxStalledCount: limits.maxStalls };
+    const concurrency = Math.max(1, deps.concurrency);
+    const segmentWorker = new Worker<SegmentData, SegmentReturn>(SEGMENTS_QUEUE, (job, token) => this.runs.segment(job, token), {
+      connection: connection(patient),
+      concurrency,
+      ...locks,
     });
-    this.worker.on('lockRenewalFailed', (ids) => {
-      // Another replica may take these jobs now: stop here without touching their files.
-      for (const id of ids) this.local.get(id)?.abort.abort(new LockLost(id));
+    const jobWorker = new Worker<DurableJobData>(JOBS_QUEUE, (job) => this.runs.merge(job), {
+      connection: connection(patient),
+      concurrency,
+      ...locks,
     });
-    this.worker.on('completed', (job) => {
+    this.workers = [segmentWorker, jobWorker];
+    this.events = [
+      new QueueEvents(JOBS_QUEUE, { connection: connection(patient) }),
+      new QueueEvents(SEGMENTS_QUEUE, { connection: connection(patient) }),
+    ];
+    // Another replica may take these segments now: stop here without touching their files.
+    segmentWorker.on('lockRenewalFailed', (ids) => this.runs.lockLost(ids));
+    segmentWorker.on('completed', (job) => {
+      void this.storage.dropCheckpoints(job.data.job, job.data.plan.k).catch((err: Error) => this.noteError(err));
+    });
+    segmentWorker.on('failed', (job) => {
+      // A cancelled segment's end may be the last thing holding its job: the job and its files go.
+      if (job && isFinal(job) && parseError(job.failedReason).code === 'CANCELLED') void this.forget(job.data.job);
+    });
+    jobWorker.on('completed', (job) => {
       // Pruned only once the job is recorded as completed: a crash before that finds the whole job.
       void this.storage.keepOnlyResult(job.id as string).catch((err: Error) => this.noteError(err));
     });
-    this.queue.on('error', (err) => this.noteError(err));
-    this.events.on('error', (err) => this.noteError(err));
-    this.worker.on('error', (err) => this.noteError(err));
-    this.worker.on('failed', (job) => {
-      if (!job || (job.attemptsMade < (job.opts.attempts ?? 1) && !isOurs(job.failedReason))) return; // retried
+    jobWorker.on('failed', (job) => {
+      if (!job || !isFinal(job)) return; // retried
       // Failed for good: cancelled and failed jobs leave no files; a cancelled job is forgotten (DELETE).
-      void this.storage.remove(job.id as string).catch((err: Error) => this.noteError(err));
-      if (parseError(job.failedReason)?.code === 'CANCELLED') void job.remove().catch(() => {});
+      if (parseError(job.failedReason).code === 'CANCELLED') void this.forget(job.id as string);
+      else void this.storage.remove(job.id as string).catch((err: Error) => this.noteError(err));
     });
+    const noteError = (err: Error) => this.noteError(err);
+    this.jobs.on('error', noteError);
+    this.segments.on('error', noteError);
+    this.flows.on('error', noteError);
+    for (const events of this.events) events.on('error', noteError);
+    for (const worker of this.workers) worker.on('error', noteError);
     this.listen();
-    void this.subscriber.subscribe(CANCEL_CHANNEL).catch((err: Error) => this.noteError(err));
-    this.subscriber.on('message', (_channel: string, id: string) => {
-      this.local.get(id)?.abort.abort(new Cancelled(id));
-    });
+    void this.subscriber.subscribe(CONTROL_CHANNEL).catch((err: Error) => this.noteError(err));
+    this.subscriber.on('message', (_channel: string, message: string) => this.runs.control(message));
     this.sweeper = setInterval(() => void this.sweep(), Math.min(limits.ttlMs, 60_000));
     this.sweeper.unref();
     this.poller = setInterval(() => {
@@ -190,7 +206,7 @@ export class RedisJobQueue implements JobQueue {
 
   async assertRoom(): Promise<void> {
     if (this.closing) throw new ApiError('SHUTTING_DOWN', undefined, { retryAfterS: 5 });
-    const counts = await this.redis(() => this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized'));
+    const counts = await this.redis(() => this.jobs.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children'));
     const unfinished = Object.values(counts).reduce((a, b) => a + b, 0);
     if (unfinished >= this.limits.maxJobs) {
       throw new ApiError('BUSY', `the queue holds ${unfinished} unfinished jobs (JOBS_MAX)`, { retryAfterS: 5 });
@@ -199,33 +215,59 @@ export class RedisJobQueue implements JobQueue {
 
   async submit({ id, received, expected, log }: JobSubmission): Promise<SubmittedJob> {
     const file = await this.storage.keepUpload(id, received.file);
-    const data: DurableJobData = {
-      file,
-      fields: received.fields,
-      video: received.video,
-      expected,
-      batchSize: this.deps.pipeline.config.batchSize,
-    };
     try {
-      const job = await this.redis(() =>
-        this.queue.add('pose', data, {
-          jobId: id,
-          // Retries are for what may pass (no worker ready here, Redis away mid-run); a job's own failure is final.
-          attempts: RUN_ATTEMPTS,
-          backoff: { type: 'fixed', delay: 1000 },
-          // A backstop: the sweep removes finished jobs after JOBS_TTL_S, and so does Redis if no replica sweeps.
-          removeOnComplete: { age: Math.ceil(this.limits.ttlMs / 1000) + 60 },
-          removeOnFail: { age: Math.ceil(this.limits.ttlMs / 1000) + 60 },
+      const plans = await this.plan(file, received.fields, received.video);
+      const { fields, video } = received;
+      const data: DurableJobData = {
+        file,
+        fields,
+        video,
+        expected: plans.length > 1 ? plans.reduce((n, p) => n + p.count, 0) : expected,
+        segments: plans.map((p) => p.count),
+      };
+      // Retries are for what may pass (no worker ready here, Redis away mid-run); a job's own failure is final.
+      const retries = { attempts: RUN_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 } };
+      // A backstop: the sweep removes finished jobs after JOBS_TTL_S, and so does Redis if no replica sweeps.
+      const keep = { age: Math.ceil(this.limits.ttlMs / 1000) + 60 };
+      const batchSize = this.deps.pipeline.config.batchSize;
+      const flow = await this.redis(() =>
+        this.flows.add({
+          name: 'job',
+          queueName: JOBS_QUEUE,
+          data,
+          opts: { jobId: id, ...retries, removeOnComplete: keep, removeOnFail: keep },
+          children: plans.map((plan) => ({
+            name: 'segment',
+            queueName: SEGMENTS_QUEUE,
+            data: { job: id, file, fields, video, plan, of: plans.length, batchSize } satisfies SegmentData,
+            // A segment that fails for good wakes the job at once (it fails with the segment's error); a posed one
+            // leaves only its frame count, in the job.
+            opts: { jobId: segmentId(id, plan.k), ...retries, continueParentOnFailure: true, removeOnComplete: true, removeOnFail: keep },
+          })),
         }),
       );
-      log.info({ expected }, 'job accepted (queued in Redis)');
-      return { view: this.viewFrom(job, 'queued', null) };
+      log.info({ expected: data.expected, segments: plans.length }, 'job accepted (queued in Redis)');
+      return { view: this.viewFrom(flow.job as BullJob<DurableJobData>, 'queued', null, 0) };
     } catch (err) {
       // The upload goes unless the job may have been queued after all (the orphan sweep has it then).
-      const queued = await this.queue.getJob(id).catch(() => 'unknown' as const);
+      const queued = await this.jobs.getJob(id).catch(() => 'unknown' as const);
       if (!queued) await this.storage.remove(id);
       throw err;
     }
+  }
+
+  /** A video's segments: one, unless it samples more frames than a segment holds (then its frame times decide them). */
+  private async plan(file: string, fields: DurableJobData['fields'], video: DurableJobData['video']): Promise<SegmentPlan[]> {
+    const fps = sampleRate(fields.fps, video);
+    const { batchSize, maxDecodedFrames } = this.deps.pipeline.config;
+    const o = { fps, maxFrames: fields.maxFrames, segmentFrames: this.limits.segmentFrames, batchSize };
+    const expected = Math.min(fields.maxFrames, Math.ceil((video.durationMs / 1000) * fps));
+    // Sparse sampling seeks frame by frame already; a video of unknown length is posed in one pass.
+    if (!mayFanOut(expected, o.segmentFrames, batchSize) || usesSeeking({ fps, durationMs: video.durationMs })) {
+      return planSegments(null, o);
+    }
+    const scan = await scanFrameTimes(this.deps.ffprobe, file, { maxDecodedFrames });
+    return planSegments(scan?.times ?? null, o);
   }
 
   async get(id: string): Promise<JobView | undefined> {
@@ -238,15 +280,22 @@ export class RedisJobQueue implements JobQueue {
     if (!job) return false;
     await this.redis(async () => {
       await this.client.set(cancelKey(id), '1', 'PX', this.limits.ttlMs);
-      await this.client.publish(CANCEL_CHANNEL, id);
+      await this.client.publish(CONTROL_CHANNEL, `cancel:${id}`);
     });
-    // A job running somewhere is stopped by that replica, which then removes it and its files.
-    if ((await this.redis(() => job.getState())) !== 'active') {
-      await job.remove().catch(() => {});
-      await this.storage.remove(id);
-      this.finish(id, cancelledSummary(id, job.progress));
-    }
+    // Nothing of it running: gone now. Else the replicas running its segments stop them, and the last to stop removes it.
+    if (await this.forget(id)) this.finish(id, cancelledSummary(id));
     return true;
+  }
+
+  /** A cancelled job, its segments and its files go; false while a segment or the merge still runs (it removes them as it stops). */
+  private async forget(id: string): Promise<boolean> {
+    try {
+      await this.storage.remove(id);
+      return (await this.jobs.remove(id, { removeChildren: true })) === 1;
+    } catch (err) {
+      this.noteError(err as Error);
+      return false;
+    }
   }
 
   async watch(id: string, listener: JobListener): Promise<(() => void) | null> {
@@ -281,135 +330,68 @@ export class RedisJobQueue implements JobQueue {
     return stop;
   }
 
+  /**
+   * Jobs by state, across every replica. Running: a segment of it is being posed, or its result merged; a job
+   * between segments (each posed or waiting) counts as queued.
+   */
   async countsByState(): Promise<Record<JobState, number>> {
-    const c = await this.redis(() => this.queue.getJobCounts('waiting', 'delayed', 'prioritized', 'active', 'completed', 'failed'));
-    return { queued: c.waiting + c.delayed + c.prioritized, running: c.active, succeeded: c.completed, failed: c.failed, cancelled: 0 };
+    const [c, active] = await this.redis(() =>
+      Promise.all([
+        this.jobs.getJobCounts('waiting-children', 'waiting', 'delayed', 'prioritized', 'active', 'completed', 'failed'),
+        this.segments.getActive(0, 999),
+      ]),
+    );
+    const posing = new Set(active.map((s) => s?.data?.job)).size;
+    const waitingChildren = c['waiting-children'];
+    return {
+      queued: Math.max(0, waitingChildren - posing) + c.delayed + c.prioritized,
+      running: Math.min(posing, waitingChildren) + c.active + c.waiting,
+      succeeded: c.completed,
+      failed: c.failed,
+      cancelled: 0,
+    };
   }
 
-  /** Shutdown: take no more jobs; running ones finish their batches in flight and go back to the queue. */
+  /** The whole queue's work (the HPA's signal): segments waiting or being posed, and merges. */
+  async queueDepth(): Promise<number> {
+    const [s, j] = await this.redis(() =>
+      Promise.all([this.segments.getJobCounts('waiting', 'delayed', 'prioritized', 'active'), this.jobs.getJobCounts('waiting', 'active')]),
+    );
+    return [...Object.values(s), ...Object.values(j)].reduce((a, b) => a + b, 0);
+  }
+
+  /** Shutdown: take no more segments; running ones finish their batches in flight and go back to the queue. */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
     clearInterval(this.sweeper);
     clearInterval(this.poller);
-    for (const run of this.local.values()) run.drain.abort(new HandedBack('the server is shutting down'));
-    const closed = this.worker.close();
+    this.runs.drain();
+    const closed = Promise.all(this.workers.map((w) => w.close()));
     const graceOver = new Promise<'late'>((r) => setTimeout(() => r('late'), graceMs).unref());
     if ((await Promise.race([closed.then(() => 'closed' as const), graceOver])) === 'late') {
-      // Batches still in flight are dropped (they resume from the last checkpoint elsewhere), and the jobs handed back.
-      for (const run of this.local.values()) run.abort.abort(new HandedBack('the shutdown grace ran out'));
+      this.runs.abandon();
       await closed;
     }
-    await Promise.allSettled([this.events.close(), this.queue.close()]);
+    await Promise.allSettled([...this.events.map((e) => e.close()), this.flows.close(), this.jobs.close(), this.segments.close()]);
     for (const redis of this.connections) redis.disconnect();
   }
 
-  /** One job, in this replica: pose it, saving each batch, and keep the result in storage. */
-  private async run(job: BullJob<DurableJobData>, token?: string): Promise<{ resultBytes: number }> {
-    const id = job.id as string;
-    const log = this.deps.log.child({ jobId: id });
-    // Finished by a run that died before it was recorded: the result is there.
-    const done = await this.storage.readResult(id);
-    if (done !== undefined) return { resultBytes: Buffer.byteLength(done) };
-    const abort = new AbortController();
-    const drain = new AbortController();
-    this.local.set(id, { abort, drain });
-    const timeoutMs = Math.max(1, job.timestamp + this.limits.timeoutMs - Date.now());
-    const timer = setTimeout(
-      () => abort.abort(new ApiError('TIMEOUT', `the job took longer than ${this.limits.timeoutMs} ms (JOB_TIMEOUT_MS)`)),
-      timeoutMs,
-    );
-    timer.unref();
-    let release: (() => void) | undefined;
-    try {
-      if (await this.client.exists(cancelKey(id))) abort.abort(new Cancelled(id));
-      if (abort.signal.aborted) throw abort.signal.reason;
-      if (this.closing) throw new HandedBack('the server is shutting down');
-      if (!this.deps.pipeline.pool.isAvailable()) throw new Later('no pose worker is ready in this replica');
-      let slot: Promise<() => void>;
-      try {
-        slot = this.deps.admission.tryEnter(abort.signal).slot;
-      } catch (err) {
-        // This replica's videos are all taken (synchronous uploads): let another replica, or a later turn, take it.
-        if (isApiError(err) && err.code === 'BUSY') throw new Later('this replica is busy');
-        throw err;
-      }
-      release = await slot;
-      if (abort.signal.aborted) throw abort.signal.reason;
-      log.info({ expected: job.data.expected, progress: job.progress }, 'job running');
-      const { data } = job;
-      const response = await withTempDir(
-        (dir) =>
-          poseVideoRequest(
-            {
-              id,
-              file: data.file,
-              fields: data.fields,
-              video: data.video,
-              signal: abort.signal,
-              log,
-              started: performance.now() - (Date.now() - job.timestamp),
-              onProgress: (done, expected) => void job.updateProgress({ done, expected } satisfies DurableProgress).catch(() => {}),
-              checkpoints: this.storage.checkpoints(id),
-              drain: drain.signal,
-            },
-            { ...this.deps.pipeline, config: { ...this.deps.pipeline.config, batchSize: data.batchSize }, tempDir: dir },
-          ),
-        this.deps.tempDir,
-      );
-      const json = JSON.stringify(response);
-      const bytes = Buffer.byteLength(json);
-      if (bytes > this.limits.resultMaxBytes) throw new JobFailure(resultTooLarge(bytes, this.limits.resultMaxBytes));
-      await this.storage.writeResult(id, json);
-      log.info({ resultBytes: bytes }, 'job succeeded');
-      return { resultBytes: bytes };
-    } catch (err) {
-      const reason = abort.signal.aborted ? abort.signal.reason : err;
-      if (reason instanceof LockLost) {
-        // Another replica owns the job now; its files are its.
-        log.warn('job lock lost (Redis away longer than JOBS_LOCK_MS?): this replica stops running it');
-        throw reason;
-      }
-      if (reason instanceof Later) {
-        await job.moveToDelayed(Date.now() + 1000, token);
-        throw new DelayedError();
-      }
-      // SHUTTING_DOWN comes from this replica's admission closing (SIGTERM): the job goes on elsewhere.
-      if (reason instanceof HandedBack || (isApiError(reason) && reason.code === 'SHUTTING_DOWN')) {
-        log.info({ progress: job.progress }, 'job handed back to the queue (shutdown): another replica continues it');
-        await job.moveToWait(token);
-        throw new WaitingError();
-      }
-      // Passing: the workers died under it, or something unexpected (Redis dropped mid-call). A retry, here or
-      // elsewhere, continues from the checkpoints; the last try's error is final.
-      const unexpected = !isApiError(reason) && !(reason instanceof Cancelled) && !(reason instanceof JobFailure);
-      const passing = unexpected || (isApiError(reason) && reason.code === 'POSE_SERVICE_UNAVAILABLE');
-      if (passing && job.attemptsMade + 1 < RUN_ATTEMPTS) {
-        log.warn({ err: reason, attempt: job.attemptsMade + 1 }, 'job run stopped for a passing reason; it will be tried again');
-        throw new Error(`the run stopped: ${(reason as Error)?.message ?? String(reason)}`);
-      }
-      const error = reason instanceof Cancelled ? CANCELLED : reason instanceof JobFailure ? reason.error : jobError(reason, log, id);
-      log.info({ code: error.code }, reason instanceof Cancelled ? 'job cancelled' : 'job failed');
-      // Final: its files go once BullMQ has recorded it (the 'failed' handler).
-      throw new UnrecoverableError(JSON.stringify(error));
-    } finally {
-      clearTimeout(timer);
-      release?.();
-      if (this.local.get(id)?.abort === abort) this.local.delete(id);
-    }
-  }
-
-  /** QueueEvents → this replica's event streams. */
+  /** QueueEvents of jobs and their segments → this replica's event streams. */
   private listen(): void {
-    this.events.on('active', ({ jobId }) => void this.update(jobId));
-    this.events.on('waiting', ({ jobId }) => void this.update(jobId));
-    this.events.on('progress', ({ jobId }) => void this.update(jobId));
-    this.events.on('completed', ({ jobId }) => void this.update(jobId));
-    this.events.on('failed', ({ jobId, failedReason }) => {
-      const error = parseError(failedReason);
-      if (error?.code === 'CANCELLED') this.finish(jobId, cancelledSummary(jobId, undefined));
+    const [jobEvents, segmentEvents] = this.events;
+    const update = ({ jobId }: { jobId: string }) => void this.update(jobId);
+    jobEvents.on('active', update);
+    jobEvents.on('waiting', update);
+    jobEvents.on('completed', update);
+    jobEvents.on('failed', ({ jobId, failedReason }) => {
+      if (parseError(failedReason).code === 'CANCELLED') this.finish(jobId, cancelledSummary(jobId));
       else void this.update(jobId);
     });
-    this.events.on('removed', ({ jobId }) => this.finish(jobId, cancelledSummary(jobId, undefined)));
+    jobEvents.on('removed', ({ jobId }) => this.finish(jobId, cancelledSummary(jobId)));
+    const updateJob = ({ jobId }: { jobId: string }) => void this.update(jobOfSegment(jobId));
+    segmentEvents.on('active', updateJob);
+    segmentEvents.on('progress', updateJob);
+    segmentEvents.on('completed', updateJob);
   }
 
   /** Tells the job's watchers in this replica where it stands (gone: it was cancelled, or expired). */
@@ -421,7 +403,7 @@ export class RedisJobQueue implements JobQueue {
     } catch {
       return; // Redis away: the next event or poll tells
     }
-    if (!view) this.finish(id, cancelledSummary(id, undefined));
+    if (!view) this.finish(id, cancelledSummary(id));
     else if (FINISHED_STATES.has(view.state)) this.finish(id, summaryOf(view));
     else for (const l of this.watchers.get(id) ?? []) l(summaryOf(view), false);
   }
@@ -435,30 +417,54 @@ export class RedisJobQueue implements JobQueue {
 
   /** The job, unless it was cancelled (DELETE forgets it) or has expired. */
   private async find(id: string): Promise<BullJob<DurableJobData> | undefined> {
-    const [job, cancelled] = await this.redis(() => Promise.all([this.queue.getJob(id), this.client.exists(cancelKey(id))]));
+    const [job, cancelled] = await this.redis(() => Promise.all([this.jobs.getJob(id), this.client.exists(cancelKey(id))]));
     if (!job || cancelled) return undefined;
     if (job.finishedOn && job.finishedOn + this.limits.ttlMs < Date.now()) return undefined;
     return job;
   }
 
   private async viewOf(job: BullJob<DurableJobData>): Promise<JobView> {
-    const error = parseError(job.failedReason);
-    const state = stateOf(await this.redis(() => job.getState()), job, error);
-    let result: JobView['result'];
+    const error = job.failedReason ? parseError(job.failedReason) : null;
+    const bullState = await this.redis(() => job.getState());
+    const started = Boolean((job.progress as Partial<JobStart>)?.startedAt);
+    const state = stateOf(bullState, started, error);
     if (state === 'succeeded') {
       const json = await this.storage.readResult(job.id as string);
-      if (json) result = JSON.parse(json);
+      const result = json ? (JSON.parse(json) as JobView['result']) : undefined;
+      return this.viewFrom(job, state, error, result?.frames.length ?? job.data.expected, result);
     }
-    return this.viewFrom(job, state, error, result);
+    // Every segment posed: the merge is next (or under way).
+    const merging = bullState === 'waiting' || bullState === 'active' || bullState === 'delayed';
+    return this.viewFrom(job, state, error, merging && started ? job.data.expected : await this.framesDone(job));
   }
 
-  private viewFrom(job: BullJob<DurableJobData>, state: JobState, error: JobError | null, result?: JobView['result']): JobView {
+  /** Frames posed so far over the job's segments: those finished (their count, kept in the job) and those running. */
+  private async framesDone(job: BullJob<DurableJobData>): Promise<number> {
     const id = job.id as string;
-    const progress = job.progress as Partial<DurableProgress> | number;
-    const expected = typeof progress === 'object' && progress.expected ? progress.expected : job.data.expected;
-    let done = typeof progress === 'object' && progress.done ? progress.done : 0;
-    if (state === 'succeeded') done = result?.frames.length ?? expected;
+    const n = job.data.segments.length;
+    const [processed, ...running] = await this.redis(async () => {
+      const values = await job.getChildrenValues<SegmentReturn>();
+      const finished = new Set(Object.keys(values).map((key) => key.slice(key.lastIndexOf(':') + 1)));
+      const ids = Array.from({ length: n }, (_, k) => segmentId(id, k)).filter((s) => !finished.has(s));
+      return [values, ...(await Promise.all(ids.map((s) => this.segments.getJob(s))))] as const;
+    });
+    let done = 0;
+    for (const v of Object.values(processed)) done += v?.frames ?? 0;
+    for (const s of running) done += (s?.progress as Partial<SegmentProgress> | undefined)?.done ?? 0;
+    return done;
+  }
+
+  private viewFrom(
+    job: BullJob<DurableJobData>,
+    state: JobState,
+    error: JobError | null,
+    done: number,
+    result?: JobView['result'],
+  ): JobView {
+    const id = job.id as string;
+    const expected = job.data.expected;
     const total = state === 'succeeded' ? done : Math.max(expected, done);
+    const startedAt = (job.progress as Partial<JobStart>)?.startedAt ?? job.processedOn;
     return {
       id,
       state,
@@ -466,7 +472,7 @@ export class RedisJobQueue implements JobQueue {
       ...(error && state !== 'succeeded' ? { error } : {}),
       links: { self: `/api/jobs/${id}`, events: `/api/jobs/${id}/events` },
       createdAt: new Date(job.timestamp).toISOString(),
-      ...(job.processedOn ? { startedAt: new Date(job.processedOn).toISOString() } : {}),
+      ...(startedAt ? { startedAt: new Date(startedAt).toISOString() } : {}),
       ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
       ...(job.finishedOn ? { expiresAt: new Date(job.finishedOn + this.limits.ttlMs).toISOString() } : {}),
       video: publicVideo(job.data.video),
@@ -474,15 +480,14 @@ export class RedisJobQueue implements JobQueue {
     };
   }
 
-  /** Finished jobs past JOBS_TTL_S, their keys and files, and orphan folders go (any replica may do it). */
+  /** Finished jobs past JOBS_TTL_S, their segments, keys and files, and orphan folders go (any replica may do it). */
   private async sweep(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      const expired = [
-        ...(await this.queue.clean(this.limits.ttlMs, 1000, 'completed')),
-        ...(await this.queue.clean(this.limits.ttlMs, 1000, 'failed')),
-      ];
+      const ttl = this.limits.ttlMs;
+      const expired = [...(await this.jobs.clean(ttl, 1000, 'completed')), ...(await this.jobs.clean(ttl, 1000, 'failed'))];
+      await this.segments.clean(ttl, 1000, 'failed');
       await Promise.all(expired.map((id) => this.storage.remove(id)));
       for (const { id, mtimeMs } of await this.storage.list()) {
         if (Date.now() - mtimeMs < ORPHAN_AFTER_MS) continue;
@@ -523,7 +528,8 @@ export class RedisJobQueue implements JobQueue {
   }
 }
 
-function stateOf(bullState: string, job: BullJob<DurableJobData>, error: JobError | null): JobState {
+/** The API's state of a job from its BullMQ state (a job waits for its segments, then runs to merge them). */
+function stateOf(bullState: string, started: boolean, error: JobError | null): JobState {
   switch (bullState) {
     case 'completed':
       return 'succeeded';
@@ -532,39 +538,21 @@ function stateOf(bullState: string, job: BullJob<DurableJobData>, error: JobErro
     case 'active':
       return 'running';
     default:
-      // Waiting again after it started (handed back, or its replica died): it is mid-run, between replicas.
-      return job.processedOn ? 'running' : 'queued';
+      // Waiting for its segments, or for its merge: running once a segment has started.
+      return started ? 'running' : 'queued';
   }
 }
 
-/** A failure this code recorded (a job's own final error), not a passing one BullMQ retries. */
-function isOurs(failedReason: string | undefined): boolean {
-  try {
-    return typeof (JSON.parse(failedReason ?? '') as JobError)?.code === 'string';
-  } catch {
-    return false;
-  }
+/** A failed run BullMQ will not try again. */
+function isFinal(job: BullJob): boolean {
+  return job.attemptsMade >= (job.opts.attempts ?? 1) || isOurs(job.failedReason);
 }
 
-function parseError(failedReason: string | undefined): JobError | null {
-  if (!failedReason) return null;
-  try {
-    const parsed = JSON.parse(failedReason) as JobError;
-    if (typeof parsed?.code === 'string') return parsed;
-  } catch {
-    // not ours (a stall limit, a lost lock): shown as it is
-  }
-  return { code: 'INTERNAL_ERROR', message: failedReason };
-}
-
-function cancelledSummary(id: string, progress: unknown): JobSummary {
-  const p = (typeof progress === 'object' && progress ? progress : {}) as Partial<DurableProgress>;
-  const done = p.done ?? 0;
-  const expected = Math.max(p.expected ?? 0, done);
+function cancelledSummary(id: string): JobSummary {
   return {
     id,
     state: 'cancelled',
-    progress: jobProgress(done, expected, false),
+    progress: jobProgress(0, 0, false),
     error: CANCELLED,
     links: { self: `/api/jobs/${id}`, events: `/api/jobs/${id}/events` },
   };

@@ -59,7 +59,32 @@ export interface FrameSourceOptions {
   durationMs?: number;
   /** MAX_DECODED_FRAMES, enforced while decoding: reading straight through stops there; a seek that runs past SEEK_TIMEOUT_MS ends the stream. */
   maxDecodedFrames?: number;
+  /** Only this stretch of the sampled frames (a fan-out segment), up to maxFrames of them. */
+  range?: FrameRange;
 }
+
+/**
+ * A stretch of the frames one pass would sample, decoded on its own (a fan-out segment). Times are
+ * the file's own, in seconds, from its packets (frame-times.ts). ffmpeg seeks to the keyframe before
+ * the stretch and keeps the file's timestamps (-copyts); the filter keeps the stretch's frames by the
+ * same rule, with sampling intervals and reported times counted from the video's first frame, so the
+ * stretches laid end to end are the one pass, frame for frame.
+ */
+export interface FrameRange {
+  /** The video's first frame. */
+  t0S: number;
+  /** The stretch's first sampled frame. */
+  fromS: number;
+  /** The next stretch's first sampled frame; null: to the end. */
+  toS: number | null;
+}
+
+/**
+ * How far before a range's first frame ffmpeg is asked to seek (it goes on back to the keyframe before
+ * that), tried in turn: a seek that lands past the range's first frame (an MPEG-TS seeks by bytes and
+ * can overshoot) is tried again from further back, at worst from the start (Infinity: no seek).
+ */
+const RANGE_SEEK_BACK_S = [0.5, 5, 30, Number.POSITIVE_INFINITY];
 
 /** One seek may decode for this long (a file with one keyframe would decode from its start at every seek). */
 export const SEEK_TIMEOUT_MS = 30_000;
@@ -111,8 +136,15 @@ const SEEK_GOP_S = 10;
  * dropped for falling between grid points (a one-frame clip gives its frame) and nothing is duplicated
  * (VFR gaps); showinfo reports each kept frame's time. Times start at the first frame (setpts).
  */
-export function samplingFilter(fps: number, width: number, height: number, maxDecodedFrames?: number): string {
+export function samplingFilter(fps: number, width: number, height: number, maxDecodedFrames?: number, range?: FrameRange): string {
   const bucket = (t: string) => `floor(${t}*${fps}+1e-4)`;
+  if (range) {
+    // Timestamps are the file's (-copyts): intervals count from the first frame, and only the range's frames pass.
+    const from = `(t-${range.t0S})`;
+    const prev = `(prev_selected_t-${range.t0S})`;
+    const within = `gte(t,${range.fromS}-1e-4)${range.toS === null ? '' : `*lt(t,${range.toS}-1e-4)`}`;
+    return `select='${within}*(isnan(prev_selected_t)+gt(${bucket(from)},${bucket(prev)}))',scale=${width}:${height},showinfo`;
+  }
   // trim: no more decoded frames than MAX_DECODED_FRAMES, whatever the file's metadata claimed at
   // acceptance (a duration can lie); ffmpeg stops there. scale: every frame out has the probed size,
   // the one the reader cuts the byte stream by, even if the stream changes size mid-way (a passthrough when it does not).
@@ -131,7 +163,13 @@ function outputFormat(o: FrameSourceOptions): string[] {
  * per-frame lines (`level` tags each line so errors can be told apart), the decoder's pixel bound, the
  * input (from `seekS` with an accurate input seek), and its first video stream only.
  */
-function inputArgs(o: FrameSourceOptions, seekS?: number): string[] {
+function inputArgs(o: FrameSourceOptions, seekS?: number, rangeBackS = RANGE_SEEK_BACK_S[0]): string[] {
+  // A range seeks to a keyframe before it (no accurate seek: the filter picks its frames by their own timestamps).
+  const range = !o.range
+    ? []
+    : Number.isFinite(rangeBackS)
+      ? ['-noaccurate_seek', '-ss', Math.max(0, o.range.fromS - o.range.t0S - rangeBackS).toFixed(6), '-copyts']
+      : ['-copyts'];
   return [
     '-hide_banner',
     '-loglevel',
@@ -140,6 +178,7 @@ function inputArgs(o: FrameSourceOptions, seekS?: number): string[] {
     '-nostdin',
     ...(o.maxPixels ? ['-max_pixels', String(o.maxPixels)] : []),
     ...(seekS === undefined ? [] : ['-ss', seekS.toFixed(6)]),
+    ...range,
     '-i',
     o.file,
     '-map',
@@ -164,13 +203,13 @@ export function seekArgs(o: FrameSourceOptions, atS: number): string[] {
   ];
 }
 
-export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string): string[] {
+export function ffmpegArgs(o: FrameSourceOptions, socketPath?: string | null, rangeBackS?: number): string[] {
   const format = outputFormat(o);
   const target = socketPath ? ['-listen', '1', `unix:${socketPath}`] : ['pipe:1'];
   return [
-    ...inputArgs(o),
+    ...inputArgs(o, undefined, rangeBackS),
     '-vf',
-    samplingFilter(o.fps, o.width, o.height, o.maxDecodedFrames),
+    samplingFilter(o.fps, o.width, o.height, o.maxDecodedFrames, o.range),
     '-vsync',
     'passthrough', // each selected frame once, at its own time (-fps_mode in ffmpeg ≥ 5.1; -vsync works from 4.x on)
     '-frames:v',
@@ -207,21 +246,41 @@ export interface FrameSourceOutcome {
  * and the reason in `result.error`).
  */
 export async function* extractFrames(o: FrameSourceOptions, result: FrameSourceOutcome = {}): AsyncGenerator<DecodedFrame> {
-  if (usesSeeking(o)) {
-    yield* seekFrames(o, result);
+  if (o.range) yield* rangeFrames(o, o.range, result);
+  else if (usesSeeking(o)) yield* seekFrames(o, result);
+  else yield* onePass(o, result);
+}
+
+/** A range's frames: its first must be the range's first frame, or the seek overshot and is tried from further back. */
+async function* rangeFrames(o: FrameSourceOptions, range: FrameRange, result: FrameSourceOutcome): AsyncGenerator<DecodedFrame> {
+  const firstMs = Math.round((range.fromS - range.t0S) * 1000);
+  for (const backS of RANGE_SEEK_BACK_S) {
+    const frames = onePass(o, result, backS);
+    const first = await frames.next();
+    if (first.done) return;
+    if (first.value.timeMs > firstMs + 1 && Number.isFinite(backS)) {
+      await frames.return(undefined);
+      continue;
+    }
+    yield first.value;
+    yield* frames;
     return;
   }
+}
+
+/** The sampled frames of one ffmpeg run, read as they are decoded (a range from `rangeBackS` before it). */
+async function* onePass(o: FrameSourceOptions, result: FrameSourceOutcome, rangeBackS?: number): AsyncGenerator<DecodedFrame> {
   let index = 0;
   /** The next frame: its time from the ffmpeg run that decoded it. */
   const make = async (times: FrameTimes, data: Buffer): Promise<DecodedFrame> => {
     const i = index++;
-    return { index: i, timeMs: await times.at(i, o.fps), width: o.width, height: o.height, pixels: o.pixels, data };
+    return { index: i, timeMs: await times.at(i, o.fps, o.range?.t0S), width: o.width, height: o.height, pixels: o.pixels, data };
   };
 
   const socketPath = rawSocketPath(o);
   if (socketPath) {
     const reader = new RawFrameSocket(o.width * o.height * 3, o.reuseFrameBuffer ?? false);
-    const run = startFfmpeg(o, ffmpegArgs(o, socketPath));
+    const run = startFfmpeg(o, ffmpegArgs(o, socketPath, rangeBackS));
     try {
       let exited = false;
       void run.outcome.then(() => (exited = true));
@@ -249,7 +308,7 @@ export async function* extractFrames(o: FrameSourceOptions, result: FrameSourceO
     // same video over stdout, and where that works this ffmpeg gets the pipe from now on.
   }
 
-  const run = startFfmpeg(o, ffmpegArgs(o));
+  const run = startFfmpeg(o, ffmpegArgs(o, null, rangeBackS));
   try {
     for await (const data of pipeFrames(run.stdout, o)) yield await make(run.times, data);
     settle(await run.outcome, index, o, result);
@@ -311,8 +370,8 @@ class FrameTimes {
   private waiters: (() => void)[] = [];
   private ended = false;
 
-  push(ms: number): void {
-    this.times.push(ms);
+  push(seconds: number): void {
+    this.times.push(seconds);
     this.wake();
   }
 
@@ -321,8 +380,11 @@ class FrameTimes {
     this.wake();
   }
 
-  /** Frame i's time; the grid's (i / fps) where showinfo's line does not come within `waitMs` (a log format this parser does not know). */
-  async at(i: number, fps: number, waitMs = 2000): Promise<number> {
+  /**
+   * Frame i's time in ms from `originS` (the file's timestamps kept: a range's first frame); the grid's (i / fps)
+   * where showinfo's line does not come within `waitMs` (a log format this parser does not know).
+   */
+  async at(i: number, fps: number, originS = 0, waitMs = 2000): Promise<number> {
     const deadline = Date.now() + waitMs;
     while (this.times.length <= i && !this.ended && Date.now() < deadline) {
       await new Promise<void>((r) => {
@@ -333,7 +395,8 @@ class FrameTimes {
         });
       });
     }
-    return this.times[i] ?? Math.round((i * 1000) / fps);
+    const t = this.times[i];
+    return t === undefined ? Math.round((i * 1000) / fps) : Math.max(0, Math.round((t - originS) * 1000));
   }
 
   private wake(): void {
@@ -344,7 +407,9 @@ class FrameTimes {
 }
 
 /** showinfo's line for one frame: `[Parsed_showinfo_2 @ 0x…] [info] n:   0 pts:      0 pts_time:0 …`. */
-const SHOWINFO_FRAME = /^\[Parsed_showinfo_\d+ @ [^\]]+\] \[info\] n:\s*\d+ pts:\s*-?\d+ pts_time:(-?[\d.e+-]+)/;
+const SHOWINFO_FRAME = /^\[Parsed_showinfo_\d+ @ [^\]]+\] \[info\] n:\s*\d+ pts:\s*(-?\d+) pts_time:(-?[\d.e+-]+)/;
+/** showinfo's input time base (`config in time_base: 1/15360, …`): pts × time base is exact, pts_time has 6 digits. */
+const SHOWINFO_TIME_BASE = /^\[Parsed_showinfo_\d+ @ [^\]]+\] \[info\] config in time_base: (\d+)\/(\d+)/;
 /** Lines at these levels are not kept; everything else (errors, and any untagged text) is. */
 const NOT_AN_ERROR = /\[(info|verbose|debug|trace|warning)\] /;
 const LEVEL_TAG = /\[(error|fatal|panic)\] /;
@@ -363,11 +428,14 @@ function startFfmpeg(o: FrameSourceOptions, args: string[]): FfmpegRun {
   delete env.AV_LOG_FORCE_COLOR;
   const child = spawn(o.ffmpeg, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, env });
   const times = new FrameTimes();
+  let timeBase: [number, number] | null = null;
   let stderr = '';
   let partial = '';
   const line = (text: string) => {
     const frame = SHOWINFO_FRAME.exec(text);
-    if (frame) times.push(Math.max(0, Math.round(Number(frame[1]) * 1000)));
+    const base = frame ? null : SHOWINFO_TIME_BASE.exec(text);
+    if (frame) times.push(timeBase ? (Number(frame[1]) * timeBase[0]) / timeBase[1] : Number(frame[2]));
+    else if (base && Number(base[2]) > 0) timeBase = [Number(base[1]), Number(base[2])];
     else if (text && !NOT_AN_ERROR.test(text) && stderr.length < 8192) stderr += `${text.replace(LEVEL_TAG, '')}\n`;
   };
   child.stderr.setEncoding('utf8');

@@ -3,13 +3,14 @@
  * route, the jobs API and the CLI, so all three answer the same way.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import type { PosePool, WorkerLastError } from '../../workers/index.js';
+import type { PoolModelInfo, PosePool, WorkerLastError } from '../../workers/index.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
+import type { FrameRange } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
 import type { PoseRequestFields } from '../upload/fields.js';
 import { buildPoseResponse, type PoseResponse } from './pose-response.js';
-import { type BatchCheckpoints, poseVideo } from './pose-video.js';
+import { type BatchCheckpoints, type PoseVideoResult, poseVideo } from './pose-video.js';
 
 /** 503 POSE_SERVICE_UNAVAILABLE with the workers' causes and fixes. */
 export function unavailableError(pool: Pick<PosePool, 'lastErrors'>): ApiError {
@@ -49,6 +50,8 @@ export interface PoseRequest {
   onProgress?: (done: number, expected: number) => void;
   checkpoints?: BatchCheckpoints;
   drain?: AbortSignal;
+  /** A fan-out segment's stretch of the video (fields.maxFrames is then its frame count). */
+  range?: FrameRange;
 }
 
 export interface PoseRequestDeps {
@@ -61,6 +64,21 @@ export interface PoseRequestDeps {
 }
 
 export async function poseVideoRequest(req: PoseRequest, deps: PoseRequestDeps): Promise<PoseResponse> {
+  const { result, model } = await poseVideoFrames(req, deps);
+  const response = buildPoseResponse({
+    id: req.id,
+    role: req.fields.role,
+    video: req.video,
+    model,
+    result,
+    elapsedMs: performance.now() - req.started,
+  });
+  deps.observer?.observeFrames(response.frames);
+  return response;
+}
+
+/** The frames of a request (or of a fan-out segment) and the model that posed them; 503 when no worker could pose any. */
+export async function poseVideoFrames(req: PoseRequest, deps: PoseRequestDeps): Promise<{ result: PoseVideoResult; model: PoolModelInfo }> {
   const { pool } = deps;
   const model = pool.model();
   if (!model) throw unavailableError(pool);
@@ -78,6 +96,7 @@ export async function poseVideoRequest(req: PoseRequest, deps: PoseRequestDeps):
       onProgress: req.onProgress,
       checkpoints: req.checkpoints,
       drain: req.drain,
+      range: req.range,
     },
     {
       pool,
@@ -95,14 +114,5 @@ export async function poseVideoRequest(req: PoseRequest, deps: PoseRequestDeps):
   if (unserved && (result.frames.every((f) => f.error?.code === 'POSE_SERVICE_UNAVAILABLE') || !pool.isAvailable())) {
     throw unavailableError(pool);
   }
-  const response = buildPoseResponse({
-    id: req.id,
-    role: req.fields.role,
-    video: req.video,
-    model,
-    result,
-    elapsedMs: performance.now() - req.started,
-  });
-  deps.observer?.observeFrames(response.frames);
-  return response;
+  return { result, model };
 }

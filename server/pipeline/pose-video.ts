@@ -10,7 +10,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { DetectOptions, FrameEncoding, FrameResult } from '../../protocol/index.js';
 import { PoolError, type PosePool } from '../../workers/index.js';
 import { ApiError } from '../errors.js';
-import { extractFrames, type FrameSourceOutcome, sampleRate } from '../media/frame-source.js';
+import { extractFrames, type FrameRange, type FrameSourceOutcome, sampleRate } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
 import { batches } from './batcher.js';
 import { releasePayloads, type SpooledFrame, spoolFrames } from './frame-payload.js';
@@ -23,6 +23,8 @@ export interface PoseVideoInput {
   /** Requested sampling rate; capped at the source's. */
   fps: number;
   maxFrames: number;
+  /** A fan-out segment: only this stretch of the sampled frames (indices then count from the stretch's first). */
+  range?: FrameRange;
   tracking: boolean;
   smoothing: boolean;
   signal: AbortSignal;
@@ -92,6 +94,12 @@ export function expectedFrames(video: VideoInfo, fps: number, maxFrames: number)
   return Math.min(maxFrames, fromDuration);
 }
 
+/** One-euro smoothing over a video's frames, in order (in place). */
+export function smoothFrames(frames: TimedFrameResult[], video: Pick<VideoInfo, 'width' | 'height'>): void {
+  const smoother = new KeypointSmoother(video.width, video.height);
+  for (const f of frames) f.persons = smoother.apply(f.persons, f.timeMs);
+}
+
 export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Promise<PoseVideoResult> {
   const { video, log, signal } = input;
   const started = performance.now();
@@ -120,6 +128,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
       maxPixels: deps.maxPixels,
       durationMs: video.durationMs,
       maxDecodedFrames: deps.maxDecodedFrames,
+      range: input.range,
     },
     decodeOutcome,
   );
@@ -217,10 +226,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
     };
   }
 
-  if (input.smoothing) {
-    const smoother = new KeypointSmoother(video.width, video.height);
-    for (const f of frames) f.persons = smoother.apply(f.persons, f.timeMs);
-  }
+  if (input.smoothing) smoothFrames(frames, video);
 
   timing.totalMs = performance.now() - started;
   const posed = frames.filter((f) => !f.error).length;

@@ -245,7 +245,7 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
       {
         pool: { health: () => ({ status: 'ready', ready: 1, desired: 1, workers: [] }) },
         admission: new Admission(2, 8),
-        jobs: async () => ({ queued: 5, running: 2, succeeded: 9, failed: 1, cancelled: 0 }),
+        jobs: { counts: async () => ({ queued: 5, running: 2, succeeded: 9, failed: 1, cancelled: 0 }), depth: async () => 7 },
       },
       { defaultMetrics: false },
     );

@@ -11,9 +11,11 @@ import { redisCommand, startRedis, type TestRedis, whyNoRedis } from '../../../s
 import { jobsReportLines, runJobsSoak } from '../../../scripts/soak-jobs.js';
 import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
 import type { JobBody } from '../support/api-bodies.js';
+import { loopClip } from '../support/long-clip.js';
 import { buildOnce, type ServerProcess, startServerProcess } from '../support/server-process.js';
 import { readEvents } from '../support/sse.js';
 import { FIXTURES, testPython, videoForm, waitFor, waitReady } from '../support/test-server.js';
+import { findTools } from '../support/tools.js';
 
 const CLIP = path.join(FIXTURES, 'vtest-3s.mp4');
 
@@ -92,7 +94,7 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
 
   /** The replica whose log says it ran the job. */
   function runner(id: string): Replica | undefined {
-    return replicas.find((r) => r.output().includes(`"jobId":"${id}"`) && /job running/.test(linesOf(r, id).join('\n')));
+    return replicas.find((r) => r.output().includes(`"jobId":"${id}"`) && /segment running/.test(linesOf(r, id).join('\n')));
   }
 
   function linesOf(r: Replica, id: string): string[] {
@@ -152,14 +154,14 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     const ran = runner(job.id);
     expect(ran).toBeDefined();
     const other = ran === a ? b : a;
-    const saved = readdirSync(path.join(storage, 'jobs', job.id, 'batches')).filter((f) => f.endsWith('.json')).length;
+    const saved = readdirSync(path.join(storage, 'jobs', job.id, 'segments', '0', 'batches')).filter((f) => f.endsWith('.json')).length;
     const killedAt = Date.now();
     ran?.child.kill('SIGKILL');
     await ran?.exited;
     const body = await finished(other, job.id);
     expectEveryFrameOnce(body, 30);
     // The survivor posed only what was not saved: it logged how far the job was when it took it.
-    const resumed = linesOf(other, job.id).find((l) => l.includes('job running'));
+    const resumed = linesOf(other, job.id).find((l) => l.includes('segment running'));
     expect(resumed).toBeDefined();
     const progress = JSON.parse(resumed ?? '{}').progress as { done: number };
     expect(progress.done).toBeGreaterThanOrEqual(saved * 4);
@@ -176,7 +178,7 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     expectEveryFrameOnce(body, 30);
     expect(Date.now() - t0).toBeLessThan(25_000); // well under the 30 s lock
     expect((await ran?.exited)?.code).toBe(0);
-    expect(ran?.output()).toMatch(/job handed back to the queue/);
+    expect(ran?.output()).toMatch(/segment handed back to the queue/);
   }, 120_000);
 
   it('Redis restarted mid-job: the job survives (appendonly) and finishes; /health names Redis while it is away', async () => {
@@ -271,13 +273,74 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     expect(report.violations).toEqual([]);
   }, 180_000);
 
+  it('a 300-frame job fanned out over both replicas equals the one-replica result, frame for frame', async () => {
+    const clip = loopClip(findTools().ffmpeg, temp);
+    const fields = { fps: '30', maxFrames: '300' };
+    const postClip = async (r: Replica) => {
+      const res = await fetch(`${r.url}/api/jobs`, { method: 'POST', body: videoForm(clip, fields) });
+      expect(res.status).toBe(202);
+      return (await res.json()) as JobBody;
+    };
+    // One replica, one segment: the reference.
+    const alone = await replica('alone', { POSE_SYNTHETIC_FAULTS: 'infer_ms=10', JOBS_SEGMENT_FRAMES: '100000' });
+    const one = await finished(alone, (await postClip(alone)).id, 120_000);
+    expectEveryFrameOnce(one, 300);
+    await Promise.all(replicas.splice(0).map(stopReplica));
+
+    // Two replicas, segments of 64 frames (16 batches of 4): 5 segments.
+    const fanned = { POSE_SYNTHETIC_FAULTS: 'infer_ms=10', JOBS_SEGMENT_FRAMES: '64' };
+    const a = await replica('a', fanned);
+    const b = await replica('b', fanned);
+    const job = await postClip(a);
+    expect(job.progress.expected).toBe(300); // the plan's exact count, from the frame times
+    const both = await finished(b, job.id, 120_000);
+    expectEveryFrameOnce(both, 300);
+    const segmentsOn = (r: Replica) => linesOf(r, job.id).filter((l) => l.includes('segment running')).length;
+    expect(segmentsOn(a)).toBeGreaterThan(0);
+    expect(segmentsOn(b)).toBeGreaterThan(0);
+    expect(segmentsOn(a) + segmentsOn(b)).toBe(5);
+    const strip = (f: NonNullable<JobBody['result']>['frames'][number]) => ({ index: f.index, timeMs: f.timeMs, persons: f.persons });
+    expect(both.result?.frames.map(strip)).toEqual(one.result?.frames.map(strip));
+    expect(readdirSync(path.join(storage, 'jobs', job.id))).toEqual(['result.json']);
+    console.info(
+      `[figures] fan-out: 300 frames in 5 segments, ${segmentsOn(a)} posed on a, ${segmentsOn(b)} on b; equal to one replica's result`,
+    );
+  }, 300_000);
+
+  it('DELETE of a fanned-out job stops its segments on both replicas; its keys and files go', async () => {
+    const clip = loopClip(findTools().ffmpeg, temp);
+    const fanned = { POSE_SYNTHETIC_FAULTS: 'infer_ms=40', JOBS_SEGMENT_FRAMES: '32' };
+    const a = await replica('a', fanned);
+    const b = await replica('b', fanned);
+    const res = await fetch(`${a.url}/api/jobs`, { method: 'POST', body: videoForm(clip, { fps: '30', maxFrames: '300' }) });
+    const job = (await res.json()) as JobBody;
+    await waitFor(
+      async () =>
+        linesOf(a, job.id).some((l) => l.includes('segment running')) && linesOf(b, job.id).some((l) => l.includes('segment running')),
+      30_000,
+    );
+    expect((await fetch(`${b.url}/api/jobs/${job.id}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await get(a, job.id)).status).toBe(404);
+    await waitFor(async () => !readdirSync(path.join(storage, 'jobs')).includes(job.id), 15_000);
+    await waitFor(
+      async () =>
+        ((await redisCommand(redis.port, 'KEYS', `*${job.id}*`)) as string[]).filter((k) => !k.includes('cancelled')).length === 0,
+      15_000,
+    );
+    // No segment of it started after the DELETE.
+    const started = (r: Replica) => linesOf(r, job.id).filter((l) => l.includes('segment running')).length;
+    const before = started(a) + started(b);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(started(a) + started(b)).toBe(before);
+  }, 120_000);
+
   it('20 jobs over 2 replicas with 1 worker each: none lost, each every frame once, both replicas ran some', async () => {
     const a = await replica('a', { POSE_SYNTHETIC_FAULTS: 'infer_ms=5' });
     const b = await replica('b', { POSE_SYNTHETIC_FAULTS: 'infer_ms=5' });
     const jobs = await Promise.all(Array.from({ length: 20 }, (_, i) => post(i % 2 ? a : b, { fps: '5', maxFrames: '10' })));
     for (const job of jobs) expectEveryFrameOnce(await finished(i2(a, b, job.id), job.id), 10);
-    const ranOnA = jobs.filter((j) => linesOf(a, j.id).some((l) => l.includes('job running'))).length;
-    const ranOnB = jobs.filter((j) => linesOf(b, j.id).some((l) => l.includes('job running'))).length;
+    const ranOnA = jobs.filter((j) => linesOf(a, j.id).some((l) => l.includes('segment running'))).length;
+    const ranOnB = jobs.filter((j) => linesOf(b, j.id).some((l) => l.includes('segment running'))).length;
     expect(ranOnA).toBeGreaterThan(0);
     expect(ranOnB).toBeGreaterThan(0);
   }, 180_000);
