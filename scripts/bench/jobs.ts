@@ -4,11 +4,14 @@
  * sleep, not CPU), so two replicas on 2 cores can show the scaling a GPU fleet would:
  *   overhead   one small job at a time, POST → succeeded (polled every 10 ms), memory vs redis
  *   replicas   20 jobs posted at once to 1 replica vs 2 replicas (1 worker each)
+ *   fan-out    one 300-frame job: 1 replica in one segment, 1 replica in segments (the cost per
+ *              segment), 2 replicas in segments (the speed-up)
  *   resume     a replica SIGKILLed mid-job: kill → the job succeeded on the other replica
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { loopClip } from '../long-clip.js';
 import { startRedis } from '../redis-process.js';
 import { type ServerProcess, startServer, until } from '../soak.js';
 import { jobEnd, postJob } from '../soak-jobs.js';
@@ -22,10 +25,23 @@ export interface JobsBenchResult {
   /** The replicas' jobs cost REPLICAS_FRAME_MS per frame: the sleep dominates, as a GPU model's time would. */
   replicas: { frameMs: number; jobs: number; frames: number; oneMs: number; twoMs: number };
   resume: { lockMs: number; stalledIntervalMs: number; frames: number; killToDoneMs: number; checkpointedBatches: number };
+  /** One long job (FANOUT_FRAME_MS per frame): whole on 1 replica, in `segments` on 1 replica, in `segments` on 2. */
+  fanOut: {
+    frameMs: number;
+    frames: number;
+    segmentFrames: number;
+    segments: number;
+    wholeMs: number;
+    splitOneMs: number;
+    splitTwoMs: number;
+  };
 }
 
 const FRAME_MS = 20;
 const REPLICAS_FRAME_MS = 100;
+const FANOUT_FRAME_MS = 50;
+/** 300 frames in batches of 4: 10 segments, 5 per replica. */
+const FANOUT_SEGMENT_FRAMES = 32;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runJobsBench(ctx: BenchContext, clipFile: string): Promise<JobsBenchResult> {
@@ -91,6 +107,24 @@ export async function runJobsBench(ctx: BenchContext, clipFile: string): Promise
     const oneMs = await burst(1);
     const twoMs = await burst(2);
 
+    const longClip = readFileSync(loopClip(ctx.ffmpeg, temp, clipFile));
+    const longFrames300 = 300;
+    const segments = Math.ceil(longFrames300 / FANOUT_SEGMENT_FRAMES);
+    ctx.log(`jobs: one ${longFrames300}-frame job, whole on 1 replica, in ${segments} segments on 1 replica, then on 2`);
+    const fanOut = async (replicas: number, segmentFrames: number) => {
+      const env = durable({ POSE_SYNTHETIC_FAULTS: `infer_ms=${FANOUT_FRAME_MS}`, JOBS_SEGMENT_FRAMES: String(segmentFrames) });
+      const servers: ServerProcess[] = [];
+      for (let i = 0; i < replicas; i++) servers.push(await start(env));
+      const t0 = performance.now();
+      await job(servers[0].url, longClip, longFrames300);
+      const ms = performance.now() - t0;
+      await stop();
+      return ms;
+    };
+    const wholeMs = await fanOut(1, 100_000);
+    const splitOneMs = await fanOut(1, FANOUT_SEGMENT_FRAMES);
+    const splitTwoMs = await fanOut(2, FANOUT_SEGMENT_FRAMES);
+
     ctx.log('jobs: resume after SIGKILL (JOBS_LOCK_MS=5000, JOBS_STALLED_INTERVAL_MS=1000)');
     const lock = { JOBS_LOCK_MS: '5000', JOBS_STALLED_INTERVAL_MS: '1000' };
     const a = await start(durable(lock));
@@ -119,6 +153,15 @@ export async function runJobsBench(ctx: BenchContext, clipFile: string): Promise
       overhead: { frames, jobs: reps, memoryMs, redisMs },
       replicas: { frameMs: REPLICAS_FRAME_MS, jobs: many, frames, oneMs, twoMs },
       resume: { lockMs: 5000, stalledIntervalMs: 1000, frames: longFrames, killToDoneMs, checkpointedBatches },
+      fanOut: {
+        frameMs: FANOUT_FRAME_MS,
+        frames: longFrames300,
+        segmentFrames: FANOUT_SEGMENT_FRAMES,
+        segments,
+        wholeMs,
+        splitOneMs,
+        splitTwoMs,
+      },
     };
   } finally {
     for (const s of running.splice(0)) s.child.kill('SIGKILL');

@@ -470,6 +470,24 @@ export function renderReport(r: BenchResults): string {
       ),
     );
     out.push('');
+    const f = jobs.fanOut;
+    out.push(
+      `One ${f.frames}-frame job (${f.frameMs} ms per frame, batches of 4), fanned out in ${f.segments} segments of ${f.segmentFrames} (JOBS_SEGMENT_FRAMES):`,
+    );
+    out.push('');
+    out.push(
+      table(
+        ['measure', 'value'],
+        [
+          ['1 replica, one segment (POST → succeeded)', ms(f.wholeMs)],
+          [`1 replica, ${f.segments} segments`, ms(f.splitOneMs)],
+          [`the queue's own overhead per extra segment`, ms((f.splitOneMs - f.wholeMs) / Math.max(1, f.segments - 1))],
+          [`2 replicas, ${f.segments} segments`, ms(f.splitTwoMs)],
+          ['2 replicas vs 1 (one segment)', `${num(f.wholeMs / f.splitTwoMs)}×`],
+        ],
+      ),
+    );
+    out.push('');
   }
 
   // Targets

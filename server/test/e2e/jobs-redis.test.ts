@@ -7,11 +7,11 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { loopClip } from '../../../scripts/long-clip.js';
 import { redisCommand, startRedis, type TestRedis, whyNoRedis } from '../../../scripts/redis-process.js';
 import { jobsReportLines, runJobsSoak } from '../../../scripts/soak-jobs.js';
 import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
 import type { JobBody } from '../support/api-bodies.js';
-import { loopClip } from '../support/long-clip.js';
 import { buildOnce, type ServerProcess, startServerProcess } from '../support/server-process.js';
 import { readEvents } from '../support/sse.js';
 import { FIXTURES, testPython, videoForm, waitFor, waitReady } from '../support/test-server.js';
@@ -274,7 +274,7 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
   }, 180_000);
 
   it('a 300-frame job fanned out over both replicas equals the one-replica result, frame for frame', async () => {
-    const clip = loopClip(findTools().ffmpeg, temp);
+    const clip = loopClip(findTools().ffmpeg, temp, path.join(FIXTURES, 'messi-pan.mp4'));
     const fields = { fps: '30', maxFrames: '300' };
     const postClip = async (r: Replica) => {
       const res = await fetch(`${r.url}/api/jobs`, { method: 'POST', body: videoForm(clip, fields) });
@@ -308,7 +308,7 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
   }, 300_000);
 
   it('DELETE of a fanned-out job stops its segments on both replicas; its keys and files go', async () => {
-    const clip = loopClip(findTools().ffmpeg, temp);
+    const clip = loopClip(findTools().ffmpeg, temp, path.join(FIXTURES, 'messi-pan.mp4'));
     const fanned = { POSE_SYNTHETIC_FAULTS: 'infer_ms=40', JOBS_SEGMENT_FRAMES: '32' };
     const a = await replica('a', fanned);
     const b = await replica('b', fanned);

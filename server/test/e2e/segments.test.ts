@@ -8,15 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loopClip } from '../../../scripts/long-clip.js';
 import { planSegments } from '../../jobs/segments.js';
 import { extractFrames, type FrameSourceOptions } from '../../media/frame-source.js';
 import { sampledTimes, scanFrameTimes } from '../../media/frame-times.js';
 import { probeVideo } from '../../media/probe.js';
 import { FIXTURES } from '../support/fixtures.js';
-import { loopClip } from '../support/long-clip.js';
 import { findTools } from '../support/tools.js';
 
 const tools = findTools();
+const MESSI = path.join(FIXTURES, 'messi-pan.mp4');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'posepool-segments-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -45,9 +46,9 @@ async function decode(file: string, fps: number, extra: Partial<FrameSourceOptio
 
 describe('fan-out segments decode to one pass, frame for frame', () => {
   const cases: [string, () => string, number][] = [
-    ['mp4 at its own rate', () => loopClip(tools.ffmpeg, tmp), 30],
+    ['mp4 at its own rate', () => loopClip(tools.ffmpeg, tmp, MESSI), 30],
     ['mp4 sampled at 12 fps', () => path.join(tmp, 'loop.mp4'), 12],
-    ['MPEG-TS (the first frame at 1.47 s) at 7 fps', () => loopClip(tools.ffmpeg, tmp, 'ts'), 7],
+    ['MPEG-TS (the first frame at 1.47 s) at 7 fps', () => loopClip(tools.ffmpeg, tmp, MESSI, 'ts'), 7],
   ];
   for (const [name, clip, fps] of cases) {
     it(name, async () => {
