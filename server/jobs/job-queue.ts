@@ -6,7 +6,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { ReceivedVideo } from '../upload/receive-video.js';
-import type { JobState, JobSummary, JobView } from './job.js';
+import type { JobFramesChunk, JobState, JobSummary, JobView } from './job.js';
 
 export interface JobSubmission {
   id: string;
@@ -50,6 +50,8 @@ export interface JobQueue {
   cancel(id: string): Promise<boolean>;
   /** Follows a job: the listener gets its summary now and on every change; null when there is no such job. */
   watch(id: string, listener: JobListener): Promise<(() => void) | null>;
+  /** A job's final frames from index `from`, in chunks as they are posed, then its end; null when there is no such job. */
+  frames(id: string, from: number, signal: AbortSignal): Promise<AsyncIterable<JobFramesChunk> | null>;
   countsByState(): Promise<Record<JobState, number>>;
   /** Work waiting or under way (the autoscaling signal): memory, its jobs queued or running; redis, the segments of every replica's. */
   queueDepth(): Promise<number>;

@@ -84,6 +84,15 @@ export class JobStorage {
     }
   }
 
+  /** Segment k's batch n, if it is saved (a reader following the job). */
+  async readBatch(id: string, k: number, n: number): Promise<TimedFrameResult[] | undefined> {
+    try {
+      return JSON.parse(await readFile(path.join(this.segment(id, k), 'batches', `${n}.json`), 'utf8')) as TimedFrameResult[];
+    } catch {
+      return undefined;
+    }
+  }
+
   /** A posed segment's batches are no longer needed (its frames are in segments/<k>.json). */
   async dropCheckpoints(id: string, k: number): Promise<void> {
     await rm(this.segment(id, k), { recursive: true, force: true });

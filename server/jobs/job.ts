@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { VideoInfo } from '../media/probe.js';
 import type { PoseResponse } from '../pipeline/pose-response.js';
+import type { TimedFrameResult } from '../pipeline/pose-video.js';
 
 export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -26,6 +27,9 @@ export interface JobSummary {
   error?: JobError;
   links: { self: string; events: string };
 }
+
+/** What GET /api/jobs/:id/frames streams: final frames in order, in chunks, then the job's end. */
+export type JobFramesChunk = { frames: PoseResponse['frames'] } | { end: JobSummary };
 
 export interface JobView extends JobSummary {
   createdAt: string;
@@ -71,6 +75,8 @@ export class Job extends EventEmitter {
   error?: JobError;
   result?: PoseResponse;
   resultBytes = 0;
+  /** Final frames while the job runs, in order (the pipeline's own objects); dropped once the result holds them. */
+  final: TimedFrameResult[] = [];
 
   constructor(id: string, video: VideoInfo, expectedFrames: number) {
     super();
@@ -92,6 +98,13 @@ export class Job extends EventEmitter {
     this.emit('update');
   }
 
+  /** Frames that became final (events 'frames'). */
+  addFrames(frames: TimedFrameResult[]): void {
+    if (this.finished) return;
+    this.final.push(...frames);
+    this.emit('frames');
+  }
+
   progress(done: number, expected: number): void {
     if (this.finished) return;
     this.done = done;
@@ -102,6 +115,7 @@ export class Job extends EventEmitter {
   succeed(result: PoseResponse, bytes: number): void {
     if (this.finished) return;
     this.result = result;
+    this.final = [];
     this.resultBytes = bytes;
     this.done = result.frames.length;
     this.expected = result.frames.length;

@@ -5,11 +5,45 @@
 
 import type { JobsConfig } from '../config.js';
 import { ApiError } from '../errors.js';
+import { publicFrame } from '../pipeline/pose-response.js';
 import type { PoseRequestDeps } from '../pipeline/pose-video-request.js';
-import { Job, type JobState } from './job.js';
+import { Job, type JobFramesChunk, type JobState } from './job.js';
 import type { JobListener, JobQueue, JobQueueHealth, JobSubmission, SubmittedJob } from './job-queue.js';
 import { JobStore } from './job-store.js';
 import { runJob } from './run-job.js';
+
+/** Frames per chunk a reader is given at once. */
+const FRAMES_CHUNK = 64;
+
+/** A job's final frames from `from` as they come (read by index from the job: nothing is copied per reader), then its end. */
+async function* framesOf(job: Job, from: number, signal: AbortSignal): AsyncGenerator<JobFramesChunk> {
+  let next = from;
+  while (!signal.aborted) {
+    const result = job.result?.frames;
+    const have = result ? result.length : job.final.length;
+    if (have > next) {
+      const to = Math.min(have, next + FRAMES_CHUNK);
+      yield { frames: result ? result.slice(next, to) : job.final.slice(next, to).map(publicFrame) };
+      next = to;
+      continue;
+    }
+    if (job.finished) {
+      yield { end: job.summary() };
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        job.off('frames', wake);
+        job.off('finished', wake);
+        signal.removeEventListener('abort', wake);
+        resolve();
+      };
+      job.on('frames', wake);
+      job.on('finished', wake);
+      signal.addEventListener('abort', wake, { once: true });
+    });
+  }
+}
 
 export class MemoryJobQueue implements JobQueue {
   readonly engine = 'memory' as const;
@@ -79,6 +113,11 @@ export class MemoryJobQueue implements JobQueue {
     job.on('update', onUpdate);
     job.once('finished', onFinished);
     return stop;
+  }
+
+  async frames(id: string, from: number, signal: AbortSignal): Promise<AsyncIterable<JobFramesChunk> | null> {
+    const job = this.store.get(id);
+    return job ? framesOf(job, from, signal) : null;
   }
 
   async countsByState(): Promise<Record<JobState, number>> {

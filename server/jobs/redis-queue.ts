@@ -27,6 +27,7 @@ import type { PoseRequestDeps } from '../pipeline/pose-video-request.js';
 import {
   FINISHED_STATES,
   type JobError,
+  type JobFramesChunk,
   type JobState,
   type JobSummary,
   type JobView,
@@ -52,6 +53,7 @@ import {
   segmentId,
 } from './redis-runs.js';
 import { mayFanOut, planSegments, type SegmentPlan } from './segments.js';
+import { storedFrames } from './stored-frames.js';
 
 const JOBS_QUEUE = 'posepool-jobs';
 const SEGMENTS_QUEUE = 'posepool-segments';
@@ -224,12 +226,12 @@ export class RedisJobQueue implements JobQueue {
         video,
         expected: plans.length > 1 ? plans.reduce((n, p) => n + p.count, 0) : expected,
         segments: plans.map((p) => p.count),
+        batchSize: this.deps.pipeline.config.batchSize,
       };
       // Retries are for what may pass (no worker ready here, Redis away mid-run); a job's own failure is final.
       const retries = { attempts: RUN_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 } };
       // A backstop: the sweep removes finished jobs after JOBS_TTL_S, and so does Redis if no replica sweeps.
       const keep = { age: Math.ceil(this.limits.ttlMs / 1000) + 60 };
-      const batchSize = this.deps.pipeline.config.batchSize;
       const flow = await this.redis(() =>
         this.flows.add({
           name: 'job',
@@ -239,7 +241,7 @@ export class RedisJobQueue implements JobQueue {
           children: plans.map((plan) => ({
             name: 'segment',
             queueName: SEGMENTS_QUEUE,
-            data: { job: id, file, fields, video, plan, of: plans.length, batchSize } satisfies SegmentData,
+            data: { job: id, file, fields, video, plan, of: plans.length, batchSize: data.batchSize } satisfies SegmentData,
             // A segment that fails for good wakes the job at once (it fails with the segment's error); a posed one
             // leaves only its frame count, in the job.
             opts: { jobId: segmentId(id, plan.k), ...retries, continueParentOnFailure: true, removeOnComplete: true, removeOnFail: keep },
@@ -328,6 +330,24 @@ export class RedisJobQueue implements JobQueue {
     once(summaryOf(view), finished);
     if (finished) stop();
     return stop;
+  }
+
+  async frames(id: string, from: number, signal: AbortSignal): Promise<AsyncIterable<JobFramesChunk> | null> {
+    const job = await this.find(id);
+    if (!job) return null;
+    return storedFrames({
+      storage: this.storage,
+      id,
+      data: job.data,
+      from,
+      signal,
+      ended: async () => {
+        const view = await this.get(id).catch(() => null);
+        if (view === null) return null; // Redis away: the reader waits
+        if (!view) return cancelledSummary(id);
+        return FINISHED_STATES.has(view.state) ? summaryOf(view) : null;
+      },
+    });
   }
 
   /**

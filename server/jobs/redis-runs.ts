@@ -14,6 +14,7 @@ import type { Admission } from '../admission.js';
 import type { JobsConfig } from '../config.js';
 import { ApiError, isApiError } from '../errors.js';
 import type { VideoInfo } from '../media/probe.js';
+import { tallyOf } from '../pipeline/final-frames.js';
 import { buildPoseResponse } from '../pipeline/pose-response.js';
 import { type PoseVideoTiming, smoothFrames } from '../pipeline/pose-video.js';
 import { type PoseRequestDeps, poseVideoFrames } from '../pipeline/pose-video-request.js';
@@ -33,6 +34,8 @@ export interface DurableJobData {
   expected: number;
   /** Sampled frames of each segment, in order (one entry: not fanned out). */
   segments: number[];
+  /** Frames per batch, the same in every segment (checkpoints are numbered by it). */
+  batchSize: number;
 }
 
 /** A segment's BullMQ data (a child of its job). */
@@ -262,7 +265,13 @@ export class ReplicaRuns {
         role: bull.data.fields.role,
         video: bull.data.video,
         model: outcomes[0].model,
-        result: { frames, sampleFps: outcomes[0].sampleFps, timing: sumTimings(outcomes.map((o) => o.timing)), decodeWarning: warning },
+        result: {
+          frames,
+          tally: tallyOf(frames),
+          sampleFps: outcomes[0].sampleFps,
+          timing: sumTimings(outcomes.map((o) => o.timing)),
+          decodeWarning: warning,
+        },
         elapsedMs: Date.now() - bull.timestamp,
       });
       this.deps.pipeline.observer?.observeFrames(response.frames);

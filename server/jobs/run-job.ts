@@ -42,6 +42,7 @@ export async function runJob(job: Job, ctx: RunJobContext): Promise<void> {
         log: ctx.log,
         started: job.acceptedAt,
         onProgress: (done, expected) => job.progress(done, expected),
+        onFrames: (frames) => job.addFrames(frames),
       },
       ctx.deps,
     );

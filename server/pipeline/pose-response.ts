@@ -22,6 +22,16 @@ export interface PoseResponse {
   };
 }
 
+/** A frame as the API shows it (error messages without server paths). */
+export function publicFrame(f: FrameResult & { timeMs: number }): PoseResponse['frames'][number] {
+  return {
+    index: f.index,
+    timeMs: f.timeMs,
+    persons: f.persons,
+    ...(f.error ? { error: { ...f.error, message: withoutPaths(f.error.message) } } : {}),
+  };
+}
+
 export function buildPoseResponse(a: {
   id: string;
   role: string;
@@ -31,12 +41,7 @@ export function buildPoseResponse(a: {
   elapsedMs: number;
 }): PoseResponse {
   const { video, model, result } = a;
-  const frames = result.frames.map((f) => ({
-    index: f.index,
-    timeMs: f.timeMs,
-    persons: f.persons,
-    ...(f.error ? { error: { ...f.error, message: withoutPaths(f.error.message) } } : {}),
-  }));
+  const frames = result.frames.map(publicFrame);
   const round = (n: number) => Math.round(n * 10) / 10;
   return {
     id: a.id,
@@ -52,9 +57,9 @@ export function buildPoseResponse(a: {
     model: { name: model.name, device: model.device, keypoints: model.keypoints, skeleton: model.skeleton },
     frames,
     summary: {
-      framesSampled: frames.length,
-      framesWithPose: frames.filter((f) => f.persons.length > 0).length,
-      framesFailed: frames.filter((f) => f.error).length,
+      framesSampled: result.tally.sampled,
+      framesWithPose: result.tally.withPose,
+      framesFailed: result.tally.failed,
       sampleFps: result.sampleFps,
       elapsedMs: Math.round(a.elapsedMs),
       timing: {

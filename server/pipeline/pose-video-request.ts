@@ -9,6 +9,7 @@ import { ApiError } from '../errors.js';
 import type { FrameRange } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
 import type { PoseRequestFields } from '../upload/fields.js';
+import type { FrameSink } from './final-frames.js';
 import { buildPoseResponse, type PoseResponse } from './pose-response.js';
 import { type BatchCheckpoints, type PoseVideoResult, poseVideo } from './pose-video.js';
 
@@ -52,6 +53,10 @@ export interface PoseRequest {
   drain?: AbortSignal;
   /** A fan-out segment's stretch of the video (fields.maxFrames is then its frame count). */
   range?: FrameRange;
+  /** Final frames as they are posed, in order (streamed responses); awaited. */
+  onFrames?: FrameSink;
+  /** False: frames are not kept for the response body (they were streamed). */
+  keepFrames?: boolean;
 }
 
 export interface PoseRequestDeps {
@@ -97,6 +102,8 @@ export async function poseVideoFrames(req: PoseRequest, deps: PoseRequestDeps): 
       checkpoints: req.checkpoints,
       drain: req.drain,
       range: req.range,
+      onFrames: req.onFrames,
+      keepFrames: req.keepFrames,
     },
     {
       pool,

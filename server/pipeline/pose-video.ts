@@ -13,6 +13,7 @@ import { ApiError } from '../errors.js';
 import { extractFrames, type FrameRange, type FrameSourceOutcome, sampleRate } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
 import { batches } from './batcher.js';
+import { FinalFrames, type FrameSink, type FrameTally } from './final-frames.js';
 import { releasePayloads, type SpooledFrame, spoolFrames } from './frame-payload.js';
 import { KeypointSmoother } from './one-euro.js';
 
@@ -38,6 +39,10 @@ export interface PoseVideoInput {
    * flight finish and are saved, then poseVideo rejects with its reason.
    */
   drain?: AbortSignal;
+  /** Final frames (posed, and smoothed where asked), in order, as soon as every frame before them is back; awaited (backpressure). */
+  onFrames?: FrameSink;
+  /** False: a frame is dropped once the sink has it (the result's `frames` is then empty; memory stays flat however long the video). */
+  keepFrames?: boolean;
 }
 
 /** Batch n of a video (batches are numbered in decode order; their size is fixed per job). */
@@ -82,6 +87,8 @@ export interface PoseVideoTiming {
 
 export interface PoseVideoResult {
   frames: TimedFrameResult[];
+  /** Frames sampled, with a person, with an error (counted as they became final, kept or not). */
+  tally: FrameTally;
   sampleFps: number;
   /** Set when ffmpeg stopped early after some frames (a damaged tail). */
   decodeWarning?: string;
@@ -106,7 +113,8 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   const fps = sampleRate(input.fps, video);
   const expected = expectedFrames(video, fps, input.maxFrames);
   const options: DetectOptions = { tracking: input.tracking };
-  const frames: TimedFrameResult[] = [];
+  const frames: (TimedFrameResult | undefined)[] = [];
+  const final = new FinalFrames(frames, { smoothing: input.smoothing, video, sink: input.onFrames, keep: input.keepFrames ?? true });
   const timing: PoseVideoTiming = { totalMs: 0, decodeWaitMs: 0, inferenceMs: 0, workerDecodeMs: 0, transportMs: 0, batches: 0 };
   const decodeOutcome: FrameSourceOutcome = {};
   let done = 0;
@@ -145,6 +153,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
       const saved = await input.checkpoints?.saved(n);
       if (saved) {
         for (const f of saved) frames[f.index] = f;
+        final.advance();
         return;
       }
       const result = await deps.pool.detect({ requestId: input.requestId, frames: payloads, options }, { signal });
@@ -165,7 +174,8 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
               error: { code: 'INFERENCE_FAILED', message: 'the worker returned no result for this frame' },
             };
       }
-      const posed = batch.map((f) => frames[f.index]);
+      const posed = batch.map((f) => frames[f.index] as TimedFrameResult);
+      final.advance();
       if (input.checkpoints && !posed.some((f) => f.error && NOT_SAVED.has(f.error.code))) await input.checkpoints.save(n, posed);
     } catch (err) {
       const code = err instanceof PoolError ? err.code : undefined;
@@ -178,6 +188,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
         for (const f of batch) {
           frames[f.index] = { index: f.index, timeMs: f.timeMs, persons: [], error: { code: frameCode, message: (err as Error).message } };
         }
+        final.advance();
         if (code === 'POOL_CLOSED') fatal ??= err;
         return;
       }
@@ -193,6 +204,10 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
     const iterator = batches(spoolFrames(source, deps.transport, deps.tempDir), deps.batchSize)[Symbol.asyncIterator]();
     for (let n = 0; ; n++) {
       while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+      // A slow reader of the final frames holds the decoder back (a sink that failed, a reader gone, stops the video).
+      await final.drained().catch((err) => {
+        fatal ??= err;
+      });
       if (fatal || signal.aborted || input.drain?.aborted) break;
       const t = performance.now();
       const next = await iterator.next();
@@ -217,7 +232,7 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   if (input.drain?.aborted) throw input.drain.reason;
 
   // Every sampled frame has a slot: fill holes (should not happen) rather than drop frames silently.
-  for (let i = 0; i < frames.length; i++) {
+  for (let i = final.count; i < frames.length; i++) {
     frames[i] ??= {
       index: i,
       timeMs: Math.round((i * 1000) / fps),
@@ -225,14 +240,12 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
       error: { code: 'INFERENCE_FAILED', message: 'no result was recorded for this frame' },
     };
   }
-
-  if (input.smoothing) smoothFrames(frames, video);
+  final.advance();
+  await final.drained();
 
   timing.totalMs = performance.now() - started;
-  const posed = frames.filter((f) => !f.error).length;
-  log.info(
-    { frames: frames.length, failed: frames.length - posed, ms: Math.round(timing.totalMs) },
-    `processed ${posed}/${frames.length} frames`,
-  );
-  return { frames, sampleFps: fps, decodeWarning: decodeOutcome.error, timing };
+  const kept = input.keepFrames === false ? [] : (frames as TimedFrameResult[]);
+  const { sampled, failed } = final.tally;
+  log.info({ frames: sampled, failed, ms: Math.round(timing.totalMs) }, `processed ${sampled - failed}/${sampled} frames`);
+  return { frames: kept, tally: final.tally, sampleFps: fps, decodeWarning: decodeOutcome.error, timing };
 }

@@ -3,12 +3,15 @@
  *   POST   /api/jobs              same multipart as the synchronous route → 202 { id, state, links }
  *   GET    /api/jobs/:id          state, progress, and the result once succeeded
  *   GET    /api/jobs/:id/events   server-sent events: `progress` on every change, `done` at the end
+ *                                  (with ?frames=true, `frames` too: final frames as they are posed)
+ *   GET    /api/jobs/:id/frames   NDJSON: one final frame per line, in order, from ?from=N, as posed
  *   DELETE /api/jobs/:id          cancels an unfinished job and forgets it
  * The upload is received, its fields checked and the file probed before the 202, so a bad upload
  * gets the same 4xx as the synchronous route; a job takes its admission place at once (BUSY when
  * there is none) and waits for its slot in the background.
  */
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PosePool } from '../../workers/index.js';
 import { Admission } from '../admission.js';
@@ -19,6 +22,7 @@ import { FINISHED_STATES, type JobSummary } from '../jobs/job.js';
 import type { JobQueue, SubmittedJob } from '../jobs/job-queue.js';
 import { sampleRate } from '../media/frame-source.js';
 import type { MediaTools } from '../media/media-tools.js';
+import type { PoseResponse } from '../pipeline/pose-response.js';
 import { expectedFrames } from '../pipeline/pose-video.js';
 import { type FramesObserver, unavailableError } from '../pipeline/pose-video-request.js';
 import { requireMultipart } from '../upload/receive-upload.js';
@@ -26,6 +30,7 @@ import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { bearerHook, checkBearer } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';
+import { NDJSON, NdjsonReply } from './ndjson.js';
 
 export interface JobsRouteDeps {
   config: Config;
@@ -160,9 +165,12 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
         summary: 'Server-sent events: `progress` {id, state, progress} on every change, then `done` (same shape) and the stream ends',
         description:
           'text/event-stream. The first event is the current state. After `done`, fetch the result from GET /api/jobs/:id. ' +
-          'A reconnect (Last-Event-ID) to a finished job gets 204, which stops EventSource retries.',
+          'A reconnect (Last-Event-ID) to a finished job gets 204, which stops EventSource retries. ' +
+          'With `frames=true`, `frames` events carry the final frames as they are posed (a JSON array, in order), `done` ' +
+          'comes after the last of them, and each event id is the number of frames sent: a reconnect resumes after them.',
         security: bearerOptional,
         params: jobParamsSchema,
+        querystring: eventsQuerySchema,
         response: {
           200: {
             description: 'the event stream (`id`, `event: progress | done`, `data`: {id, state, progress, error?, links})',
@@ -177,8 +185,52 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
       checkBearer(request, config.apiToken);
       const id = jobId(request);
       const job = (await queue.get(id)) ?? notFound(id);
-      if (FINISHED_STATES.has(job.state) && request.headers['last-event-id'] !== undefined) return reply.code(204).send();
-      await streamEvents(queue, id, request, reply);
+      const withFrames = (request.query as { frames?: boolean }).frames === true;
+      const lastEventId = request.headers['last-event-id'];
+      if (FINISHED_STATES.has(job.state) && lastEventId !== undefined && !withFrames) return reply.code(204).send();
+      await streamEvents(queue, id, request, reply, withFrames ? Number(lastEventId ?? 0) || 0 : null);
+      return reply;
+    },
+  );
+
+  app.get(
+    '/api/jobs/:id/frames',
+    {
+      schema: {
+        tags: ['pose'],
+        summary: "A job's frames as they are posed: NDJSON, one final frame per line in order, then `{done, job}`",
+        description:
+          'application/x-ndjson. Frames come from the first posed batch on, each once it and every frame before it are ' +
+          'posed (smoothed where asked: the filter looks back only, so a streamed frame never changes). ' +
+          '`from` resumes a dropped stream at a frame index. The last line is `{"done": true, "job": {id, state, progress, error?}}`.',
+        security: bearerOptional,
+        params: jobParamsSchema,
+        querystring: framesQuerySchema,
+        response: {
+          200: { description: 'the frames, one JSON object per line', content: { [NDJSON]: { schema: { type: 'string' } } } },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      checkBearer(request, config.apiToken);
+      const id = jobId(request);
+      const abort = new AbortController();
+      const onClose = () => abort.abort(new Error('the client went away'));
+      reply.raw.once('close', onClose);
+      try {
+        const chunks = (await queue.frames(id, fromOf(request), abort.signal)) ?? notFound(id);
+        const out = new NdjsonReply(reply, abort.signal);
+        for await (const chunk of chunks) {
+          if ('frames' in chunk) await out.write(chunk.frames);
+          else await out.end({ done: true, job: chunk.end });
+        }
+      } catch (err) {
+        if (!reply.sent) throw err;
+        request.log.info({ err: (err as Error).message }, 'job frames: the stream ended early');
+      } finally {
+        reply.raw.off('close', onClose);
+      }
       return reply;
     },
   );
@@ -194,11 +246,64 @@ function jobId(request: FastifyRequest): string {
   return (request.params as { id: string }).id;
 }
 
+const framesQuerySchema = {
+  type: 'object',
+  properties: { from: { type: 'integer', minimum: 0, default: 0, description: 'the first frame index to send' } },
+  additionalProperties: false,
+} as const;
+
+function fromOf(request: FastifyRequest): number {
+  return (request.query as { from?: number }).from ?? 0;
+}
+
+const eventsQuerySchema = {
+  type: 'object',
+  properties: { frames: { type: 'boolean', default: false, description: '`frames` events too: the final frames as they are posed' } },
+  additionalProperties: false,
+} as const;
+
+/** The `frames` events of an events stream, then its `done` (the socket's pace is the reader's: a full buffer waits). */
+async function sendFrames(
+  queue: JobQueue,
+  id: string,
+  from: number,
+  res: FastifyReply['raw'],
+  request: FastifyRequest,
+  send: (frames: PoseResponse['frames']) => boolean,
+  done: (summary: JobSummary) => void,
+): Promise<void> {
+  const abort = new AbortController();
+  res.once('close', () => abort.abort(new Error('the client went away')));
+  try {
+    const chunks = await queue.frames(id, from, abort.signal);
+    if (!chunks) return;
+    for await (const chunk of chunks) {
+      if (!('frames' in chunk)) {
+        done(chunk.end);
+        return;
+      }
+      if (!send(chunk.frames)) await once(res, 'drain', { signal: abort.signal });
+    }
+  } catch (err) {
+    if (!abort.signal.aborted) request.log.warn({ err }, 'job events: the frames could not be read');
+  }
+}
+
 function notFound(id: string): never {
   throw new ApiError('NOT_FOUND', `no job ${id} (unknown, expired after JOBS_TTL_S, or deleted)`);
 }
 
-async function streamEvents(queue: JobQueue, id: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * The events stream. `framesFrom` (null: no frames): `frames` events from that index, `done` after the
+ * last of them, and every event's id is the number of frames sent (what a reconnect resumes from).
+ */
+async function streamEvents(
+  queue: JobQueue,
+  id: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  framesFrom: number | null,
+): Promise<void> {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -209,9 +314,11 @@ async function streamEvents(queue: JobQueue, id: string, request: FastifyRequest
     'x-request-id': String(request.id),
   });
   let seq = 0;
+  let framesSent = framesFrom ?? 0;
   let ended = false;
-  const send = (event: 'progress' | 'done', data: JobSummary) => {
-    res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const send = (event: 'progress' | 'done' | 'frames', data: unknown) => {
+    seq += 1;
+    return res.write(`id: ${framesFrom === null ? seq : framesSent}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
@@ -224,11 +331,30 @@ async function streamEvents(queue: JobQueue, id: string, request: FastifyRequest
   };
   res.write('retry: 3000\n\n');
   res.once('close', end);
+  if (framesFrom !== null)
+    void sendFrames(
+      queue,
+      id,
+      framesFrom,
+      res,
+      request,
+      (frames) => {
+        framesSent += frames.length;
+        return send('frames', frames);
+      },
+      (summary) => {
+        if (ended) return;
+        send('done', summary);
+        end();
+        res.end();
+      },
+    );
   try {
     stop = await queue.watch(id, (summary, finished) => {
       if (ended) return;
-      if (!finished) {
-        send('progress', summary);
+      if (!finished || framesFrom !== null) {
+        // With frames, `done` comes after the last frames event (sendFrames).
+        if (!finished) send('progress', summary);
         return;
       }
       // The first event is always the current state, then `done`.

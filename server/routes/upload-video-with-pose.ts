@@ -9,14 +9,16 @@ import type { PosePool } from '../../workers/index.js';
 import { Admission } from '../admission.js';
 import { uploadRouteSchema } from '../api-schemas.js';
 import type { Config } from '../config.js';
-import { ApiError } from '../errors.js';
+import { ApiError, isApiError } from '../errors.js';
 import type { MediaTools } from '../media/media-tools.js';
+import { publicFrame } from '../pipeline/pose-response.js';
 import { type FramesObserver, poseVideoRequest, unavailableError } from '../pipeline/pose-video-request.js';
 import { requireMultipart } from '../upload/receive-upload.js';
 import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import { bearerHook } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';
+import { NdjsonReply, wantsNdjson } from './ndjson.js';
 
 export { unavailableError };
 
@@ -47,6 +49,7 @@ export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps)
 
     const started = performance.now();
     const abort = new AbortController();
+    const stream = wantsNdjson(request) ? new NdjsonReply(reply, abort.signal) : null;
     const onClose = () => {
       if (!reply.raw.writableFinished) abort.abort(new ApiError('BAD_REQUEST', 'the client went away'));
     };
@@ -68,11 +71,40 @@ export function registerUploadRoute(app: FastifyInstance, deps: UploadRouteDeps)
         );
         if (!slot) throw new Error('receiveVideo returned without admitting the video (no place among the videos was taken)');
         release = await slot;
-        return await poseVideoRequest(
-          { id: String(request.id), ...received, signal: abort.signal, log: request.log, started },
+        if (!stream) {
+          return await poseVideoRequest(
+            { id: String(request.id), ...received, signal: abort.signal, log: request.log, started },
+            { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },
+          );
+        }
+        // Accept: application/x-ndjson: each frame as it is final, then the body without its frames.
+        const response = await poseVideoRequest(
+          {
+            id: String(request.id),
+            ...received,
+            signal: abort.signal,
+            log: request.log,
+            started,
+            onFrames: (frames) => {
+              const shown = frames.map(publicFrame);
+              deps.observer?.observeFrames(shown);
+              return stream.write(shown);
+            },
+            keepFrames: false,
+          },
           { pool, config, ffmpeg: deps.tools.ffmpeg, tempDir: dir, observer: deps.observer },
         );
+        const { frames: _none, ...rest } = response;
+        await stream.end({ done: true, ...rest });
+        return reply;
       }, config.tempDir);
+    } catch (err) {
+      // Once the 200 is out, an error is the stream's last line.
+      if (!stream?.started) throw err;
+      const apiError = isApiError(err) ? err : new ApiError('INTERNAL_ERROR');
+      if (!isApiError(err)) request.log.error({ err }, 'the streamed response failed');
+      await stream.end(apiError.body(String(request.id))).catch(() => {});
+      return reply;
     } finally {
       if (release) release();
       else if (slot) {

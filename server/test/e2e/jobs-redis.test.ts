@@ -293,6 +293,13 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     const b = await replica('b', fanned);
     const job = await postClip(a);
     expect(job.progress.expected).toBe(300); // the plan's exact count, from the frame times
+    // Followed on the other replica as it is posed: the frames stream from the shared checkpoints.
+    const streamed = fetch(`${b.url}/api/jobs/${job.id}/frames`).then(async (res) =>
+      (await res.text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    );
     const both = await finished(b, job.id, 120_000);
     expectEveryFrameOnce(both, 300);
     const segmentsOn = (r: Replica) => linesOf(r, job.id).filter((l) => l.includes('segment running')).length;
@@ -301,6 +308,9 @@ describeIfReady('durable jobs on Redis, two replicas', whyNoRedis(), () => {
     expect(segmentsOn(a) + segmentsOn(b)).toBe(5);
     const strip = (f: NonNullable<JobBody['result']>['frames'][number]) => ({ index: f.index, timeMs: f.timeMs, persons: f.persons });
     expect(both.result?.frames.map(strip)).toEqual(one.result?.frames.map(strip));
+    const lines = await streamed;
+    expect(lines.slice(0, -1)).toEqual(both.result?.frames);
+    expect(lines.at(-1)).toMatchObject({ done: true, job: { state: 'succeeded' } });
     expect(readdirSync(path.join(storage, 'jobs', job.id))).toEqual(['result.json']);
     console.info(
       `[figures] fan-out: 300 frames in 5 segments, ${segmentsOn(a)} posed on a, ${segmentsOn(b)} on b; equal to one replica's result`,

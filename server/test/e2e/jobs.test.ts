@@ -100,6 +100,14 @@ function jobsApiContract(engine: 'memory' | 'redis') {
     expect(sync.status).toBe(200);
     expect(without(result)).toEqual(without(sync.json));
 
+    // Its frames stream (NDJSON), the same frames, then the end.
+    const lines = (await (await fetch(`${server.url}/api/jobs/${job.id}/frames?from=5`)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.slice(0, -1)).toEqual(result.frames.slice(5));
+    expect(lines.at(-1)).toMatchObject({ done: true, job: { id: job.id, state: 'succeeded' } });
+
     // The job's temp dir is gone once it finished.
     await waitFor(async () => tempDirs().length === before, 5000);
   });
