@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only ceiling,e2e,transport,baseline,scale,peer,torch,jobs] [-- --reps N]
+ * `npm run bench [-- --quick] [-- --only ceiling,e2e,transport,baseline,scale,peer,torch,jobs,stream] [-- --reps N]
  *  [-- --models movenet-thunder,movenet-lightning] [-- --source FILE] [-- --scale-model NAME] [-- --pythons A,B]`
  *
  * Measures, in one run on this machine and the same frames, the numbers of BENCHMARKS.md: the
@@ -26,13 +26,14 @@ import { type BenchResults, renderReport } from './bench/report.js';
 import { findTorchRuntimes, runRuntimes } from './bench/runtimes.js';
 import { runScale, type ScaleResult } from './bench/scale.js';
 import { startScriptNodeFlags } from './bench/server-process.js';
+import { runStreamBench } from './bench/stream.js';
 import { runTransport, TRANSPORTS, type TransportResult } from './bench/transport.js';
 import { whyNoRedis } from './redis-process.js';
 
 /** Frames of the long end-to-end video (full run only). */
 const LONG_CLIP_FRAMES = 310;
 
-const SECTIONS = ['ceiling', 'e2e', 'transport', 'baseline', 'scale', 'peer', 'torch', 'jobs'] as const;
+const SECTIONS = ['ceiling', 'e2e', 'transport', 'baseline', 'scale', 'peer', 'torch', 'jobs', 'stream'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -273,6 +274,12 @@ async function main(): Promise<void> {
       batch: opts.batchSize,
       limit,
     });
+  });
+
+  await section('stream', async () => {
+    const long = await loopedClip(ctx, source, LONG_CLIP_FRAMES);
+    ctx.log(`stream: ${defaultModel}, ${long.frames} frames, JSON vs NDJSON (time to the first frame and to the last line)`);
+    results.stream = await runStreamBench(ctx, defaultModel, long);
   });
 
   await section('jobs', async () => {

@@ -86,7 +86,17 @@ export const poseResponseSchema = {
         type: 'object',
         required: ['index', 'timeMs', 'persons'],
         additionalProperties: true,
-        properties: { index: int, timeMs: num, persons: { type: 'array', items: person }, error: frameError },
+        properties: {
+          index: int,
+          timeMs: num,
+          persons: { type: 'array', items: person },
+          error: frameError,
+          metrics: {
+            type: 'object',
+            description: 'with metrics=true: each angle in degrees (stanceWidth: a ratio), null where its keypoints are not trusted',
+            additionalProperties: { type: ['number', 'null'] },
+          },
+        },
       },
     },
     summary: {
@@ -101,6 +111,11 @@ export const poseResponseSchema = {
         elapsedMs: num,
         timing: { type: 'object', additionalProperties: true },
         warning: str,
+        metrics: {
+          type: 'object',
+          description: 'with metrics=true: per angle {min, mean, max, frames} over the frames that have it, or null',
+          additionalProperties: true,
+        },
       },
     },
   },
@@ -186,6 +201,12 @@ export function videoFormSchema(limits: { maxFramesLimit: number; defaultFps: nu
         description: 'MoveNet: pose each frame on a crop around the person found in the frame before (tracking)',
       },
       smoothing: { type: 'boolean', default: true, description: 'one-euro smoothing of keypoints over time' },
+      metrics: {
+        type: 'boolean',
+        default: false,
+        description:
+          'coaching angles: `metrics` per frame (knee flexion, hip and shoulder lines to the board, torso inclination, stance width) and their min/mean/max in `summary.metrics`',
+      },
     },
   } as const;
 }

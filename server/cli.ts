@@ -41,6 +41,7 @@ options:
   --role <label>       label echoed in the result (default rider)
   --no-tracking        MoveNet: pose each frame letterboxed, without the crop from the frame before
   --no-smoothing       no one-euro smoothing of keypoints over time
+  --metrics            coaching angles per frame and their min/mean/max (knees, hips and shoulders to the board, torso, stance)
   -o, --output <file>  write the JSON there instead of stdout
   --pretty             indent the JSON
   -q, --quiet          no progress bar and no summary line on stderr
@@ -74,6 +75,7 @@ function parseCliArgs(argv: string[]) {
       role: { type: 'string' },
       'no-tracking': { type: 'boolean' },
       'no-smoothing': { type: 'boolean' },
+      metrics: { type: 'boolean' },
       output: { type: 'string', short: 'o' },
       pretty: { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
@@ -119,6 +121,7 @@ async function main(argv: string[]): Promise<void> {
   if (values.role !== undefined) form.role = values.role;
   if (values['no-tracking']) form.tracking = 'false';
   if (values['no-smoothing']) form.smoothing = 'false';
+  if (values.metrics) form.metrics = 'true';
   let fields: PoseRequestFields;
   try {
     fields = parseFields(form, config);

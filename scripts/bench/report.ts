@@ -7,6 +7,7 @@ import type { PeerResult } from './peer.js';
 import type { RuntimeRow } from './runtimes.js';
 import type { ScaleResult } from './scale.js';
 import { fmtSpread, mib, num, type Spread, spread } from './stats.js';
+import type { StreamBenchResult } from './stream.js';
 import { pixelsOf, type TransportResult } from './transport.js';
 
 export interface BenchResults {
@@ -44,6 +45,8 @@ export interface BenchResults {
   runtimes?: RuntimeRow[];
   /** The durable jobs engine against the in-memory one (the jobs section). */
   jobs?: JobsBenchResult;
+  /** How soon a client sees poses: JSON vs NDJSON (the stream section). */
+  stream?: StreamBenchResult;
   skipped: { section: string; reason: string }[];
 }
 
@@ -441,6 +444,24 @@ export function renderReport(r: BenchResults): string {
             ...python(r.machine.cores),
           ];
         }),
+      ),
+    );
+    out.push('');
+  }
+
+  const stream = r.stream;
+  if (stream) {
+    out.push(`### Streamed results: ${stream.model}, ${stream.frames} frames, one upload at a time (median of the repetitions)`);
+    out.push('');
+    out.push(
+      table(
+        ['measure', 'value'],
+        [
+          ['POST → the whole JSON body', `${fmtSpread(stream.jsonMs, 0)} ms`],
+          ['POST (Accept: application/x-ndjson) → the first frame', `${fmtSpread(stream.firstFrameMs, 0)} ms`],
+          ['the same → the last line', `${fmtSpread(stream.streamMs, 0)} ms`],
+          ['first frame vs whole body', `${num((100 * stream.firstFrameMs.median) / stream.jsonMs.median, 0)}%`],
+        ],
       ),
     );
     out.push('');

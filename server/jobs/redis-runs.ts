@@ -14,6 +14,7 @@ import type { Admission } from '../admission.js';
 import type { JobsConfig } from '../config.js';
 import { ApiError, isApiError } from '../errors.js';
 import type { VideoInfo } from '../media/probe.js';
+import { measureFrames } from '../pipeline/coaching-angles.js';
 import { tallyOf } from '../pipeline/final-frames.js';
 import { buildPoseResponse } from '../pipeline/pose-response.js';
 import { type PoseVideoTiming, smoothFrames } from '../pipeline/pose-video.js';
@@ -189,7 +190,8 @@ export class ReplicaRuns {
               id: data.job,
               file: data.file,
               // Smoothing runs over the merged frames; a segment stops after its own.
-              fields: { ...data.fields, maxFrames: data.plan.count, smoothing: false },
+              // Smoothing and coaching angles run over the merged frames.
+              fields: { ...data.fields, maxFrames: data.plan.count, smoothing: false, metrics: false },
               video: data.video,
               signal,
               log,
@@ -259,6 +261,7 @@ export class ReplicaRuns {
       }
       const frames = mergeSegmentFrames(outcomes.map((o) => o.frames));
       if (bull.data.fields.smoothing) smoothFrames(frames, bull.data.video);
+      const angles = bull.data.fields.metrics ? measureFrames(frames) : undefined;
       const warning = outcomes.find((o) => o.decodeWarning)?.decodeWarning;
       const response = buildPoseResponse({
         id,
@@ -268,6 +271,7 @@ export class ReplicaRuns {
         result: {
           frames,
           tally: tallyOf(frames),
+          ...(angles ? { angles } : {}),
           sampleFps: outcomes[0].sampleFps,
           timing: sumTimings(outcomes.map((o) => o.timing)),
           decodeWarning: warning,

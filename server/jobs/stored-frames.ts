@@ -5,6 +5,7 @@
  * frame i needs frames 0..i only) and numbered as the result numbers them.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { frameAngles } from '../pipeline/coaching-angles.js';
 import { KeypointSmoother } from '../pipeline/one-euro.js';
 import { type PoseResponse, publicFrame } from '../pipeline/pose-response.js';
 import type { TimedFrameResult } from '../pipeline/pose-video.js';
@@ -32,7 +33,8 @@ export async function* storedFrames(o: {
     const out: PoseResponse['frames'] = [];
     for (const f of frames) {
       const persons = smoother ? smoother.apply(f.persons, f.timeMs) : f.persons;
-      if (next >= o.from) out.push(publicFrame({ ...f, index: next, persons }));
+      const metrics = data.fields.metrics ? { metrics: frameAngles(persons[0]?.keypoints) } : {};
+      if (next >= o.from) out.push(publicFrame({ ...f, index: next, persons, ...metrics }));
       next += 1;
     }
     return out;

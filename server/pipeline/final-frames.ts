@@ -6,6 +6,7 @@
  * (a slow reader slows the pipeline; nothing piles up in between).
  */
 import type { VideoInfo } from '../media/probe.js';
+import { AngleStats, frameAngles, type VideoAngles } from './coaching-angles.js';
 import { KeypointSmoother } from './one-euro.js';
 import type { TimedFrameResult } from './pose-video.js';
 
@@ -31,11 +32,18 @@ export class FinalFrames {
   private next = 0;
   private readonly smoother: KeypointSmoother | null;
   private pending: Promise<void> = Promise.resolve();
+  private readonly stats = new AngleStats();
 
   constructor(
     /** The pipeline's frames by index (holes: not back yet). */
     private readonly frames: (TimedFrameResult | undefined)[],
-    private readonly o: { smoothing: boolean; video: Pick<VideoInfo, 'width' | 'height'>; sink?: FrameSink; keep: boolean },
+    private readonly o: {
+      smoothing: boolean;
+      metrics: boolean;
+      video: Pick<VideoInfo, 'width' | 'height'>;
+      sink?: FrameSink;
+      keep: boolean;
+    },
   ) {
     this.smoother = o.smoothing ? new KeypointSmoother(o.video.width, o.video.height) : null;
   }
@@ -52,6 +60,10 @@ export class FinalFrames {
     const out: TimedFrameResult[] = [];
     for (let f = this.frames[this.next]; f; f = this.frames[this.next]) {
       if (this.smoother) f.persons = this.smoother.apply(f.persons, f.timeMs);
+      if (this.o.metrics) {
+        f.metrics = frameAngles(f.persons[0]?.keypoints);
+        this.stats.add(f.metrics);
+      }
       out.push(f);
       this.tally.sampled += 1;
       if (f.persons.length > 0) this.tally.withPose += 1;
@@ -62,6 +74,11 @@ export class FinalFrames {
     }
     const { sink } = this.o;
     if (out.length > 0 && sink) this.pending = this.pending.then(() => sink(out));
+  }
+
+  /** Each coaching angle's range over the final frames (metrics). */
+  angles(): VideoAngles {
+    return this.stats.summary();
   }
 
   /** Resolves once the sink has taken every final frame (rejects with the sink's error). */

@@ -3,6 +3,7 @@ import type { FrameResult } from '../../protocol/index.js';
 import type { PoolModelInfo } from '../../workers/index.js';
 import type { VideoInfo } from '../media/probe.js';
 import { withoutPaths } from '../public-text.js';
+import type { FrameAngles, VideoAngles } from './coaching-angles.js';
 import type { PoseVideoResult, PoseVideoTiming } from './pose-video.js';
 
 export interface PoseResponse {
@@ -10,7 +11,7 @@ export interface PoseResponse {
   role: string;
   video: { width: number; height: number; durationMs: number; fps: number; rotation: number; codec: string };
   model: { name: string; device: string; keypoints: string[]; skeleton: [number, number][] };
-  frames: (FrameResult & { timeMs: number })[];
+  frames: (FrameResult & { timeMs: number; metrics?: FrameAngles })[];
   summary: {
     framesSampled: number;
     framesWithPose: number;
@@ -19,16 +20,18 @@ export interface PoseResponse {
     elapsedMs: number;
     timing: Omit<PoseVideoTiming, 'batches'> & { batches: number };
     warning?: string;
+    metrics?: VideoAngles;
   };
 }
 
 /** A frame as the API shows it (error messages without server paths). */
-export function publicFrame(f: FrameResult & { timeMs: number }): PoseResponse['frames'][number] {
+export function publicFrame(f: FrameResult & { timeMs: number; metrics?: FrameAngles }): PoseResponse['frames'][number] {
   return {
     index: f.index,
     timeMs: f.timeMs,
     persons: f.persons,
     ...(f.error ? { error: { ...f.error, message: withoutPaths(f.error.message) } } : {}),
+    ...(f.metrics ? { metrics: f.metrics } : {}),
   };
 }
 
@@ -71,6 +74,7 @@ export function buildPoseResponse(a: {
         batches: result.timing.batches,
       },
       ...(result.decodeWarning ? { warning: `decoding stopped early: ${result.decodeWarning}` } : {}),
+      ...(result.angles ? { metrics: result.angles } : {}),
     },
   };
 }

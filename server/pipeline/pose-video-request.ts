@@ -96,6 +96,7 @@ export async function poseVideoFrames(req: PoseRequest, deps: PoseRequestDeps): 
       maxFrames: req.fields.maxFrames,
       tracking: req.fields.tracking,
       smoothing: req.fields.smoothing,
+      metrics: req.fields.metrics,
       signal: req.signal,
       log: req.log,
       onProgress: req.onProgress,

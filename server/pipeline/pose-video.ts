@@ -13,6 +13,7 @@ import { ApiError } from '../errors.js';
 import { extractFrames, type FrameRange, type FrameSourceOutcome, sampleRate } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
 import { batches } from './batcher.js';
+import type { FrameAngles, VideoAngles } from './coaching-angles.js';
 import { FinalFrames, type FrameSink, type FrameTally } from './final-frames.js';
 import { releasePayloads, type SpooledFrame, spoolFrames } from './frame-payload.js';
 import { KeypointSmoother } from './one-euro.js';
@@ -28,6 +29,8 @@ export interface PoseVideoInput {
   range?: FrameRange;
   tracking: boolean;
   smoothing: boolean;
+  /** Coaching angles of each final frame, and their ranges over the video. */
+  metrics?: boolean;
   signal: AbortSignal;
   log: FastifyBaseLogger;
   /** Called after each batch with frames done so far (progress for jobs / CLI). */
@@ -69,6 +72,8 @@ export interface PoseVideoDeps {
 
 export interface TimedFrameResult extends FrameResult {
   timeMs: number;
+  /** Coaching angles (metrics=true), once the frame is final. */
+  metrics?: FrameAngles;
 }
 
 export interface PoseVideoTiming {
@@ -89,6 +94,8 @@ export interface PoseVideoResult {
   frames: TimedFrameResult[];
   /** Frames sampled, with a person, with an error (counted as they became final, kept or not). */
   tally: FrameTally;
+  /** metrics=true: each coaching angle's range over the video. */
+  angles?: VideoAngles;
   sampleFps: number;
   /** Set when ffmpeg stopped early after some frames (a damaged tail). */
   decodeWarning?: string;
@@ -114,7 +121,13 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   const expected = expectedFrames(video, fps, input.maxFrames);
   const options: DetectOptions = { tracking: input.tracking };
   const frames: (TimedFrameResult | undefined)[] = [];
-  const final = new FinalFrames(frames, { smoothing: input.smoothing, video, sink: input.onFrames, keep: input.keepFrames ?? true });
+  const final = new FinalFrames(frames, {
+    smoothing: input.smoothing,
+    metrics: input.metrics ?? false,
+    video,
+    sink: input.onFrames,
+    keep: input.keepFrames ?? true,
+  });
   const timing: PoseVideoTiming = { totalMs: 0, decodeWaitMs: 0, inferenceMs: 0, workerDecodeMs: 0, transportMs: 0, batches: 0 };
   const decodeOutcome: FrameSourceOutcome = {};
   let done = 0;
@@ -247,5 +260,12 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   const kept = input.keepFrames === false ? [] : (frames as TimedFrameResult[]);
   const { sampled, failed } = final.tally;
   log.info({ frames: sampled, failed, ms: Math.round(timing.totalMs) }, `processed ${sampled - failed}/${sampled} frames`);
-  return { frames: kept, tally: final.tally, sampleFps: fps, decodeWarning: decodeOutcome.error, timing };
+  return {
+    frames: kept,
+    tally: final.tally,
+    ...(input.metrics ? { angles: final.angles() } : {}),
+    sampleFps: fps,
+    decodeWarning: decodeOutcome.error,
+    timing,
+  };
 }

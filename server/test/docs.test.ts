@@ -55,7 +55,16 @@ describe('OpenAPI and schema validation', () => {
     expect(doc.openapi).toBe('3.0.3');
     expect(doc.info.title).toBe('posepool');
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['/api/jobs', '/api/jobs/{id}', '/api/jobs/{id}/events', '/api/upload-video-with-pose', '/health', '/health/live', '/metrics'].sort(),
+      [
+        '/api/jobs',
+        '/api/jobs/{id}',
+        '/api/jobs/{id}/events',
+        '/api/jobs/{id}/frames',
+        '/api/upload-video-with-pose',
+        '/health',
+        '/health/live',
+        '/metrics',
+      ].sort(),
     );
 
     const upload = doc.paths['/api/upload-video-with-pose'].post;

@@ -5,16 +5,19 @@ const limits = { defaultFps: 10, defaultMaxFrames: 300, maxFramesLimit: 3000 };
 
 describe('parseFields', () => {
   it('applies the contract defaults', () => {
-    expect(parseFields({}, limits)).toEqual({ role: 'rider', fps: 10, maxFrames: 300, tracking: true, smoothing: true });
+    expect(parseFields({}, limits)).toEqual({ role: 'rider', fps: 10, maxFrames: 300, tracking: true, smoothing: true, metrics: false });
   });
 
   it('accepts valid values', () => {
-    expect(parseFields({ role: 'coach_2', fps: '2.5', maxFrames: '40', tracking: 'false', smoothing: '0' }, limits)).toEqual({
+    expect(
+      parseFields({ role: 'coach_2', fps: '2.5', maxFrames: '40', tracking: 'false', smoothing: '0', metrics: 'yes' }, limits),
+    ).toEqual({
       role: 'coach_2',
       fps: 2.5,
       maxFrames: 40,
       tracking: false,
       smoothing: false,
+      metrics: true,
     });
   });
 

@@ -8,9 +8,11 @@ export interface PoseRequestFields {
   maxFrames: number;
   tracking: boolean;
   smoothing: boolean;
+  /** Coaching angles per frame and per video (server/pipeline/coaching-angles.ts). */
+  metrics: boolean;
 }
 
-const KNOWN = new Set(['role', 'fps', 'maxFrames', 'tracking', 'smoothing']);
+const KNOWN = new Set(['role', 'fps', 'maxFrames', 'tracking', 'smoothing', 'metrics']);
 const ROLE = /^[a-z][a-z0-9_-]{0,31}$/;
 export const MAX_FPS = 240;
 /** One frame per 100 s of video: sparser asks would cost a decode of the file for next to nothing. */
@@ -43,12 +45,19 @@ export function parseFields(
     }
   }
 
-  return { role, fps, maxFrames, tracking: bool(fields, 'tracking'), smoothing: bool(fields, 'smoothing') };
+  return {
+    role,
+    fps,
+    maxFrames,
+    tracking: bool(fields, 'tracking', true),
+    smoothing: bool(fields, 'smoothing', true),
+    metrics: bool(fields, 'metrics', false),
+  };
 }
 
-function bool(fields: Record<string, string>, name: string): boolean {
+function bool(fields: Record<string, string>, name: string, byDefault: boolean): boolean {
   const v = fields[name];
-  if (v === undefined) return true;
+  if (v === undefined) return byDefault;
   if (/^(true|1|yes|on)$/i.test(v)) return true;
   if (/^(false|0|no|off)$/i.test(v)) return false;
   return bad(name, `${name} must be true or false`);

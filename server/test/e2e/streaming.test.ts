@@ -141,6 +141,44 @@ describe('results as they are posed (synthetic double, 20 ms per frame)', () => 
   }, 60_000);
 });
 
+describe('coaching angles (metrics=true) on every route', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ POSE_WORKERS: '2', POSE_BATCH_SIZE: '4' });
+    await waitReady(server.url);
+  });
+  afterAll(async () => server?.close());
+
+  const NAMES = ['kneeFlexionLeft', 'kneeFlexionRight', 'hipToBoard', 'shoulderToBoard', 'torsoInclination', 'stanceWidth'];
+
+  it('per frame and per video, the same from the JSON answer, the NDJSON stream and a job; absent unless asked', async () => {
+    const fields = { fps: '15', metrics: 'true' };
+    const post = (headers: Record<string, string> = {}, f: Record<string, string> = fields) =>
+      fetch(`${server.url}/api/upload-video-with-pose`, { method: 'POST', body: videoForm(CLIP, f), headers });
+    const plain = (await (await post()).json()) as PoseResponse;
+    expect(plain.frames.length).toBe(30);
+    for (const f of plain.frames) expect(Object.keys(f.metrics ?? {}).sort()).toEqual([...NAMES].sort());
+    const ranges = plain.summary.metrics ?? ({} as NonNullable<PoseResponse['summary']['metrics']>);
+    expect(Object.keys(ranges).sort()).toEqual([...NAMES].sort());
+    // The synthetic double's stick figure stands upright in every frame.
+    expect(ranges.torsoInclination).toMatchObject({ min: 0, max: 0 });
+    for (const r of Object.values(ranges)) if (r) expect(r.min <= r.mean && r.mean <= r.max).toBe(true);
+
+    const lines = await readNdjson(await post({ accept: 'application/x-ndjson' }));
+    expect(lines.slice(0, -1)).toEqual(plain.frames);
+    expect((lines.at(-1) as PoseResponse).summary.metrics).toEqual(plain.summary.metrics);
+
+    const job = await postJob(server.url, fields);
+    const final = await result(server.url, job.id);
+    expect(final.frames).toEqual(plain.frames);
+    expect(final.summary.metrics).toEqual(plain.summary.metrics);
+
+    const without = (await (await post({}, { fps: '15' })).json()) as PoseResponse;
+    expect(without.frames.every((f) => f.metrics === undefined)).toBe(true);
+    expect(without.summary.metrics).toBeUndefined();
+  }, 60_000);
+});
+
 describe('a 3000-frame job streamed to a slow reader', () => {
   let tmp: string;
   beforeAll(() => {
