@@ -9,7 +9,7 @@
 
 import { API_ERRORS } from './errors.js';
 import { JOB_STATES } from './jobs/job.js';
-import { MAX_FPS, MIN_FPS } from './upload/fields.js';
+import { MAX_FPS, MIN_FPS, UPLOAD_ID_PATTERN } from './upload/fields.js';
 
 const num = { type: 'number' } as const;
 const int = { type: 'integer', minimum: 0 } as const;
@@ -186,6 +186,23 @@ export function videoFormSchema(limits: { maxFramesLimit: number; defaultFps: nu
         description: 'MoveNet: pose each frame on a crop around the person found in the frame before (tracking)',
       },
       smoothing: { type: 'boolean', default: true, description: 'one-euro smoothing of keypoints over time' },
+    },
+  } as const;
+}
+
+/** The JSON body of POST /api/jobs: a finished resumable upload and the multipart fields (upload/fields.ts validates them alike). */
+export function uploadJobSchema(limits: { maxFramesLimit: number; defaultFps: number; defaultMaxFrames: number }) {
+  const { video: _video, ...fields } = videoFormSchema(limits).properties;
+  return {
+    type: 'object',
+    required: ['uploadId'],
+    properties: {
+      uploadId: {
+        type: 'string',
+        pattern: UPLOAD_ID_PATTERN,
+        description: 'a finished resumable upload: the last segment of its URL (the Location of POST /api/uploads)',
+      },
+      ...fields,
     },
   } as const;
 }

@@ -55,7 +55,17 @@ describe('OpenAPI and schema validation', () => {
     expect(doc.openapi).toBe('3.0.3');
     expect(doc.info.title).toBe('posepool');
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['/api/jobs', '/api/jobs/{id}', '/api/jobs/{id}/events', '/api/upload-video-with-pose', '/health', '/health/live', '/metrics'].sort(),
+      [
+        '/api/jobs',
+        '/api/jobs/{id}',
+        '/api/jobs/{id}/events',
+        '/api/upload-video-with-pose',
+        '/api/uploads',
+        '/api/uploads/{id}',
+        '/health',
+        '/health/live',
+        '/metrics',
+      ].sort(),
     );
 
     const upload = doc.paths['/api/upload-video-with-pose'].post;
@@ -68,7 +78,13 @@ describe('OpenAPI and schema validation', () => {
     expect(upload.responses['4XX'] ?? upload.responses['4xx']).toBeDefined();
 
     const postJob = doc.paths['/api/jobs'].post;
-    expect(postJob.requestBody.content['multipart/form-data']).toBeDefined();
+    expect(postJob.requestBody.content['multipart/form-data'].schema.required).toEqual(['video']);
+    // Or JSON naming a finished resumable upload, with the same fields.
+    const fromUpload = postJob.requestBody.content['application/json'].schema;
+    expect(fromUpload.required).toEqual(['uploadId']);
+    expect(Object.keys(fromUpload.properties).sort()).toEqual(['fps', 'maxFrames', 'role', 'smoothing', 'tracking', 'uploadId']);
+    expect(doc.paths['/api/uploads'].post.tags).toEqual(['uploads']);
+    expect(Object.keys(doc.paths['/api/uploads/{id}']).sort()).toEqual(['delete', 'head', 'patch']);
     expect(postJob.responses['202'].content['application/json'].schema.properties.state.enum).toEqual([
       'queued',
       'running',
