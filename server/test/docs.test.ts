@@ -165,5 +165,11 @@ describe('OpenAPI and schema validation', () => {
     const js = await server.app.inject({ method: 'GET', url: '/app.js' });
     expect(js.statusCode).toBe(200);
     expect(js.headers['content-type']).toMatch(/^text\/javascript/);
+    // tus-js-client's browser build, from node_modules: no CDN.
+    expect(page.body).toContain('<script src="/vendor/tus.min.js"');
+    const tus = await server.app.inject({ method: 'GET', url: '/vendor/tus.min.js' });
+    expect(tus.statusCode).toBe(200);
+    expect(tus.headers['content-type']).toMatch(/^text\/javascript/);
+    expect(tus.body).toMatch(/\.tus\s*=/);
   });
 });
