@@ -9,7 +9,7 @@
 
 import { API_ERRORS } from './errors.js';
 import { JOB_STATES } from './jobs/job.js';
-import { MAX_FPS, MIN_FPS } from './upload/fields.js';
+import { MAX_FPS, MIN_FPS, UPLOAD_ID_PATTERN } from './upload/fields.js';
 
 const num = { type: 'number' } as const;
 const int = { type: 'integer', minimum: 0 } as const;
@@ -207,6 +207,23 @@ export function videoFormSchema(limits: { maxFramesLimit: number; defaultFps: nu
         description:
           'coaching angles: `metrics` per frame (knee flexion, hip and shoulder lines to the board, torso inclination, stance width) and their min/mean/max in `summary.metrics`',
       },
+    },
+  } as const;
+}
+
+/** The JSON body of POST /api/jobs: a finished resumable upload and the multipart fields (upload/fields.ts validates them alike). */
+export function uploadJobSchema(limits: { maxFramesLimit: number; defaultFps: number; defaultMaxFrames: number }) {
+  const { video: _video, ...fields } = videoFormSchema(limits).properties;
+  return {
+    type: 'object',
+    required: ['uploadId'],
+    properties: {
+      uploadId: {
+        type: 'string',
+        pattern: UPLOAD_ID_PATTERN,
+        description: 'a finished resumable upload: the last segment of its URL (the Location of POST /api/uploads)',
+      },
+      ...fields,
     },
   } as const;
 }

@@ -21,8 +21,10 @@ import { registerJobsRoutes } from './routes/jobs.js';
 import { registerMetricsRoute } from './routes/metrics.js';
 import { registerPageRoutes } from './routes/page.js';
 import { registerUploadRoute } from './routes/upload-video-with-pose.js';
+import { registerUploadsRoutes } from './routes/uploads.js';
 import { watchBody } from './upload/body-watch.js';
 import { FIELD_VALUE_MAX_BYTES } from './upload/receive-upload.js';
+import { ResumableStore } from './upload/tus-store.js';
 
 /** How long the rest of a refused request's body is read and dropped before its connection goes. */
 const REFUSED_BODY_MAX_MS = 30_000;
@@ -39,6 +41,7 @@ export interface PoseServer {
   admission: Admission;
   metrics: ServerMetrics;
   jobs: JobQueue;
+  resumable: ResumableStore;
 }
 
 export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
@@ -135,8 +138,19 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
   registerMetricsRoute(app, metrics);
 
   registerHealthRoutes(app, pool, { testDouble: Boolean(PROTOCOL.models[config.model]?.testDouble), stopping: () => closing, jobs });
+  // Resumable uploads, swept at start and then every quarter of UPLOAD_EXPIRY_S (1 s to 10 min): an untaken
+  // upload lives UPLOAD_EXPIRY_S; a taken one no longer than its job could run (JOB_TIMEOUT_MS), and a margin.
+  const resumable = new ResumableStore(config.resumable.dir, {
+    expiryMs: config.resumable.expiryMs,
+    takenMaxMs: config.jobs.timeoutMs + config.resumable.expiryMs,
+    log: app.log,
+    observer: metrics,
+  });
+  const stopSweep = resumable.sweepEvery(Math.max(1000, Math.min(config.resumable.expiryMs / 4, 10 * 60_000)));
+  app.addHook('onClose', async () => stopSweep());
+
   registerUploadRoute(app, { config, pool: metered, tools, admission, uploads, observer: metrics });
-  registerJobsRoutes(app, { config, pool: metered, tools, admission, uploads, queue: jobs, observer: metrics });
+  registerJobsRoutes(app, { config, pool: metered, tools, admission, uploads, queue: jobs, resumable, observer: metrics });
   registerPageRoutes(app);
 
   app.setNotFoundHandler((request, reply) => {
@@ -157,7 +171,10 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
     reply.code(api.status).send(api.body(String(request.id)));
   });
 
-  return { app, admission, metrics, jobs };
+  // Registered last: its encapsulated scope (a body parser of its own) keeps the error handler set when it loads.
+  await registerUploadsRoutes(app, { config, store: resumable, uploads, observer: metrics });
+
+  return { app, admission, metrics, jobs, resumable };
 }
 
 /** Anything thrown inside a request → one catalogue code. */
@@ -167,8 +184,8 @@ export function toApiError(error: unknown): ApiError {
   if (e?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return new ApiError('MISSING_VIDEO', 'the body must be multipart/form-data with a "video" file field');
   }
-  // A JSON or text body over Fastify's 1 MB on a route that takes none (the upload routes refuse non-multipart before reading).
-  if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('BAD_REQUEST', 'this route takes no such body');
+  // A JSON or text body over the route's limit (16 KB for a JSON job, Fastify's 1 MB elsewhere), refused before it is read.
+  if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('BAD_REQUEST', 'the request body is larger than this route takes');
   if (e?.code === 'FST_REQ_FILE_TOO_LARGE' || e?.statusCode === 413) return new ApiError('UPLOAD_TOO_LARGE');
   if (e?.validation) return new ApiError('BAD_FIELD', e.message);
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {

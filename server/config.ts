@@ -85,6 +85,16 @@ export interface Config {
   workerEnv: Record<string, string>;
   /** Limits of the jobs API (POST /api/jobs). */
   jobs: JobsConfig;
+  /** Resumable (tus) uploads at /api/uploads. */
+  resumable: ResumableConfig;
+}
+
+/** tus uploads: where their bytes wait for a job, and how long. */
+export interface ResumableConfig {
+  /** POSE_STORAGE_DIR/uploads (any replica can take a finished upload), else a folder under POSE_TEMP_DIR. */
+  dir: string;
+  /** UPLOAD_EXPIRY_S: an upload, finished or not, is removed this long after its creation unless a job took it. */
+  expiryMs: number;
 }
 
 /** Jobs live in memory: their count, each result's size and a finished job's lifetime are bounded. */
@@ -186,6 +196,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
     throw new ConfigError('LOG_LEVEL', `"${logLevel}" is not a pino level (fatal, error, warn, info, debug, trace, silent)`);
   }
 
+  const tempDir = path.resolve(str(env, 'POSE_TEMP_DIR', os.tmpdir()));
+  const storageDir = env.POSE_STORAGE_DIR?.trim() ? path.resolve(env.POSE_STORAGE_DIR.trim()) : null;
+
   const workerEnv: Record<string, string> = {};
   if (env.POSE_SYNTHETIC_FAULTS) workerEnv.POSE_SYNTHETIC_FAULTS = env.POSE_SYNTHETIC_FAULTS;
   if (env.POSE_MOVENET_DIR) workerEnv.POSE_MOVENET_DIR = env.POSE_MOVENET_DIR;
@@ -224,7 +237,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
     },
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 30_000, { min: 0 }),
     apiToken: env.API_TOKEN ? env.API_TOKEN : null,
-    tempDir: path.resolve(str(env, 'POSE_TEMP_DIR', os.tmpdir())),
+    tempDir,
     backoffInitialMs: int(env, 'POSE_BACKOFF_INITIAL_MS', 1000, { min: 10 }),
     backoffMaxMs: int(env, 'POSE_BACKOFF_MAX_MS', 60_000, { min: 10 }),
     workerEnv,
@@ -234,14 +247,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
       resultMaxBytes: int(env, 'JOB_RESULT_MAX_MB', 32, { min: 1, max: 4096 }) * 1024 * 1024,
       timeoutMs: int(env, 'JOB_TIMEOUT_MS', 3_600_000, { min: 1000 }),
       redisUrl: env.REDIS_URL?.trim() || null,
-      storageDir: env.POSE_STORAGE_DIR?.trim() ? path.resolve(env.POSE_STORAGE_DIR.trim()) : null,
+      storageDir,
       lockMs: int(env, 'JOBS_LOCK_MS', 60_000, { min: 1000 }),
       stalledIntervalMs: int(env, 'JOBS_STALLED_INTERVAL_MS', 30_000, { min: 500 }),
       maxStalls: int(env, 'JOBS_MAX_STALLS', 5, { min: 1, max: 1000 }),
       segmentFrames: int(env, 'JOBS_SEGMENT_FRAMES', 256, { min: 1, max: 1_000_000 }),
     },
+    resumable: {
+      dir: storageDir ? path.join(storageDir, 'uploads') : path.join(tempDir, RESUMABLE_TEMP_FOLDER),
+      expiryMs: int(env, 'UPLOAD_EXPIRY_S', 24 * 3600, { min: 1, max: 30 * 24 * 3600 }) * 1000,
+    },
   };
 }
+
+/** The tus uploads' folder under POSE_TEMP_DIR (not `posepool-…`: that prefix names the per-request directories). */
+export const RESUMABLE_TEMP_FOLDER = 'posepool.uploads';
 
 /**
  * POSE_WORKERS=auto: 2 per GPU (the old pool's setting). On CPU one single-thread worker per core,

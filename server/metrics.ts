@@ -9,6 +9,7 @@ import { type PosePool, SLOT_HEALTH_STATES, type SlotView, type WorkerExitEvent 
 import type { PoseResponse } from './pipeline/pose-response.js';
 import type { FramesObserver } from './pipeline/pose-video-request.js';
 import type { UploadObserver } from './upload/receive-video.js';
+import type { ResumableEvent, ResumableObserver } from './upload/tus-store.js';
 
 export interface MetricsSources {
   pool: Pick<PosePool, 'health'>;
@@ -17,7 +18,7 @@ export interface MetricsSources {
   jobs?: { counts: () => Promise<Record<string, number>>; depth: () => Promise<number> };
 }
 
-export class ServerMetrics implements UploadObserver, FramesObserver {
+export class ServerMetrics implements UploadObserver, FramesObserver, ResumableObserver {
   readonly registry = new Registry();
   private readonly sources: MetricsSources;
   private readonly readyPids = new Set<number>();
@@ -29,6 +30,8 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
   private readonly batchSeconds: Histogram<'outcome'>;
   private readonly inferenceSeconds: Histogram;
   private readonly uploadBytes: Histogram;
+  private readonly resumableUploads: Counter<'event'>;
+  private readonly resumableBytes: Counter;
   private readonly requestSeconds: Histogram<'method' | 'route' | 'status_code'>;
 
   constructor(sources: MetricsSources, opts: { defaultMetrics?: boolean } = {}) {
@@ -158,6 +161,17 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
       buckets: [256 * 1024, 1024 ** 2, 4 * 1024 ** 2, 16 * 1024 ** 2, 64 * 1024 ** 2, 256 * 1024 ** 2, 1024 ** 3],
       registers,
     });
+    this.resumableUploads = new Counter({
+      name: 'posepool_resumable_uploads_total',
+      help: 'Resumable (tus) uploads by event: created, finished, taken (by a job), returned (its job refused), refused (its video refused), expired',
+      labelNames: ['event'],
+      registers,
+    });
+    this.resumableBytes = new Counter({
+      name: 'posepool_resumable_bytes_total',
+      help: 'Bytes written into resumable uploads (what each PATCH brought, a cut one included)',
+      registers,
+    });
     this.requestSeconds = new Histogram({
       name: 'posepool_http_request_duration_seconds',
       help: 'HTTP requests, by method, route pattern and status code',
@@ -221,6 +235,14 @@ export class ServerMetrics implements UploadObserver, FramesObserver {
 
   observeUpload(bytes: number): void {
     this.uploadBytes.observe(bytes);
+  }
+
+  observeResumable(event: ResumableEvent): void {
+    this.resumableUploads.inc({ event });
+  }
+
+  observeResumableBytes(bytes: number): void {
+    this.resumableBytes.inc(bytes);
   }
 
   observeFrames(frames: PoseResponse['frames']): void {

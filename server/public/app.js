@@ -1,6 +1,7 @@
-// posepool's page: upload a video as a job, follow its progress, then play it back with the
-// skeleton drawn over it (model.skeleton edges), scrubbable frame by frame, with each keypoint's
-// confidence. No framework: the DOM, XMLHttpRequest (upload progress), EventSource and a canvas.
+// posepool's page: upload a video (resumable: tus, so a dropped connection resumes where the server
+// stopped), start a job from it, follow its progress, then play it back with the skeleton drawn over
+// it (model.skeleton edges), scrubbable frame by frame, with each keypoint's confidence. No
+// framework: the DOM, tus-js-client (/vendor/tus.min.js, the global `tus`), EventSource and a canvas.
 
 const $ = (id) => document.getElementById(id);
 const form = $('upload-form');
@@ -16,6 +17,10 @@ const tbody = document.querySelector('#confidence tbody');
 const EDGE_COLOUR = '#ff00ff';
 /** Keypoints below this confidence are drawn hollow and their edges dashed. */
 const LOW_CONFIDENCE = 0.3;
+/** One PATCH per chunk: small enough for proxies' body limits and the server's per-request time bound. */
+const CHUNK_BYTES = 8 * 1024 * 1024;
+/** Waits before each retry of a failed request; the count starts again once bytes get through. About 2 minutes in all. */
+const RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
 
 let result = null;
 let shown = -1;
@@ -40,34 +45,70 @@ form.addEventListener('submit', (event) => {
   event.preventDefault();
   const file = $('video-file').files[0];
   if (!file) return;
-  const data = new FormData();
-  data.append('video', file, file.name);
-  if ($('fps').value) data.append('fps', $('fps').value);
-  if ($('max-frames').value) data.append('maxFrames', $('max-frames').value);
+  const fields = {};
+  if ($('fps').value) fields.fps = $('fps').value;
+  if ($('max-frames').value) fields.maxFrames = $('max-frames').value;
   $('upload').disabled = true;
   $('player').hidden = true;
   result = null;
-  upload(file, data);
+  upload(file, fields);
 });
 
-/** XMLHttpRequest rather than fetch: it reports upload progress. */
-function upload(file, data) {
-  const xhr = new XMLHttpRequest();
-  xhr.open('POST', '/api/jobs');
-  for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
-  xhr.responseType = 'json';
-  xhr.upload.onprogress = (e) => {
-    if (!e.lengthComputable) return;
-    progressEl.value = e.loaded / e.total;
-    setStatus('uploading', `Uploading ${file.name}: ${Math.round((100 * e.loaded) / e.total)}%`);
-  };
-  xhr.onerror = () => fail('the upload failed (network error)');
-  xhr.onload = () => {
-    if (xhr.status !== 202) return fail(errorText(xhr.response, xhr.status));
-    follow(xhr.response, file);
-  };
+/**
+ * The upload, with the tus protocol: in chunks; when the connection drops, tus-js-client asks the
+ * server how far it got (HEAD) and sends the rest from there. The same file picked again after a
+ * failure or a reload resumes too (tus-js-client remembers its upload URL in localStorage).
+ */
+function upload(file, fields) {
+  const up = new tus.Upload(file, {
+    endpoint: '/api/uploads',
+    chunkSize: CHUNK_BYTES,
+    retryDelays: RETRY_DELAYS_MS,
+    metadata: { filename: file.name, filetype: file.type },
+    headers: authHeaders(),
+    removeFingerprintOnSuccess: true,
+    onProgress(sent, total) {
+      progressEl.value = total ? sent / total : 0;
+      setStatus('uploading', `Uploading ${file.name}: ${total ? Math.round((100 * sent) / total) : 0}%`);
+    },
+    // tus-js-client's own rule (retry anything but a 4xx other than 409 and 423), but also while the
+    // browser says it is offline: a phone between cells comes back within the delays.
+    onShouldRetry(err) {
+      const status = err.originalResponse ? err.originalResponse.getStatus() : 0;
+      const retry = status < 400 || status >= 500 || status === 409 || status === 423;
+      if (retry) setStatus('resuming', `Connection lost, resuming ${file.name} from ${Math.round(100 * progressEl.value)}%…`);
+      return retry;
+    },
+    onError(err) {
+      const res = err.originalResponse;
+      fail(
+        res
+          ? `the upload failed: HTTP ${res.getStatus()} ${res.getBody()}`.trim()
+          : 'the upload failed (network error); pick the file again to resume',
+      );
+    },
+    onSuccess() {
+      startJob(up.url.split('/').pop(), fields, file);
+    },
+  });
   setStatus('uploading', `Uploading ${file.name}…`);
-  xhr.send(data);
+  up.findPreviousUploads().then((previous) => {
+    if (previous.length) up.resumeFromPreviousUpload(previous[0]);
+    up.start();
+  });
+}
+
+/** The finished upload becomes a job: the same fields as the multipart form, as JSON. */
+async function startJob(uploadId, fields, file) {
+  setStatus('uploading', `Uploaded ${file.name}; starting the job…`);
+  const res = await fetch('/api/jobs', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...authHeaders() },
+    body: JSON.stringify({ uploadId, ...fields }),
+  });
+  const body = await res.json().catch(() => null);
+  if (res.status !== 202) return fail(errorText(body, res.status));
+  follow(body, file);
 }
 
 function showProgress(job) {

@@ -1,21 +1,22 @@
 /**
  * The jobs API, for videos too long to wait on one request:
- *   POST   /api/jobs              same multipart as the synchronous route → 202 { id, state, links }
+ *   POST   /api/jobs              same multipart as the synchronous route, or JSON naming a finished
+ *                                 resumable upload ({ uploadId, fps, … }) → 202 { id, state, links }
  *   GET    /api/jobs/:id          state, progress, and the result once succeeded
  *   GET    /api/jobs/:id/events   server-sent events: `progress` on every change, `done` at the end
  *                                  (with ?frames=true, `frames` too: final frames as they are posed)
  *   GET    /api/jobs/:id/frames   NDJSON: one final frame per line, in order, from ?from=N, as posed
  *   DELETE /api/jobs/:id          cancels an unfinished job and forgets it
- * The upload is received, its fields checked and the file probed before the 202, so a bad upload
- * gets the same 4xx as the synchronous route; a job takes its admission place at once (BUSY when
- * there is none) and waits for its slot in the background.
+ * The upload is received (or taken from the resumable uploads), its fields checked and the file
+ * probed before the 202, so a bad upload gets the same 4xx as the synchronous route; a job takes
+ * its admission place at once (BUSY when there is none) and waits for its slot in the background.
  */
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PosePool } from '../../workers/index.js';
 import { Admission } from '../admission.js';
-import { errorResponses, jobParamsSchema, jobSchema, videoFormSchema } from '../api-schemas.js';
+import { errorResponses, jobParamsSchema, jobSchema, uploadJobSchema, videoFormSchema } from '../api-schemas.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import { FINISHED_STATES, type JobSummary } from '../jobs/job.js';
@@ -25,9 +26,10 @@ import type { MediaTools } from '../media/media-tools.js';
 import type { PoseResponse } from '../pipeline/pose-response.js';
 import { expectedFrames } from '../pipeline/pose-video.js';
 import { type FramesObserver, unavailableError } from '../pipeline/pose-video-request.js';
-import { requireMultipart } from '../upload/receive-upload.js';
-import { receiveVideo, type UploadObserver } from '../upload/receive-video.js';
+import { receiveResumable } from '../upload/receive-resumable.js';
+import { type ReceivedVideo, receiveVideo, type UploadObserver } from '../upload/receive-video.js';
 import { withTempDir } from '../upload/temp-dir.js';
+import type { ResumableStore, TakenUpload } from '../upload/tus-store.js';
 import { bearerHook, checkBearer } from './auth.js';
 import { multipartValidatorCompiler } from './docs.js';
 import { NDJSON, NdjsonReply } from './ndjson.js';
@@ -40,8 +42,13 @@ export interface JobsRouteDeps {
   /** Bodies being received (MAX_ACTIVE_UPLOADS). */
   uploads: Admission;
   queue: JobQueue;
+  /** Finished tus uploads a JSON body may name. */
+  resumable: ResumableStore;
   observer?: UploadObserver & FramesObserver;
 }
+
+/** A JSON job body names an upload and a few fields: anything larger is refused before it is read. */
+const JOB_JSON_MAX_BYTES = 16 * 1024;
 
 const bearerOptional: { [label: string]: string[] }[] = [{ bearer: [] }, {}];
 const HEARTBEAT_MS = 15_000;
@@ -56,13 +63,24 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
       schema: {
         tags: ['pose'],
         summary: 'Start a pose job (long videos): 202 with the job, then poll it or follow its events',
-        consumes: ['multipart/form-data'],
+        description:
+          "The video comes as the synchronous route's multipart body, or, as JSON, by the id of a finished resumable " +
+          'upload (tus, /api/uploads) with the same fields. A JSON job takes the upload: a second job from it is 404 ' +
+          'UPLOAD_NOT_FOUND. A refused job leaves the upload for a retry, unless its video itself was refused (413 ' +
+          'FRAME_TOO_LARGE, 415, 422).',
         security: bearerOptional,
-        body: videoFormSchema(config),
+        body: {
+          content: {
+            'multipart/form-data': { schema: videoFormSchema(config) },
+            'application/json': { schema: uploadJobSchema(config) },
+          },
+        },
         response: { 202: jobSchema, ...errorResponses },
       },
+      // The bodies are documentation here: upload/fields.ts validates both, with the same rules.
       validatorCompiler: multipartValidatorCompiler(),
-      onRequest: [bearerHook(config.apiToken), requireMultipart],
+      bodyLimit: JOB_JSON_MAX_BYTES,
+      onRequest: [bearerHook(config.apiToken), requireJobBody],
     },
     async (request: FastifyRequest, reply: FastifyReply) => {
       if (!pool.isAvailable()) throw unavailableError(pool);
@@ -72,12 +90,14 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
       const cancelUpload = new AbortController();
       const log = request.log.child({ jobId: id });
 
+      const resumable = isJson(request);
       return await new Promise((resolve, reject) => {
         // A refused upload is answered once its temporary directory is gone, not before.
         let refused: { err: unknown } | null = null;
         const lifetime = withTempDir(async (dir) => {
           let submitted: SubmittedJob;
           let slot: Promise<() => void> | undefined;
+          let taken: TakenUpload | undefined;
           try {
             // The body first (its own bound and rate floor), then (memory engine) a place among the videos.
             const admit = queue.admitsOnAcceptance
@@ -85,25 +105,36 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
                   slot = admission.tryEnter(cancelUpload.signal).slot;
                 }
               : undefined;
-            const received = await receiveVideo(request, dir, {
-              config,
-              tools: deps.tools,
-              uploads: deps.uploads,
-              observer: deps.observer,
-              admit,
-            });
+            let received: ReceivedVideo;
+            if (resumable) {
+              ({ received, taken } = await receiveResumable(request, { config, tools: deps.tools, store: deps.resumable, admit }));
+            } else {
+              received = await receiveVideo(request, dir, {
+                config,
+                tools: deps.tools,
+                uploads: deps.uploads,
+                observer: deps.observer,
+                admit,
+              });
+            }
             const f = received.fields;
             const expected = expectedFrames(received.video, sampleRate(f.fps, received.video), f.maxFrames);
             submitted = await queue.submit({ id, received, dir, expected, slot, cancelUpload, log });
           } catch (err) {
             cancelUpload.abort(err);
             if (slot) Admission.giveBack(slot);
+            await taken?.refused(err);
             refused = { err };
             return;
           }
           reply.code(202).header('location', `/api/jobs/${id}`);
           resolve(submitted.view);
-          await submitted.running;
+          try {
+            await submitted.running;
+          } finally {
+            // A taken upload lives as long as the job's temporary directory (the Redis engine moved its file already).
+            await taken?.remove();
+          }
         }, config.tempDir).then(
           () => {
             if (refused) reject(refused.err);
@@ -240,6 +271,19 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
     await queue.close(config.shutdownGraceMs);
     await Promise.allSettled([...running]);
   });
+}
+
+/** Before the body: a job's body is multipart (the video) or JSON (a finished upload's id); anything else is MISSING_VIDEO. */
+async function requireJobBody(request: FastifyRequest): Promise<void> {
+  if (isJson(request) || /^multipart\/form-data\b/i.test(request.headers['content-type'] ?? '')) return;
+  throw new ApiError(
+    'MISSING_VIDEO',
+    'the body must be multipart/form-data with a "video" file field, or JSON naming a finished upload: {"uploadId": "…"}',
+  );
+}
+
+function isJson(request: FastifyRequest): boolean {
+  return /^application\/json\b/i.test(request.headers['content-type'] ?? '');
 }
 
 function jobId(request: FastifyRequest): string {

@@ -61,6 +61,8 @@ describe('OpenAPI and schema validation', () => {
         '/api/jobs/{id}/events',
         '/api/jobs/{id}/frames',
         '/api/upload-video-with-pose',
+        '/api/uploads',
+        '/api/uploads/{id}',
         '/health',
         '/health/live',
         '/metrics',
@@ -77,7 +79,13 @@ describe('OpenAPI and schema validation', () => {
     expect(upload.responses['4XX'] ?? upload.responses['4xx']).toBeDefined();
 
     const postJob = doc.paths['/api/jobs'].post;
-    expect(postJob.requestBody.content['multipart/form-data']).toBeDefined();
+    expect(postJob.requestBody.content['multipart/form-data'].schema.required).toEqual(['video']);
+    // Or JSON naming a finished resumable upload, with the same fields.
+    const fromUpload = postJob.requestBody.content['application/json'].schema;
+    expect(fromUpload.required).toEqual(['uploadId']);
+    expect(Object.keys(fromUpload.properties).sort()).toEqual(['fps', 'maxFrames', 'role', 'smoothing', 'tracking', 'uploadId']);
+    expect(doc.paths['/api/uploads'].post.tags).toEqual(['uploads']);
+    expect(Object.keys(doc.paths['/api/uploads/{id}']).sort()).toEqual(['delete', 'head', 'patch']);
     expect(postJob.responses['202'].content['application/json'].schema.properties.state.enum).toEqual([
       'queued',
       'running',
@@ -158,5 +166,11 @@ describe('OpenAPI and schema validation', () => {
     const js = await server.app.inject({ method: 'GET', url: '/app.js' });
     expect(js.statusCode).toBe(200);
     expect(js.headers['content-type']).toMatch(/^text\/javascript/);
+    // tus-js-client's browser build, from node_modules: no CDN.
+    expect(page.body).toContain('<script src="/vendor/tus.min.js"');
+    const tus = await server.app.inject({ method: 'GET', url: '/vendor/tus.min.js' });
+    expect(tus.statusCode).toBe(200);
+    expect(tus.headers['content-type']).toMatch(/^text\/javascript/);
+    expect(tus.body).toMatch(/\.tus\s*=/);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseFields } from '../upload/fields.js';
+import { parseFields, parseUploadJobBody } from '../upload/fields.js';
 
 const limits = { defaultFps: 10, defaultMaxFrames: 300, maxFramesLimit: 3000 };
 
@@ -38,5 +38,40 @@ describe('parseFields', () => {
     expect(() => parseFields(fields as Record<string, string>, limits)).toThrow(
       expect.objectContaining({ code: 'BAD_FIELD', status: 400, details: { field } }),
     );
+  });
+});
+
+describe('parseUploadJobBody (POST /api/jobs with JSON)', () => {
+  const id = '0123456789abcdef0123456789abcdef';
+
+  it('turns JSON strings, numbers and booleans into the multipart fields', () => {
+    const body = parseUploadJobBody({ uploadId: id, fps: 2.5, maxFrames: 40, tracking: false, role: 'coach' });
+    expect(body).toEqual({ uploadId: id, fields: { fps: '2.5', maxFrames: '40', tracking: 'false', role: 'coach' } });
+    expect(parseFields(body.fields, limits)).toEqual({ role: 'coach', fps: 2.5, maxFrames: 40, tracking: false, smoothing: true });
+  });
+
+  it.each([
+    [null, 'BAD_REQUEST', undefined],
+    [[id], 'BAD_REQUEST', undefined],
+    [{ fps: 5 }, 'MISSING_VIDEO', undefined],
+    [{ uploadId: 'abc' }, 'BAD_FIELD', 'uploadId'],
+    [{ uploadId: '../../etc/passwd' }, 'BAD_FIELD', 'uploadId'],
+    [{ uploadId: 42 }, 'BAD_FIELD', 'uploadId'],
+    [{ uploadId: id, fps: null }, 'BAD_FIELD', 'fps'],
+    [{ uploadId: id, role: ['a'] }, 'BAD_FIELD', 'role'],
+    [{ uploadId: id, role: 'r'.repeat(2000) }, 'BAD_FIELD', 'role'],
+  ])('%j → %s', (body, code, field) => {
+    let error: { code?: string; details?: { field?: string } } = {};
+    try {
+      parseUploadJobBody(body);
+    } catch (e) {
+      error = e as typeof error;
+    }
+    expect(error.code).toBe(code);
+    expect(error.details?.field).toBe(field);
+  });
+
+  it('a number JSON writes in exponent form is refused as the text field would be', () => {
+    expect(() => parseFields(parseUploadJobBody({ uploadId: id, fps: 1e21 }).fields, limits)).toThrow(/fps/);
   });
 });

@@ -1,6 +1,6 @@
-/** The upload's text fields, validated against the contract. */
+/** The upload's text fields, validated against the contract; a JSON job body (a finished tus upload) becomes the same fields. */
 import { ApiError } from '../errors.js';
-import { safe } from './receive-upload.js';
+import { FIELD_VALUE_MAX_BYTES, safe } from './receive-upload.js';
 
 export interface PoseRequestFields {
   role: string;
@@ -53,6 +53,39 @@ export function parseFields(
     smoothing: bool(fields, 'smoothing', true),
     metrics: bool(fields, 'metrics', false),
   };
+}
+
+/** An upload id as @tus/server makes them (16 random bytes in hex): the last segment of the upload's URL. */
+export const UPLOAD_ID_PATTERN = '^[0-9a-f]{32}$';
+
+/** POST /api/jobs with JSON: `uploadId` (a finished tus upload) and the multipart route's fields, as JSON strings, numbers or booleans. */
+export interface UploadJobBody {
+  uploadId: string;
+  /** The other members as the multipart route's text fields, for parseFields (so a bad one gets the same 400). */
+  fields: Record<string, string>;
+}
+
+export function parseUploadJobBody(body: unknown): UploadJobBody {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ApiError('BAD_REQUEST', 'the JSON body must be an object: {"uploadId": "…", "fps": …}');
+  }
+  const { uploadId, ...rest } = body as Record<string, unknown>;
+  if (uploadId === undefined) {
+    throw new ApiError('MISSING_VIDEO', 'a JSON body names its video with "uploadId" (a finished upload at /api/uploads)');
+  }
+  if (typeof uploadId !== 'string' || !new RegExp(UPLOAD_ID_PATTERN).test(uploadId)) {
+    bad('uploadId', 'uploadId must be the id at the end of the upload URL (32 hex digits)');
+  }
+  const fields: Record<string, string> = {};
+  for (const [name, value] of Object.entries(rest)) {
+    const field = safe(name).slice(0, 40);
+    if (!['string', 'number', 'boolean'].includes(typeof value)) bad(field, `field "${field}" must be a string, a number or a boolean`);
+    const text = String(value);
+    if (Buffer.byteLength(text) > FIELD_VALUE_MAX_BYTES)
+      bad(field, `field "${field}" is too long (at most ${FIELD_VALUE_MAX_BYTES} bytes)`);
+    fields[name] = text;
+  }
+  return { uploadId, fields };
 }
 
 function bool(fields: Record<string, string>, name: string, byDefault: boolean): boolean {

@@ -52,9 +52,20 @@ export async function receiveVideo(
   const fields = parseFields(upload.fields, deps.config);
   request.log.info({ bytes: upload.bytes, name: upload.clientName, role: fields.role }, 'video received');
   deps.admit?.();
+  return checkVideo({ file: upload.file, bytes: upload.bytes, fields }, deps);
+}
+
+/**
+ * The checks once a video's bytes are on disk, whichever way they came (a multipart body, a finished
+ * tus upload): the probe (NOT_A_VIDEO, UNDECODABLE_VIDEO, FRAME_TOO_LARGE) and the decode cost.
+ */
+export async function checkVideo(
+  upload: { file: string; bytes: number; fields: PoseRequestFields },
+  deps: { config: Config; tools: MediaTools },
+): Promise<ReceivedVideo> {
   const video = await probeVideo(deps.tools.ffprobe, upload.file, { maxPixels: deps.config.maxPixels });
-  checkDecodeCost(video, fields, deps.config.maxDecodedFrames);
-  return { file: upload.file, bytes: upload.bytes, fields, video };
+  checkDecodeCost(video, upload.fields, deps.config.maxDecodedFrames);
+  return { ...upload, video };
 }
 
 /** BAD_FIELD (fps) when sampling this video as asked would decode more than MAX_DECODED_FRAMES frames. */

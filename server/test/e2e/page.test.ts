@@ -1,16 +1,19 @@
 /**
  * The page at / in headless Chromium (Debian's /usr/bin/chromium driven by playwright-core): pick a
- * real clip, upload it as a job, watch the progress, then scrub to a frame and check in a
- * screenshot that the skeleton is drawn over the video where the result's keypoints are.
+ * real clip, upload it with tus through a proxy that drops the connection halfway through the body
+ * (the page says so, resumes from the server's offset and carries on), start the job, watch the
+ * progress, then scrub to a frame and check in a screenshot that the skeleton is drawn over the
+ * video where the result's keypoints are.
  *
  * Chromium comes from `apt-get install chromium` (scripts/prepare.mjs installs it before `npm test`
  * where apt works). Without it the test is skipped with a message, except under CI=true, where it fails.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
+import { type CuttingProxy, startCuttingProxy } from '../support/cutting-proxy.js';
 import { FIXTURES, startTestServer, type TestServer, waitReady } from '../support/test-server.js';
 
 const CHROMIUM = process.env.POSEPOOL_CHROMIUM ?? '/usr/bin/chromium';
@@ -19,11 +22,15 @@ const missing = haveChromium ? null : `${CHROMIUM} is absent (Debian/Ubuntu: apt
 
 describeIfReady('the page at / (headless Chromium)', missing, () => {
   let server: TestServer;
+  let proxy: CuttingProxy;
   let browser: Browser;
+  const clip = path.join(FIXTURES, 'messi-pan.mp4');
 
   beforeAll(async () => {
     server = await startTestServer({ POSE_WORKERS: '2', POSE_BATCH_SIZE: '4' });
     await waitReady(server.url);
+    // The browser reaches the server through a line that goes dead once, halfway through the upload's body.
+    proxy = await startCuttingProxy(server.url, { cutAfterPatchBytes: Math.floor(readFileSync(clip).length / 2) });
     // launch() gives the browser a fresh temporary profile (--user-data-dir), removed at close.
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -41,6 +48,7 @@ describeIfReady('the page at / (headless Chromium)', missing, () => {
   });
   afterAll(async () => {
     await browser?.close();
+    await proxy?.close();
     await server?.close();
   });
 
@@ -77,6 +85,11 @@ describeIfReady('the page at / (headless Chromium)', missing, () => {
     }
   }
 
+  async function metric(name: string): Promise<number> {
+    const line = (await (await fetch(`${server.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${name} `));
+    return Number(line?.split(' ')[1] ?? 0);
+  }
+
   async function scrubTo(page: Page, index: number, timeMs: number): Promise<void> {
     await page.$eval(
       '#scrub',
@@ -97,11 +110,16 @@ describeIfReady('the page at / (headless Chromium)', missing, () => {
     );
   }
 
-  it('uploads a real clip, shows progress, and draws the skeleton over the video (screenshot check)', async () => {
+  it('uploads a real clip (resuming after a dropped connection), shows progress, and draws the skeleton over the video (screenshot check)', async () => {
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(server.url);
+    const uploads: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/api/uploads')) uploads.push(r.method());
+    });
+    const bytesBefore = await metric('posepool_resumable_bytes_total');
+    await page.goto(proxy.url);
     expect(await page.title()).toBe('posepool');
 
     const states: string[] = [];
@@ -115,7 +133,7 @@ describeIfReady('the page at / (headless Chromium)', missing, () => {
       });
     });
 
-    await page.setInputFiles('#video-file', path.join(FIXTURES, 'messi-pan.mp4'));
+    await page.setInputFiles('#video-file', clip);
     await page.fill('#fps', '10');
     const accepted = page.waitForResponse((r) => r.url().endsWith('/api/jobs') && r.request().method() === 'POST');
     await page.click('#upload');
@@ -125,6 +143,13 @@ describeIfReady('the page at / (headless Chromium)', missing, () => {
     expect(await page.textContent('#status')).toMatch(/Done: 20 of 20 frames with a pose/);
     expect(states).toContain('uploading');
     expect(states.some((s) => s === 'running' || s === 'queued')).toBe(true);
+    // The upload went by tus, its connection was cut, and the page resumed it from the server's offset (HEAD):
+    // each byte reached the server's file once.
+    expect(proxy.cuts).toBe(1);
+    expect(states.indexOf('resuming')).toBeGreaterThan(states.indexOf('uploading'));
+    expect(uploads.slice(0, 2)).toEqual(['POST', 'PATCH']);
+    expect(uploads).toContain('HEAD');
+    expect((await metric('posepool_resumable_bytes_total')) - bytesBefore).toBe(readFileSync(clip).length);
     expect(await page.$eval('progress', (p) => (p as HTMLProgressElement).value)).toBe(1);
 
     // The clip itself plays back in the page (Debian's Chromium decodes H.264).

@@ -332,7 +332,9 @@ describe('one error format everywhere, whatever layer answers', () => {
     ['a request line that is not HTTP', () => 'FOO / HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'BAD_REQUEST'],
     ['a 2 MB JSON body to the upload route', () => post('/api/upload-video-with-pose', 'application/json', twoMB), 400, 'MISSING_VIDEO'],
     ['a 2 MB text body to the upload route', () => post('/api/upload-video-with-pose', 'text/plain', twoMB), 400, 'MISSING_VIDEO'],
-    ['a 2 MB JSON body to the jobs route', () => post('/api/jobs', 'application/json', twoMB), 400, 'MISSING_VIDEO'],
+    // JSON is a job body too (a finished upload's id): one over 16 KB is refused before it is read.
+    ['a 2 MB JSON body to the jobs route', () => post('/api/jobs', 'application/json', twoMB), 400, 'BAD_REQUEST'],
+    ['a 2 MB text body to the jobs route', () => post('/api/jobs', 'text/plain', twoMB), 400, 'MISSING_VIDEO'],
     [
       'a 2 MB JSON body to DELETE a job',
       () => post('/api/jobs/0b7c0000-0000-4000-8000-000000000000', 'application/json', twoMB).toString('latin1').replace('POST', 'DELETE'),
