@@ -1,22 +1,24 @@
 /**
  * The jobs API, for videos too long to wait on one request:
- *   POST   /api/jobs              same multipart as the synchronous route → 202 { id, state, links }
+ *   POST   /api/jobs              same multipart as the synchronous route (+ callbackUrl) → 202 { id, state, links }
  *   GET    /api/jobs/:id          state, progress, and the result once succeeded
  *   GET    /api/jobs/:id/events   server-sent events: `progress` on every change, `done` at the end
  *   DELETE /api/jobs/:id          cancels an unfinished job and forgets it
  * The upload is received, its fields checked and the file probed before the 202, so a bad upload
  * gets the same 4xx as the synchronous route; a job takes its admission place at once (BUSY when
- * there is none) and waits for its slot in the background.
+ * there is none) and waits for its slot in the background. A callbackUrl gets a signed webhook when
+ * the job ends (server/jobs/webhooks.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PosePool } from '../../workers/index.js';
 import { Admission } from '../admission.js';
-import { errorResponses, jobParamsSchema, jobSchema, videoFormSchema } from '../api-schemas.js';
+import { errorResponses, jobFormSchema, jobParamsSchema, jobSchema } from '../api-schemas.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import { FINISHED_STATES, type JobSummary } from '../jobs/job.js';
 import type { JobQueue, SubmittedJob } from '../jobs/job-queue.js';
+import { checkCallbackUrl } from '../jobs/webhook-target.js';
 import { sampleRate } from '../media/frame-source.js';
 import type { MediaTools } from '../media/media-tools.js';
 import { expectedFrames } from '../pipeline/pose-video.js';
@@ -53,7 +55,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
         summary: 'Start a pose job (long videos): 202 with the job, then poll it or follow its events',
         consumes: ['multipart/form-data'],
         security: bearerOptional,
-        body: videoFormSchema(config),
+        body: jobFormSchema(config),
         response: { 202: jobSchema, ...errorResponses },
       },
       validatorCompiler: multipartValidatorCompiler(),
@@ -86,6 +88,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
               uploads: deps.uploads,
               observer: deps.observer,
               admit,
+              callbackUrl: (raw) => checkCallbackUrl(raw, config.webhooks),
             });
             const f = received.fields;
             const expected = expectedFrames(received.video, sampleRate(f.fps, received.video), f.maxFrames);
