@@ -9,6 +9,7 @@
 
 import { API_ERRORS } from './errors.js';
 import { JOB_STATES } from './jobs/job.js';
+import { CALLBACK_URL_MAX } from './jobs/webhook-target.js';
 import { MAX_FPS, MIN_FPS, UPLOAD_ID_PATTERN } from './upload/fields.js';
 
 const num = { type: 'number' } as const;
@@ -213,7 +214,8 @@ export function videoFormSchema(limits: { maxFramesLimit: number; defaultFps: nu
 
 /** The JSON body of POST /api/jobs: a finished resumable upload and the multipart fields (upload/fields.ts validates them alike). */
 export function uploadJobSchema(limits: { maxFramesLimit: number; defaultFps: number; defaultMaxFrames: number }) {
-  const { video: _video, ...fields } = videoFormSchema(limits).properties;
+  // The jobs route's fields (callbackUrl included), less the file.
+  const { video: _video, ...fields } = jobFormSchema(limits).properties;
   return {
     type: 'object',
     required: ['uploadId'],
@@ -224,6 +226,27 @@ export function uploadJobSchema(limits: { maxFramesLimit: number; defaultFps: nu
         description: 'a finished resumable upload: the last segment of its URL (the Location of POST /api/uploads)',
       },
       ...fields,
+    },
+  } as const;
+}
+
+/** The multipart body of POST /api/jobs: the video form, and the job's webhook. */
+export function jobFormSchema(limits: { maxFramesLimit: number; defaultFps: number; defaultMaxFrames: number }) {
+  const form = videoFormSchema(limits);
+  return {
+    ...form,
+    properties: {
+      ...form.properties,
+      callbackUrl: {
+        type: 'string',
+        format: 'uri',
+        pattern: '^[hH][tT][tT][pP][sS]?://',
+        maxLength: CALLBACK_URL_MAX,
+        description:
+          'http(s) URL that gets a signed POST when the job ends (job.succeeded, job.failed, job.cancelled). Its host must be in ' +
+          'WEBHOOK_ALLOWED_HOSTS and WEBHOOK_SECRET must be set, else 400 CALLBACK_NOT_ALLOWED; no credentials in it (400 BAD_FIELD). ' +
+          'Jobs only: the synchronous route answers 400 BAD_FIELD to it',
+      },
     },
   } as const;
 }

@@ -132,7 +132,7 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
   const jobs = createJobQueue(
     config,
     { pool: metered, config, ffmpeg: tools.ffmpeg, observer: metrics },
-    { admission, log: app.log, ffprobe: tools.ffprobe },
+    { admission, log: app.log, ffprobe: tools.ffprobe, webhookObserver: metrics },
   );
   await registerDocs(app);
   registerMetricsRoute(app, metrics);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FrameEncoding } from '../protocol/index.js';
 import { MODEL_NAMES, PROTOCOL } from '../protocol/index.js';
+import { type AllowedHost, parseAllowedHosts } from './jobs/webhook-target.js';
 
 /** The repository root (this file lives in server/ or dist/server/). */
 export const REPO_ROOT = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
@@ -87,6 +88,8 @@ export interface Config {
   jobs: JobsConfig;
   /** Resumable (tus) uploads at /api/uploads. */
   resumable: ResumableConfig;
+  /** Signed webhooks of finished jobs (a job's callbackUrl). */
+  webhooks: WebhooksConfig;
 }
 
 /** tus uploads: where their bytes wait for a job, and how long. */
@@ -95,6 +98,23 @@ export interface ResumableConfig {
   dir: string;
   /** UPLOAD_EXPIRY_S: an upload, finished or not, is removed this long after its creation unless a job took it. */
   expiryMs: number;
+}
+
+/** Where and how a finished job's webhook is sent (server/jobs/webhooks.ts). */
+export interface WebhooksConfig {
+  /** WEBHOOK_SECRET: the HMAC-SHA256 key of every signature; null: callbackUrl is refused (nothing is sent unsigned). */
+  secret: string | null;
+  /** WEBHOOK_ALLOWED_HOSTS: the hosts a callbackUrl may name; empty: callbackUrl is refused. */
+  allowedHosts: AllowedHost[];
+  /** WEBHOOK_ALLOW_PRIVATE: an allowed name may resolve to a loopback, private or link-local address. */
+  allowPrivate: boolean;
+  /** One attempt: connect, send, and the answer's status line and headers. */
+  timeoutMs: number;
+  /** Attempts of one event, the first included. */
+  maxAttempts: number;
+  /** Delay before the second attempt, doubling after each, capped. */
+  backoffInitialMs: number;
+  backoffMaxMs: number;
 }
 
 /** Jobs live in memory: their count, each result's size and a finished job's lifetime are bounded. */
@@ -198,6 +218,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
 
   const tempDir = path.resolve(str(env, 'POSE_TEMP_DIR', os.tmpdir()));
   const storageDir = env.POSE_STORAGE_DIR?.trim() ? path.resolve(env.POSE_STORAGE_DIR.trim()) : null;
+  const webhookSecret = env.WEBHOOK_SECRET ? env.WEBHOOK_SECRET : null;
+  if (webhookSecret !== null && Buffer.byteLength(webhookSecret) < WEBHOOK_SECRET_MIN_BYTES) {
+    throw new ConfigError('WEBHOOK_SECRET', `must be at least ${WEBHOOK_SECRET_MIN_BYTES} bytes (e.g. \`openssl rand -hex 32\`)`);
+  }
+  let allowedHosts: AllowedHost[];
+  try {
+    allowedHosts = parseAllowedHosts(env.WEBHOOK_ALLOWED_HOSTS ?? '');
+  } catch (err) {
+    throw new ConfigError('WEBHOOK_ALLOWED_HOSTS', (err as Error).message);
+  }
 
   const workerEnv: Record<string, string> = {};
   if (env.POSE_SYNTHETIC_FAULTS) workerEnv.POSE_SYNTHETIC_FAULTS = env.POSE_SYNTHETIC_FAULTS;
@@ -257,11 +287,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, ctx: ConfigCont
       dir: storageDir ? path.join(storageDir, 'uploads') : path.join(tempDir, RESUMABLE_TEMP_FOLDER),
       expiryMs: int(env, 'UPLOAD_EXPIRY_S', 24 * 3600, { min: 1, max: 30 * 24 * 3600 }) * 1000,
     },
+    webhooks: {
+      secret: webhookSecret,
+      allowedHosts,
+      allowPrivate: bool(env, 'WEBHOOK_ALLOW_PRIVATE', false),
+      timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, { min: 100, max: 600_000 }),
+      maxAttempts: int(env, 'WEBHOOK_MAX_ATTEMPTS', 6, { min: 1, max: 50 }),
+      backoffInitialMs: int(env, 'WEBHOOK_BACKOFF_INITIAL_MS', 1000, { min: 10 }),
+      backoffMaxMs: int(env, 'WEBHOOK_BACKOFF_MAX_MS', 60_000, { min: 10, max: 24 * 3600 * 1000 }),
+    },
   };
 }
 
 /** The tus uploads' folder under POSE_TEMP_DIR (not `posepool-…`: that prefix names the per-request directories). */
 export const RESUMABLE_TEMP_FOLDER = 'posepool.uploads';
+/** A shorter key would make the signatures guessable. */
+const WEBHOOK_SECRET_MIN_BYTES = 16;
 
 /**
  * POSE_WORKERS=auto: 2 per GPU (the old pool's setting). On CPU one single-thread worker per core,
@@ -288,6 +329,14 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, bounds: { m
   if (bounds.min !== undefined && n < bounds.min) throw new ConfigError(name, `must be at least ${bounds.min} (got ${n})`);
   if (bounds.max !== undefined && n > bounds.max) throw new ConfigError(name, `must be at most ${bounds.max} (got ${n})`);
   return n;
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(true|1|yes|on)$/i.test(raw)) return true;
+  if (/^(false|0|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `"${raw}" is not true or false`);
 }
 
 function isExecutableFile(p: string): boolean {

@@ -9,6 +9,7 @@ export const API_ERRORS = {
   MISSING_VIDEO: { status: 400, message: 'the multipart field "video" (a file) is required' },
   BAD_FIELD: { status: 400, message: 'a form field is invalid' },
   BAD_REQUEST: { status: 400, message: 'the request is malformed' },
+  CALLBACK_NOT_ALLOWED: { status: 400, message: "the job's callbackUrl is not allowed (WEBHOOK_ALLOWED_HOSTS, WEBHOOK_SECRET)" },
   UNAUTHORIZED: { status: 401, message: 'a valid bearer token is required' },
   NOT_FOUND: { status: 404, message: 'no such route' },
   UPLOAD_NOT_FOUND: { status: 404, message: 'no finished upload with this id (unknown, expired after UPLOAD_EXPIRY_S, or already used)' },

@@ -6,6 +6,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { type PosePool, SLOT_HEALTH_STATES, type SlotView, type WorkerExitEvent } from '../workers/index.js';
+import { WEBHOOK_OUTCOMES, type WebhookObserver, type WebhookOutcome } from './jobs/webhooks.js';
 import type { PoseResponse } from './pipeline/pose-response.js';
 import type { FramesObserver } from './pipeline/pose-video-request.js';
 import type { UploadObserver } from './upload/receive-video.js';
@@ -18,7 +19,7 @@ export interface MetricsSources {
   jobs?: { counts: () => Promise<Record<string, number>>; depth: () => Promise<number> };
 }
 
-export class ServerMetrics implements UploadObserver, FramesObserver, ResumableObserver {
+export class ServerMetrics implements UploadObserver, FramesObserver, ResumableObserver, WebhookObserver {
   readonly registry = new Registry();
   private readonly sources: MetricsSources;
   private readonly readyPids = new Set<number>();
@@ -33,6 +34,8 @@ export class ServerMetrics implements UploadObserver, FramesObserver, ResumableO
   private readonly resumableUploads: Counter<'event'>;
   private readonly resumableBytes: Counter;
   private readonly requestSeconds: Histogram<'method' | 'route' | 'status_code'>;
+  private readonly webhookAttempts: Counter<'outcome'>;
+  private readonly webhookSeconds: Histogram<'outcome'>;
 
   constructor(sources: MetricsSources, opts: { defaultMetrics?: boolean } = {}) {
     this.sources = sources;
@@ -179,6 +182,23 @@ export class ServerMetrics implements UploadObserver, FramesObserver, ResumableO
       buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
       registers,
     });
+    this.webhookAttempts = new Counter({
+      name: 'posepool_webhook_deliveries_total',
+      help:
+        'Webhook attempts made by this replica, by outcome: delivered (2xx), retry (failed, another attempt follows), ' +
+        'failed (failed for good: last attempt, or a 4xx), refused (the target broke the SSRF policy: nothing sent)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.webhookSeconds = new Histogram({
+      name: 'posepool_webhook_attempt_duration_seconds',
+      help: 'One webhook attempt: DNS lookup, connect, send, and the answer (at most WEBHOOK_TIMEOUT_MS), by outcome',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    // Every outcome from the start (at 0), so that a rate over it exists before the first failure.
+    for (const outcome of WEBHOOK_OUTCOMES) this.webhookAttempts.inc({ outcome }, 0);
   }
 
   /** Counts worker restarts and startup failures from the pool's events; returns the unsubscribe. */
@@ -256,6 +276,11 @@ export class ServerMetrics implements UploadObserver, FramesObserver, ResumableO
 
   observeRequest(method: string, route: string, statusCode: number, seconds: number): void {
     this.requestSeconds.observe({ method, route, status_code: String(statusCode) }, seconds);
+  }
+
+  observeWebhookAttempt(outcome: WebhookOutcome, seconds: number): void {
+    this.webhookAttempts.inc({ outcome });
+    this.webhookSeconds.observe({ outcome }, seconds);
   }
 
   /** The text exposition format, and its content type. */

@@ -1,4 +1,4 @@
-/** The job engine the configuration asks for: BullMQ on Redis with REDIS_URL, else in memory. */
+/** The job engine the configuration asks for: BullMQ on Redis with REDIS_URL, else in memory; each with its webhooks. */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Admission } from '../admission.js';
 import type { Config } from '../config.js';
@@ -6,14 +6,17 @@ import type { PoseRequestDeps } from '../pipeline/pose-video-request.js';
 import type { JobQueue } from './job-queue.js';
 import { MemoryJobQueue } from './memory-queue.js';
 import { RedisJobQueue } from './redis-queue.js';
+import { MemoryWebhooks } from './webhook-memory.js';
+import { type WebhookObserver, WebhookSender } from './webhooks.js';
 
 export function createJobQueue(
   config: Config,
   pipeline: Omit<PoseRequestDeps, 'tempDir'>,
-  ctx: { admission: Admission; log: FastifyBaseLogger; ffprobe: string },
+  ctx: { admission: Admission; log: FastifyBaseLogger; ffprobe: string; webhookObserver?: WebhookObserver },
 ): JobQueue {
   const { redisUrl, storageDir } = config.jobs;
-  if (!redisUrl || !storageDir) return new MemoryJobQueue(config.jobs, pipeline);
+  const webhooks = new WebhookSender(config.webhooks, ctx.log.child({ component: 'webhooks' }), ctx.webhookObserver);
+  if (!redisUrl || !storageDir) return new MemoryJobQueue(config.jobs, pipeline, new MemoryWebhooks(webhooks));
   return new RedisJobQueue(
     { ...config.jobs, redisUrl, storageDir },
     {
@@ -23,6 +26,7 @@ export function createJobQueue(
       tempDir: config.tempDir,
       concurrency: config.maxActiveVideos,
       log: ctx.log.child({ component: 'jobs' }),
+      webhooks,
     },
   );
 }

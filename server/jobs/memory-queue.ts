@@ -1,6 +1,7 @@
 /**
  * The embedded engine: jobs in this process's memory (JobStore), each run here after its
  * admission slot (taken with the upload) comes free. Lost with the process; one machine needs no more.
+ * A job with a callbackUrl has its webhook sent from here as it ends (webhook-memory.ts).
  */
 
 import type { JobsConfig } from '../config.js';
@@ -11,6 +12,7 @@ import { Job, type JobFramesChunk, type JobState } from './job.js';
 import type { JobListener, JobQueue, JobQueueHealth, JobSubmission, SubmittedJob } from './job-queue.js';
 import { JobStore } from './job-store.js';
 import { runJob } from './run-job.js';
+import type { WebhookQueue } from './webhooks.js';
 
 /** Frames per chunk a reader is given at once. */
 const FRAMES_CHUNK = 64;
@@ -55,6 +57,7 @@ export class MemoryJobQueue implements JobQueue {
     private readonly limits: JobsConfig,
     /** The pipeline's dependencies, less the job's own temporary directory. */
     private readonly deps: Omit<PoseRequestDeps, 'tempDir'>,
+    private readonly webhooks: WebhookQueue,
   ) {
     this.store = new JobStore(limits);
   }
@@ -67,6 +70,9 @@ export class MemoryJobQueue implements JobQueue {
     if (!slot) throw new Error('the memory engine runs a job with the admission slot taken at acceptance');
     const job = new Job(id, received.video, expected);
     this.store.add(job);
+    const { callbackUrl } = received;
+    // However it ends (done, failed, DELETE, timeout, shutdown): its summary then is the event's.
+    if (callbackUrl) job.once('finished', () => void this.webhooks.enqueue(callbackUrl, job.summary()));
     // The job's own signal (DELETE, timeout, shutdown) also withdraws it from the admission queue.
     job.abort.signal.addEventListener('abort', () => cancelUpload.abort(job.abort.signal.reason), { once: true });
     log.info({ expected: job.expected }, 'job accepted');
@@ -133,8 +139,9 @@ export class MemoryJobQueue implements JobQueue {
     return { engine: 'memory', status: 'ready' };
   }
 
-  /** No new jobs; queued ones end with SHUTTING_DOWN; running ones get the grace period. */
+  /** No new jobs; queued ones end with SHUTTING_DOWN; running ones, then webhooks, get the grace period. */
   async close(graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs;
     this.store.close();
     const stop = (j: Job) => j.abort.abort(new ApiError('SHUTTING_DOWN', 'the server stopped before the job finished'));
     for (const job of this.store.unfinished()) if (job.state === 'queued') stop(job);
@@ -142,5 +149,6 @@ export class MemoryJobQueue implements JobQueue {
     await Promise.race([Promise.allSettled([...this.running]), graceOver]);
     for (const job of this.store.unfinished()) stop(job);
     await Promise.allSettled([...this.running]);
+    await this.webhooks.close(Math.max(0, deadline - Date.now()));
   }
 }

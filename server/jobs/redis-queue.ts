@@ -12,6 +12,9 @@
  *   shutdown  no further batch is sent, those in flight finish and are saved, and the segment goes
  *             straight back to the queue (moveToWait) for another replica
  *   merge     once every segment is posed BullMQ runs the job itself: frames merged and smoothed
+ *   webhook   a job's end (completed, failed: the queue's events, seen by every replica; a cancel: the
+ *             DELETE) queues its event in posepool-webhooks under one id, so it is queued once
+ *             whichever replicas see it; any replica's webhook worker sends it (webhook-redis.ts)
  * Guarantee: a segment (and a batch) may be posed more than once (a crash between its answer and its
  * checkpoint); every sampled frame appears exactly once in the result.
  */
@@ -44,6 +47,7 @@ import {
   type DurableJobData,
   isOurs,
   type JobStart,
+  type MergeReturn,
   parseError,
   ReplicaRuns,
   RUN_ATTEMPTS,
@@ -54,6 +58,8 @@ import {
 } from './redis-runs.js';
 import { mayFanOut, planSegments, type SegmentPlan } from './segments.js';
 import { storedFrames } from './stored-frames.js';
+import { RedisWebhooks } from './webhook-redis.js';
+import type { WebhookSender } from './webhooks.js';
 
 const JOBS_QUEUE = 'posepool-jobs';
 const SEGMENTS_QUEUE = 'posepool-segments';
@@ -79,6 +85,8 @@ export interface RedisJobQueueDeps {
   /** Segments this replica poses at once (MAX_ACTIVE_VIDEOS). */
   concurrency: number;
   log: FastifyBaseLogger;
+  /** Attempts of finished jobs' webhooks (this replica's settings and metrics). */
+  webhooks: WebhookSender;
 }
 
 export class RedisJobQueue implements JobQueue {
@@ -94,6 +102,7 @@ export class RedisJobQueue implements JobQueue {
   private readonly events: QueueEvents[];
   private readonly workers: Worker[];
   private readonly runs: ReplicaRuns;
+  private readonly webhooks: RedisWebhooks;
   private readonly watchers = new Map<string, Set<JobListener>>();
   private readonly where: string;
   private lastError: string | null = null;
@@ -154,6 +163,14 @@ export class RedisJobQueue implements JobQueue {
       ...locks,
     });
     this.workers = [segmentWorker, jobWorker];
+    this.webhooks = new RedisWebhooks({
+      sender: deps.webhooks,
+      connection: shared,
+      // A replica that cannot sign sends nothing: it leaves the events to the replicas that can.
+      workerConnection: deps.webhooks.config.secret ? connection(patient) : null,
+      keepS: Math.ceil(limits.ttlMs / 1000) + 60,
+      onError: (err) => this.noteError(err),
+    });
     this.events = [
       new QueueEvents(JOBS_QUEUE, { connection: connection(patient) }),
       new QueueEvents(SEGMENTS_QUEUE, { connection: connection(patient) }),
@@ -227,6 +244,7 @@ export class RedisJobQueue implements JobQueue {
         expected: plans.length > 1 ? plans.reduce((n, p) => n + p.count, 0) : expected,
         segments: plans.map((p) => p.count),
         batchSize: this.deps.pipeline.config.batchSize,
+        ...(received.callbackUrl ? { callbackUrl: received.callbackUrl } : {}),
       };
       // Retries are for what may pass (no worker ready here, Redis away mid-run); a job's own failure is final.
       const retries = { attempts: RUN_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 } };
@@ -280,13 +298,54 @@ export class RedisJobQueue implements JobQueue {
   async cancel(id: string): Promise<boolean> {
     const job = await this.find(id);
     if (!job) return false;
+    // Its webhook's summary is taken now: the job is forgotten below (an unfinished job only: DELETE of a finished one just forgets it).
+    const event = job.data.callbackUrl ? await this.redis(() => this.cancelledSummary(job)) : null;
     await this.redis(async () => {
       await this.client.set(cancelKey(id), '1', 'PX', this.limits.ttlMs);
       await this.client.publish(CONTROL_CHANNEL, `cancel:${id}`);
     });
+    if (event && job.data.callbackUrl) {
+      const url = job.data.callbackUrl;
+      await this.redis(() => this.webhooks.enqueue(url, event));
+    }
     // Nothing of it running: gone now. Else the replicas running its segments stop them, and the last to stop removes it.
     if (await this.forget(id)) this.finish(id, cancelledSummary(id));
     return true;
+  }
+
+  /** The summary a DELETE gives an unfinished job (frames posed so far); null when it has already ended. */
+  private async cancelledSummary(job: BullJob<DurableJobData>): Promise<JobSummary | null> {
+    const state = await job.getState();
+    if (state === 'completed' || state === 'failed') return null;
+    const done = await this.framesDone(job);
+    return summaryOf(this.viewFrom(job, 'cancelled', CANCELLED, done));
+  }
+
+  /**
+   * A job ended (the queue's events, on every replica): its webhook's event is queued. Every replica
+   * queues it under the same delivery id, so it is queued once; a cancel's was queued by the DELETE.
+   */
+  private async notify(id: string, ended: { returnvalue?: unknown; failedReason?: string }): Promise<void> {
+    try {
+      const job = await this.jobs.getJob(id);
+      const url = job?.data.callbackUrl;
+      if (!job || !url) return;
+      let summary: JobSummary;
+      if (ended.failedReason === undefined) {
+        // QueueEvents gives the merge's return parsed (typed as its JSON text): either is read.
+        const value = typeof ended.returnvalue === 'string' ? JSON.parse(ended.returnvalue) : ended.returnvalue;
+        const frames = (value as Partial<MergeReturn> | null)?.frames ?? job.data.expected;
+        summary = summaryOf(this.viewFrom(job, 'succeeded', null, frames));
+      } else {
+        const error = parseError(ended.failedReason);
+        const state = error.code === 'CANCELLED' ? 'cancelled' : 'failed';
+        summary = summaryOf(this.viewFrom(job, state, error, await this.framesDone(job)));
+      }
+      await this.webhooks.enqueue(url, summary);
+    } catch (err) {
+      // Another replica that saw the same end queues the same event; this one says why it could not.
+      this.deps.log.warn({ jobId: id, err: (err as Error).message }, 'webhook: the event could not be queued here');
+    }
   }
 
   /** A cancelled job, its segments and its files go; false while a segment or the merge still runs (it removes them as it stops). */
@@ -387,11 +446,13 @@ export class RedisJobQueue implements JobQueue {
     clearInterval(this.poller);
     this.runs.drain();
     const closed = Promise.all(this.workers.map((w) => w.close()));
+    const webhooksClosed = this.webhooks.close(graceMs);
     const graceOver = new Promise<'late'>((r) => setTimeout(() => r('late'), graceMs).unref());
     if ((await Promise.race([closed.then(() => 'closed' as const), graceOver])) === 'late') {
       this.runs.abandon();
       await closed;
     }
+    await webhooksClosed;
     await Promise.allSettled([...this.events.map((e) => e.close()), this.flows.close(), this.jobs.close(), this.segments.close()]);
     for (const redis of this.connections) redis.disconnect();
   }
@@ -402,8 +463,12 @@ export class RedisJobQueue implements JobQueue {
     const update = ({ jobId }: { jobId: string }) => void this.update(jobId);
     jobEvents.on('active', update);
     jobEvents.on('waiting', update);
-    jobEvents.on('completed', update);
+    jobEvents.on('completed', ({ jobId, returnvalue }) => {
+      void this.update(jobId);
+      void this.notify(jobId, { returnvalue });
+    });
     jobEvents.on('failed', ({ jobId, failedReason }) => {
+      void this.notify(jobId, { failedReason: failedReason ?? '' });
       if (parseError(failedReason).code === 'CANCELLED') this.finish(jobId, cancelledSummary(jobId));
       else void this.update(jobId);
     });

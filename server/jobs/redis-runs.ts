@@ -37,6 +37,15 @@ export interface DurableJobData {
   segments: number[];
   /** Frames per batch, the same in every segment (checkpoints are numbered by it). */
   batchSize: number;
+  /** Where the job's webhook goes when it ends (checked at acceptance: server/jobs/webhook-target.ts). */
+  callbackUrl?: string;
+}
+
+/** What a job's merge returns (BullMQ keeps it as the job's return value). */
+export interface MergeReturn {
+  resultBytes: number;
+  /** Frames in the result (a webhook's progress). */
+  frames: number;
 }
 
 /** A segment's BullMQ data (a child of its job). */
@@ -239,7 +248,7 @@ export class ReplicaRuns {
   }
 
   /** The job, once its segments are done: their frames merged into the response body (or a segment's failure, as the job's). */
-  async merge(bull: BullJob<DurableJobData>): Promise<{ resultBytes: number }> {
+  async merge(bull: BullJob<DurableJobData>): Promise<MergeReturn> {
     const id = bull.id as string;
     const { storage, client, limits } = this.deps;
     const log = this.deps.log.child({ jobId: id });
@@ -252,7 +261,8 @@ export class ReplicaRuns {
         throw new JobFailure(failed.find((e) => e.message !== STOPPED.message) ?? failed[0]);
       }
       const done = await storage.readResult(id);
-      if (done !== undefined) return { resultBytes: Buffer.byteLength(done) };
+      if (done !== undefined)
+        return { resultBytes: Buffer.byteLength(done), frames: (JSON.parse(done) as { frames: unknown[] }).frames.length };
       const outcomes: SegmentOutcome[] = [];
       for (let k = 0; k < bull.data.segments.length; k++) {
         const outcome = await storage.readSegment(id, k);
@@ -284,7 +294,7 @@ export class ReplicaRuns {
       if (bytes > limits.resultMaxBytes) throw new JobFailure(resultTooLarge(bytes, limits.resultMaxBytes));
       await storage.writeResult(id, json);
       log.info({ resultBytes: bytes, segments: outcomes.length }, 'job succeeded');
-      return { resultBytes: bytes };
+      return { resultBytes: bytes, frames: response.frames.length };
     } catch (err) {
       throw this.failure(err, bull.attemptsMade, log, id);
     }

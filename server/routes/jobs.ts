@@ -9,18 +9,20 @@
  *   DELETE /api/jobs/:id          cancels an unfinished job and forgets it
  * The upload is received (or taken from the resumable uploads), its fields checked and the file
  * probed before the 202, so a bad upload gets the same 4xx as the synchronous route; a job takes
- * its admission place at once (BUSY when there is none) and waits for its slot in the background.
+ * its admission place at once (BUSY when there is none) and waits for its slot in the background. A
+ * callbackUrl gets a signed webhook when the job ends (server/jobs/webhooks.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PosePool } from '../../workers/index.js';
 import { Admission } from '../admission.js';
-import { errorResponses, jobParamsSchema, jobSchema, uploadJobSchema, videoFormSchema } from '../api-schemas.js';
+import { errorResponses, jobFormSchema, jobParamsSchema, jobSchema, uploadJobSchema } from '../api-schemas.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import { FINISHED_STATES, type JobSummary } from '../jobs/job.js';
 import type { JobQueue, SubmittedJob } from '../jobs/job-queue.js';
+import { checkCallbackUrl } from '../jobs/webhook-target.js';
 import { sampleRate } from '../media/frame-source.js';
 import type { MediaTools } from '../media/media-tools.js';
 import type { PoseResponse } from '../pipeline/pose-response.js';
@@ -71,7 +73,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
         security: bearerOptional,
         body: {
           content: {
-            'multipart/form-data': { schema: videoFormSchema(config) },
+            'multipart/form-data': { schema: jobFormSchema(config) },
             'application/json': { schema: uploadJobSchema(config) },
           },
         },
@@ -106,8 +108,15 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
                 }
               : undefined;
             let received: ReceivedVideo;
+            const callbackUrl = (raw: string) => checkCallbackUrl(raw, config.webhooks);
             if (resumable) {
-              ({ received, taken } = await receiveResumable(request, { config, tools: deps.tools, store: deps.resumable, admit }));
+              ({ received, taken } = await receiveResumable(request, {
+                config,
+                tools: deps.tools,
+                store: deps.resumable,
+                admit,
+                callbackUrl,
+              }));
             } else {
               received = await receiveVideo(request, dir, {
                 config,
@@ -115,6 +124,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRouteDeps): v
                 uploads: deps.uploads,
                 observer: deps.observer,
                 admit,
+                callbackUrl,
               });
             }
             const f = received.fields;

@@ -131,6 +131,24 @@ describe('OpenAPI and schema validation', () => {
     expect(parseFields({}, config)).toMatchObject({ role: props.role.default, fps: props.fps.default, maxFrames: props.maxFrames.default });
   });
 
+  it('documents callbackUrl on POST /api/jobs only, with the bounds the server enforces', async () => {
+    const doc = (await server.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const form = (p: string) => doc.paths[p].post.requestBody.content['multipart/form-data'].schema.properties;
+    expect(form('/api/upload-video-with-pose').callbackUrl).toBeUndefined();
+    const callbackUrl = form('/api/jobs').callbackUrl;
+    expect(callbackUrl).toMatchObject({ type: 'string', format: 'uri', maxLength: 1024 });
+    expect(callbackUrl.description).toMatch(/WEBHOOK_ALLOWED_HOSTS/);
+    const validate = new Ajv().compile({ ...callbackUrl, format: undefined });
+    for (const [url, ok] of [
+      ['https://hooks.example.com/x', true],
+      ['HTTP://hooks.example.com/x', true],
+      ['ftp://hooks.example.com/x', false],
+      [`https://hooks.example.com/${'a'.repeat(1024)}`, false],
+    ] as const) {
+      expect(validate(url), url).toBe(ok);
+    }
+  });
+
   it('validates request params with the schema: a malformed job id is 400 BAD_FIELD', async () => {
     const res = await server.app.inject({ method: 'GET', url: '/api/jobs/not-a-uuid' });
     expect(res.statusCode).toBe(400);

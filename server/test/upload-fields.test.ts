@@ -39,6 +39,14 @@ describe('parseFields', () => {
       expect.objectContaining({ code: 'BAD_FIELD', status: 400, details: { field } }),
     );
   });
+
+  it('refuses callbackUrl unless the jobs route asks for its fields (it checks the URL itself)', () => {
+    expect(() => parseFields({ callbackUrl: 'https://hooks.example.com/x' }, limits)).toThrow(
+      expect.objectContaining({ code: 'BAD_FIELD', details: { field: 'callbackUrl' }, message: expect.stringMatching(/jobs API/) }),
+    );
+    expect(parseFields({ callbackUrl: 'https://hooks.example.com/x' }, limits, { jobFields: true })).toEqual(parseFields({}, limits));
+    expect(() => parseFields({ callbackURL: 'x' }, limits, { jobFields: true })).toThrow(/known: .*callbackUrl/);
+  });
 });
 
 describe('parseUploadJobBody (POST /api/jobs with JSON)', () => {

@@ -13,6 +13,8 @@ export interface PoseRequestFields {
 }
 
 const KNOWN = new Set(['role', 'fps', 'maxFrames', 'tracking', 'smoothing', 'metrics']);
+/** Fields only POST /api/jobs takes (checked by the jobs route: server/jobs/webhook-target.ts). */
+export const JOB_FIELDS = new Set(['callbackUrl']);
 const ROLE = /^[a-z][a-z0-9_-]{0,31}$/;
 export const MAX_FPS = 240;
 /** One frame per 100 s of video: sparser asks would cost a decode of the file for next to nothing. */
@@ -21,10 +23,19 @@ export const MIN_FPS = 0.01;
 export function parseFields(
   fields: Record<string, string>,
   limits: { defaultFps: number; defaultMaxFrames: number; maxFramesLimit: number },
+  opts: { jobFields?: boolean } = {},
 ): PoseRequestFields {
   for (const name of Object.keys(fields)) {
+    if (JOB_FIELDS.has(name)) {
+      // The synchronous route answers with the result itself: a callback would be a second, silent answer.
+      if (!opts.jobFields) bad(name, `${name} is a field of the jobs API only: this route answers with the result itself`);
+      continue;
+    }
     // A name the client made up is echoed only as letters, digits, '.', '-', '_' and spaces (the rest as '_').
-    if (!KNOWN.has(name)) bad(safe(name).slice(0, 40), `unknown field "${safe(name).slice(0, 40)}"; known: ${[...KNOWN].join(', ')}`);
+    if (!KNOWN.has(name)) {
+      const known = [...KNOWN, ...(opts.jobFields ? JOB_FIELDS : [])].join(', ');
+      bad(safe(name).slice(0, 40), `unknown field "${safe(name).slice(0, 40)}"; known: ${known}`);
+    }
   }
   const role = fields.role ?? 'rider';
   if (!ROLE.test(role)) bad('role', 'role must match ^[a-z][a-z0-9_-]{0,31}$');

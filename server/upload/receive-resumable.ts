@@ -20,15 +20,19 @@ export async function receiveResumable(
     store: ResumableStore;
     /** Where the caller takes its place among the videos (BUSY is thrown there), before the upload is taken. */
     admit?: () => void;
+    /** Checks a callbackUrl member (throws a 4xx) and gives the URL kept. */
+    callbackUrl?: (raw: string) => string;
   },
 ): Promise<{ received: ReceivedVideo; taken: TakenUpload }> {
   const { uploadId, fields: raw } = parseUploadJobBody(request.body);
-  const fields = parseFields(raw, deps.config);
+  const fields = parseFields(raw, deps.config, { jobFields: Boolean(deps.callbackUrl) });
+  // Before a place is taken or the upload touched: a refused callbackUrl costs nothing more.
+  const callbackUrl = raw.callbackUrl !== undefined && deps.callbackUrl ? deps.callbackUrl(raw.callbackUrl) : undefined;
   deps.admit?.();
   const taken = await deps.store.take(uploadId);
   try {
     request.log.info({ bytes: taken.bytes, uploadId, name: taken.clientName, role: fields.role }, 'video received (resumable upload)');
-    const received = await checkVideo({ file: taken.file, bytes: taken.bytes, fields }, deps);
+    const received = await checkVideo({ file: taken.file, bytes: taken.bytes, fields, ...(callbackUrl ? { callbackUrl } : {}) }, deps);
     return { received, taken };
   } catch (err) {
     await taken.refused(err);

@@ -21,6 +21,8 @@ export interface ReceivedVideo {
   bytes: number;
   fields: PoseRequestFields;
   video: VideoInfo;
+  /** The jobs route's callbackUrl, checked (absent: none was sent). */
+  callbackUrl?: string;
 }
 
 /** Optional observer of accepted uploads (metrics). */
@@ -38,6 +40,8 @@ export async function receiveVideo(
     observer?: UploadObserver;
     /** Called once the body and its fields are in, before the probe: where the caller takes its place among the videos (BUSY is thrown there). */
     admit?: () => void;
+    /** The jobs route: checks a callbackUrl field (throws a 4xx) and gives the URL kept. Without it the field is refused. */
+    callbackUrl?: (raw: string) => string;
   },
 ): Promise<ReceivedVideo> {
   const { slot } = deps.uploads.tryEnter();
@@ -49,10 +53,13 @@ export async function receiveVideo(
     release();
   }
   deps.observer?.observeUpload(upload.bytes);
-  const fields = parseFields(upload.fields, deps.config);
-  request.log.info({ bytes: upload.bytes, name: upload.clientName, role: fields.role }, 'video received');
+  const fields = parseFields(upload.fields, deps.config, { jobFields: Boolean(deps.callbackUrl) });
+  // Before a place is taken or the file probed: a refused callbackUrl costs nothing more.
+  const raw = upload.fields.callbackUrl;
+  const callbackUrl = raw !== undefined && deps.callbackUrl ? deps.callbackUrl(raw) : undefined;
+  request.log.info({ bytes: upload.bytes, name: upload.clientName, role: fields.role, webhook: Boolean(callbackUrl) }, 'video received');
   deps.admit?.();
-  return checkVideo({ file: upload.file, bytes: upload.bytes, fields }, deps);
+  return checkVideo({ file: upload.file, bytes: upload.bytes, fields, ...(callbackUrl ? { callbackUrl } : {}) }, deps);
 }
 
 /**
@@ -60,7 +67,7 @@ export async function receiveVideo(
  * tus upload): the probe (NOT_A_VIDEO, UNDECODABLE_VIDEO, FRAME_TOO_LARGE) and the decode cost.
  */
 export async function checkVideo(
-  upload: { file: string; bytes: number; fields: PoseRequestFields },
+  upload: { file: string; bytes: number; fields: PoseRequestFields; callbackUrl?: string },
   deps: { config: Config; tools: MediaTools },
 ): Promise<ReceivedVideo> {
   const video = await probeVideo(deps.tools.ffprobe, upload.file, { maxPixels: deps.config.maxPixels });
