@@ -42,6 +42,12 @@ export interface DetectParams {
   requestId: string;
   frames: FramePayload[];
   options?: DetectOptions;
+  /**
+   * W3C trace context (`00-<trace id>-<span id>-<flags>`) of the server's span for this batch
+   * (protocol.json `traceContext.param`), sent only while the server traces and the span is sampled.
+   * A worker given a sampled one answers with its own span (`DetectResult.span`); without it, nothing.
+   */
+  traceparent?: string;
 }
 
 /** [x, y, score]: pixels of the upright displayed frame; score 0..1. */
@@ -77,9 +83,31 @@ export interface DetectTiming {
   totalMs: number;
 }
 
+/**
+ * The worker's own span of one `detect` call (protocol.json `traceContext`): a child of the span named
+ * by `traceparent`, in its trace, with a fresh span id. The server exports it with the rest of the trace.
+ */
+export interface WorkerSpan {
+  /** protocol.json `traceContext.spanName`. */
+  name: string;
+  /** 32 lowercase hex digits: the traceparent's trace id. */
+  traceId: string;
+  /** 16 lowercase hex digits, random, not all zero. */
+  spanId: string;
+  /** The traceparent's span id. */
+  parentSpanId: string;
+  /** Wall clock (Unix epoch) in nanoseconds, as a decimal string (as OTLP/JSON sends it: past 2^53). */
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  /** Strings, numbers and booleans only (frames, payload decoding and model time, pid, model). */
+  attributes: Record<string, string | number | boolean>;
+}
+
 export interface DetectResult {
   frames: FrameResult[];
   timing: DetectTiming;
+  /** Only when the params carried a sampled `traceparent` (protocol.json `traceContext.resultField`). */
+  span?: WorkerSpan;
 }
 
 export namespace DetectRequest {

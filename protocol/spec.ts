@@ -21,6 +21,8 @@ export interface ProtocolSpec {
   frameErrorCodes: Record<FrameErrorCode, string>;
   startupFailureTypes: Record<string, string>;
   frameEncodings: FrameEncoding[];
+  /** W3C trace context across `detect` (detect.ts: DetectParams.traceparent, DetectResult.span). */
+  traceContext: { param: 'traceparent'; resultField: 'span'; spanName: 'worker.detect' };
   keypointSets: Record<string, { names: string[]; skeleton: [number, number][] }>;
   models: Record<string, ModelSpec>;
 }

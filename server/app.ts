@@ -22,6 +22,7 @@ import { registerMetricsRoute } from './routes/metrics.js';
 import { registerPageRoutes } from './routes/page.js';
 import { registerUploadRoute } from './routes/upload-video-with-pose.js';
 import { registerUploadsRoutes } from './routes/uploads.js';
+import type { Telemetry } from './telemetry.js';
 import { watchBody } from './upload/body-watch.js';
 import { FIELD_VALUE_MAX_BYTES } from './upload/receive-upload.js';
 import { ResumableStore } from './upload/tus-store.js';
@@ -34,6 +35,8 @@ export interface ServerDeps {
   pool: PosePool;
   tools: MediaTools;
   logger: Logger;
+  /** Tracing (telemetry.ts), when on: its Fastify plugin is registered before anything else. */
+  telemetry?: Pick<Telemetry, 'fastifyPlugin'> | null;
 }
 
 export interface PoseServer {
@@ -85,6 +88,9 @@ export async function buildServer(deps: ServerDeps): Promise<PoseServer> {
       socket.end(rawErrorResponse(api, randomUUID()), () => socket.destroy());
     },
   });
+  // First, so that it sees every route and the request span is open before any hook runs.
+  if (deps.telemetry) await app.register(deps.telemetry.fastifyPlugin);
+
   // A refused request whose body is still coming (BUSY or 401 before the body, a bad field mid-body):
   // Node reads and drops the rest so the client gets its answer, but within the body's rate floor and
   // at most REFUSED_BODY_MAX_MS, or the connection goes.

@@ -1,5 +1,5 @@
 /**
- * The process: configuration, logger, worker pool, HTTP server, signals.
+ * The process: configuration, tracing, logger, worker pool, HTTP server, signals.
  * Bad configuration ends here with one line naming the variable (exit 2), never a stack trace.
  */
 import { PROTOCOL } from '../protocol/index.js';
@@ -10,6 +10,7 @@ import { createLogger } from './logger.js';
 import type { MediaTools } from './media/media-tools.js';
 import { resolveMediaTools } from './runtime/ffmpeg-path.js';
 import { readPythonChoice } from './runtime/python-choice.js';
+import { startTelemetry } from './telemetry.js';
 
 function fail(message: string): never {
   process.stderr.write(`posepool: ${message}\n`);
@@ -25,7 +26,10 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) fail(`configuration error: ${err.message}`);
     throw err;
   }
-  const logger = createLogger(config.logLevel);
+  // Before the app is built (its @fastify/otel plugin), and before the logger (trace ids on its lines).
+  const telemetry = await startTelemetry(process.env);
+  const logger = createLogger(config.logLevel, { traceIds: telemetry !== null });
+  if (telemetry) logger.info(telemetry.exporter, 'tracing on: spans exported with OpenTelemetry');
 
   let tools: MediaTools;
   try {
@@ -59,7 +63,7 @@ async function main(): Promise<void> {
   );
   pool.start();
 
-  const { app, admission } = await buildServer({ config, pool, tools, logger });
+  const { app, admission } = await buildServer({ config, pool, tools, logger, telemetry });
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -77,6 +81,7 @@ async function main(): Promise<void> {
     await Promise.race([app.close(), new Promise((r) => setTimeout(r, config.shutdownGraceMs))]);
     clearInterval(sweep);
     await pool.close({ graceMs: 5_000 });
+    await telemetry?.shutdown(); // the last spans, exported
     logger.info('stopped');
     process.exit(0);
   };

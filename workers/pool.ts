@@ -244,8 +244,8 @@ export class WorkerPool extends EventEmitter<PoolEventMap> implements PosePool {
 
     let first: WorkerError;
     try {
-      const { result, workerId } = await this.attempt(params, signal);
-      return { ...result, workerId, attempts: 1 };
+      const { result, workerId, workerPid } = await this.attempt(params, signal);
+      return { ...result, workerId, workerPid, attempts: 1 };
     } catch (err) {
       const batchFailure = asBatchFailure(err, params);
       if (batchFailure) return { ...batchFailure.result, workerId: batchFailure.workerId, attempts: 1 };
@@ -259,8 +259,8 @@ export class WorkerPool extends EventEmitter<PoolEventMap> implements PosePool {
     if (signal?.aborted) throw new CancelledError(signal.reason);
     if (this.closing) throw new PoolClosedError();
     try {
-      const { result, workerId } = await this.attempt(params, signal);
-      return { ...result, workerId, attempts: 2 };
+      const { result, workerId, workerPid } = await this.attempt(params, signal);
+      return { ...result, workerId, workerPid, attempts: 2 };
     } catch (err) {
       if (err instanceof CancelledError || err instanceof PoolClosedError) throw err;
       const batchFailure = asBatchFailure(err, params);
@@ -307,14 +307,17 @@ export class WorkerPool extends EventEmitter<PoolEventMap> implements PosePool {
   }
 
   /** acquire → detect → release (or destroy when the worker died). */
-  private async attempt(params: DetectParams, signal?: AbortSignal): Promise<{ result: DetectResult; workerId: string }> {
+  private async attempt(
+    params: DetectParams,
+    signal?: AbortSignal,
+  ): Promise<{ result: DetectResult; workerId: string; workerPid: number | undefined }> {
     const worker = await this.acquire(signal);
     const log = this.log.child({ workerId: worker.id, workerPid: worker.pid });
     log.debug({ requestId: params.requestId, frames: params.frames.length }, 'batch sent');
     const run = worker.detect(params, this.opts.batchTimeoutMs).then(
       (result) => {
         void this.pool.release(worker);
-        return { result: orderFrameResults(params.frames, result), workerId: worker.id };
+        return { result: orderFrameResults(params.frames, result), workerId: worker.id, workerPid: worker.pid };
       },
       (err: unknown) => {
         // A worker that answered with an RPC error is alive and ready; any other failure ends it.

@@ -35,7 +35,8 @@ export interface PoolModelInfo {
   extras: string[];
 }
 
-export type PoolDetectResult = DetectResult & { workerId: string; attempts: number };
+/** A batch's results, the slot (and process, when one answered) that posed it, and the tries it took. */
+export type PoolDetectResult = DetectResult & { workerId: string; workerPid?: number; attempts: number };
 
 /** The pool's events and their arguments. */
 export interface PoolEventMap {

@@ -19,6 +19,7 @@ RPC_ERROR_CODES: dict[str, int] = SPEC["rpcErrorCodes"]
 FRAME_ERROR_CODES: dict[str, str] = SPEC["frameErrorCodes"]
 STARTUP_FAILURE_TYPES: dict[str, str] = {k: v for k, v in SPEC["startupFailureTypes"].items() if not k.startswith("$")}
 FRAME_ENCODINGS: list[str] = SPEC["frameEncodings"]
+TRACE_CONTEXT: dict[str, str] = {k: v for k, v in SPEC["traceContext"].items() if not k.startswith("$")}
 KEYPOINT_SETS: dict[str, dict] = SPEC["keypointSets"]
 MODELS: dict[str, dict] = {k: v for k, v in SPEC["models"].items() if not k.startswith("$")}
 

@@ -20,6 +20,9 @@ from .errors import FrameError
 from .frames import decode_frame
 from .jsonable import to_jsonable
 from .rpc import invalid_params
+from .trace_context import PARAM as TRACEPARENT
+from .trace_context import RESULT_FIELD as SPAN_FIELD
+from .trace_context import DetectSpan
 
 log = logging.getLogger("posepool_worker.service")
 
@@ -75,7 +78,8 @@ class WorkerService:
 
     # ---- detect ------------------------------------------------------------------------------------
     def detect(self, params: Any) -> dict:
-        request_id, frames, options = _validate_detect(params)
+        request_id, frames, options, traceparent = _validate_detect(params)
+        span = DetectSpan.start(traceparent)
         t0 = time.perf_counter()
         outcomes: list[Any] = [None] * len(frames)
         images, positions = [], []
@@ -104,14 +108,28 @@ class WorkerService:
         self.frames += len(frames)
         timing = {"decodeMs": _ms(t1 - t0), "inferMs": _ms(t2 - t1), "totalMs": _ms(time.perf_counter() - t0)}
         log.debug(
-            "detect req=%s frames=%d failed=%d decode=%.1fms infer=%.1fms",
+            "detect req=%s frames=%d failed=%d decode=%.1fms infer=%.1fms%s",
             request_id,
             len(frames),
             failed,
             timing["decodeMs"],
             timing["inferMs"],
+            f" trace={span.trace_id} span={span.span_id}" if span else "",
         )
-        return {"frames": results, "timing": timing}
+        result: dict = {"frames": results, "timing": timing}
+        if span:
+            result[SPAN_FIELD] = span.finish(
+                {
+                    "posepool.frames": len(frames),
+                    "posepool.frames_failed": failed,
+                    "posepool.decode_ms": timing["decodeMs"],
+                    "posepool.infer_ms": timing["inferMs"],
+                    "posepool.model": self.model,
+                    "posepool.device": str(self.device),
+                    "process.pid": os.getpid(),
+                }
+            )
+        return result
 
     def _infer(self, images: list, options: dict, request_id: str) -> list:
         """One backend call; always returns one entry per image: a JSON-ready person list or a FrameError."""
@@ -177,9 +195,9 @@ class WorkerService:
         return {"ok": True}
 
 
-def _validate_detect(params: Any) -> tuple[str, list, dict]:
+def _validate_detect(params: Any) -> tuple[str, list, dict, str | None]:
     if not isinstance(params, dict):
-        raise invalid_params("detect params must be an object {requestId, frames, options?}")
+        raise invalid_params("detect params must be an object {requestId, frames, options?, traceparent?}")
     request_id = params.get("requestId", "-")
     if not isinstance(request_id, str):
         raise invalid_params("requestId must be a string")
@@ -195,4 +213,7 @@ def _validate_detect(params: Any) -> tuple[str, list, dict]:
     options = params.get("options") or {}
     if not isinstance(options, dict):
         raise invalid_params("options must be an object")
-    return request_id, frames, {**DEFAULT_OPTIONS, **options}
+    traceparent = params.get(TRACEPARENT)
+    if traceparent is not None and not isinstance(traceparent, str):
+        raise invalid_params(f"{TRACEPARENT} must be a string")
+    return request_id, frames, {**DEFAULT_OPTIONS, **options}, traceparent

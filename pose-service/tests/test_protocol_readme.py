@@ -14,6 +14,7 @@ NAMES = (
     + [("frame error", f"`{code}`") for code in protocol.FRAME_ERROR_CODES]
     + [("startup failure", f"`{t}`") for t in protocol.STARTUP_FAILURE_TYPES]
     + [("encoding", f"`{e}`") for e in protocol.FRAME_ENCODINGS]
+    + [("trace context", f"`{name}`") for name in protocol.TRACE_CONTEXT.values()]
     + [("synthetic fault", f"`{f}") for f in FAULT_TYPES]
 )
 

@@ -27,6 +27,7 @@ import { ApiError } from '../errors.js';
 import { sampleRate, usesSeeking } from '../media/frame-source.js';
 import { scanFrameTimes } from '../media/frame-times.js';
 import type { PoseRequestDeps } from '../pipeline/pose-video-request.js';
+import { activeTraceparent } from '../spans.js';
 import {
   FINISHED_STATES,
   type JobError,
@@ -237,6 +238,8 @@ export class RedisJobQueue implements JobQueue {
     try {
       const plans = await this.plan(file, received.fields, received.video);
       const { fields, video } = received;
+      // Tracing: the segments and the merge, on whichever replica, continue the POST's trace.
+      const traceparent = activeTraceparent();
       const data: DurableJobData = {
         file,
         fields,
@@ -245,6 +248,7 @@ export class RedisJobQueue implements JobQueue {
         segments: plans.map((p) => p.count),
         batchSize: this.deps.pipeline.config.batchSize,
         ...(received.callbackUrl ? { callbackUrl: received.callbackUrl } : {}),
+        ...(traceparent ? { traceparent } : {}),
       };
       // Retries are for what may pass (no worker ready here, Redis away mid-run); a job's own failure is final.
       const retries = { attempts: RUN_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 } };
@@ -259,7 +263,16 @@ export class RedisJobQueue implements JobQueue {
           children: plans.map((plan) => ({
             name: 'segment',
             queueName: SEGMENTS_QUEUE,
-            data: { job: id, file, fields, video, plan, of: plans.length, batchSize: data.batchSize } satisfies SegmentData,
+            data: {
+              job: id,
+              file,
+              fields,
+              video,
+              plan,
+              of: plans.length,
+              batchSize: data.batchSize,
+              ...(traceparent ? { traceparent } : {}),
+            } satisfies SegmentData,
             // A segment that fails for good wakes the job at once (it fails with the segment's error); a posed one
             // leaves only its frame count, in the job.
             opts: { jobId: segmentId(id, plan.k), ...retries, continueParentOnFailure: true, removeOnComplete: true, removeOnFail: keep },

@@ -19,6 +19,7 @@ import { tallyOf } from '../pipeline/final-frames.js';
 import { buildPoseResponse } from '../pipeline/pose-response.js';
 import { type PoseVideoTiming, smoothFrames } from '../pipeline/pose-video.js';
 import { type PoseRequestDeps, poseVideoFrames } from '../pipeline/pose-video-request.js';
+import { contextOf, inSpan } from '../spans.js';
 import type { PoseRequestFields } from '../upload/fields.js';
 import { withTempDir } from '../upload/temp-dir.js';
 import type { JobError } from './job.js';
@@ -39,6 +40,8 @@ export interface DurableJobData {
   batchSize: number;
   /** Where the job's webhook goes when it ends (checked at acceptance: server/jobs/webhook-target.ts). */
   callbackUrl?: string;
+  /** Tracing: the POST's span, which the merge continues (W3C traceparent). */
+  traceparent?: string;
 }
 
 /** What a job's merge returns (BullMQ keeps it as the job's return value). */
@@ -59,6 +62,8 @@ export interface SegmentData {
   of: number;
   /** Fixed per job, so that a resumed run numbers its batches as the first did. */
   batchSize: number;
+  /** Tracing: the POST's span, which each run of the segment continues, on whichever replica (W3C traceparent). */
+  traceparent?: string;
 }
 
 /** A segment's progress (BullMQ's progress field). */
@@ -152,8 +157,19 @@ export class ReplicaRuns {
     for (const run of this.local.values()) run.abort.abort(new HandedBack('the shutdown grace ran out'));
   }
 
-  /** Poses one segment in this replica, saving each batch, and keeps its frames in storage. */
-  async segment(bull: BullJob<SegmentData>, token?: string): Promise<SegmentReturn> {
+  /** Poses one segment in this replica, saving each batch, and keeps its frames in storage (a `segment` span in the POST's trace). */
+  segment(bull: BullJob<SegmentData>, token?: string): Promise<SegmentReturn> {
+    const { data } = bull;
+    const attributes = {
+      'posepool.job.id': data.job,
+      'posepool.segment.index': data.plan.k,
+      'posepool.segment.of': data.of,
+      'posepool.run.attempt': bull.attemptsMade + 1,
+    };
+    return inSpan('segment', { attributes, parent: contextOf(data.traceparent), expected: requeued }, () => this.runSegment(bull, token));
+  }
+
+  private async runSegment(bull: BullJob<SegmentData>, token?: string): Promise<SegmentReturn> {
     const { data } = bull;
     const { storage, limits } = this.deps;
     const id = bull.id as string;
@@ -248,7 +264,12 @@ export class ReplicaRuns {
   }
 
   /** The job, once its segments are done: their frames merged into the response body (or a segment's failure, as the job's). */
-  async merge(bull: BullJob<DurableJobData>): Promise<MergeReturn> {
+  merge(bull: BullJob<DurableJobData>): Promise<MergeReturn> {
+    const attributes = { 'posepool.job.id': String(bull.id), 'posepool.segments': bull.data.segments.length };
+    return inSpan('merge', { attributes, parent: contextOf(bull.data.traceparent) }, () => this.runMerge(bull));
+  }
+
+  private async runMerge(bull: BullJob<DurableJobData>): Promise<MergeReturn> {
     const id = bull.id as string;
     const { storage, client, limits } = this.deps;
     const log = this.deps.log.child({ jobId: id });
@@ -321,6 +342,11 @@ export class ReplicaRuns {
     // Final: BullMQ records it; the queue's 'failed' handlers remove the files.
     return new UnrecoverableError(JSON.stringify(error));
   }
+}
+
+/** A run put back in the queue (for later, or for another replica): not a failure of the segment. */
+function requeued(err: unknown): boolean {
+  return err instanceof DelayedError || err instanceof WaitingError;
 }
 
 /** A failure this code recorded (a job's own final error), not a passing one BullMQ retries. */

@@ -3,10 +3,12 @@
  * the synchronous route (progress from poseVideo's onProgress), keep the result if it fits, and
  * release the slot on every path. The caller removes the job's temporary directory afterwards.
  */
+import { SpanStatusCode } from '@opentelemetry/api';
 import type { FastifyBaseLogger } from 'fastify';
 import type { JobsConfig } from '../config.js';
 import { ApiError, isApiError } from '../errors.js';
 import { type PoseRequestDeps, poseVideoRequest } from '../pipeline/pose-video-request.js';
+import { inSpan } from '../spans.js';
 import type { ReceivedVideo } from '../upload/receive-video.js';
 import { type Job, type JobError, RESULT_TOO_LARGE } from './job.js';
 
@@ -19,7 +21,17 @@ export interface RunJobContext {
   log: FastifyBaseLogger;
 }
 
-export async function runJob(job: Job, ctx: RunJobContext): Promise<void> {
+/** Runs in the context it was called in: the POST's, so the job's `job` span continues that request's trace. */
+export function runJob(job: Job, ctx: RunJobContext): Promise<void> {
+  return inSpan('job', { attributes: { 'posepool.job.id': job.id } }, async (span) => {
+    await runJobInSpan(job, ctx);
+    span.setAttribute('posepool.job.state', job.state);
+    if (job.error) span.setAttribute('posepool.job.error', job.error.code);
+    if (job.state === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: job.error?.message });
+  });
+}
+
+async function runJobInSpan(job: Job, ctx: RunJobContext): Promise<void> {
   const { signal } = job.abort;
   const timer = setTimeout(
     () => job.abort.abort(new ApiError('TIMEOUT', `the job took longer than ${ctx.limits.timeoutMs} ms (JOB_TIMEOUT_MS)`)),

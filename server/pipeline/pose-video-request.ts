@@ -8,6 +8,7 @@ import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { FrameRange } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
+import { inSpan } from '../spans.js';
 import type { PoseRequestFields } from '../upload/fields.js';
 import type { FrameSink } from './final-frames.js';
 import { buildPoseResponse, type PoseResponse } from './pose-response.js';
@@ -87,35 +88,46 @@ export async function poseVideoFrames(req: PoseRequest, deps: PoseRequestDeps): 
   const { pool } = deps;
   const model = pool.model();
   if (!model) throw unavailableError(pool);
-  const result = await poseVideo(
-    {
-      requestId: req.id,
-      file: req.file,
-      video: req.video,
-      fps: req.fields.fps,
-      maxFrames: req.fields.maxFrames,
-      tracking: req.fields.tracking,
-      smoothing: req.fields.smoothing,
-      metrics: req.fields.metrics,
-      signal: req.signal,
-      log: req.log,
-      onProgress: req.onProgress,
-      checkpoints: req.checkpoints,
-      drain: req.drain,
-      range: req.range,
-      onFrames: req.onFrames,
-      keepFrames: req.keepFrames,
-    },
-    {
-      pool,
-      ffmpeg: deps.ffmpeg,
-      batchSize: deps.config.batchSize,
-      transport: deps.config.transport,
-      tempDir: deps.tempDir,
-      maxPixels: deps.config.maxPixels,
-      maxDecodedFrames: deps.config.maxDecodedFrames,
-    },
-  );
+  // The pipeline as one span: the decode and the batches inside it, side by side (they overlap).
+  const attributes = { 'posepool.fps': req.fields.fps, 'posepool.max_frames': req.fields.maxFrames, 'posepool.model': model.name };
+  const result = await inSpan('pose', { attributes }, async (span) => {
+    const posed = await poseVideo(
+      {
+        requestId: req.id,
+        file: req.file,
+        video: req.video,
+        fps: req.fields.fps,
+        maxFrames: req.fields.maxFrames,
+        tracking: req.fields.tracking,
+        smoothing: req.fields.smoothing,
+        metrics: req.fields.metrics,
+        signal: req.signal,
+        log: req.log,
+        onProgress: req.onProgress,
+        checkpoints: req.checkpoints,
+        drain: req.drain,
+        range: req.range,
+        onFrames: req.onFrames,
+        keepFrames: req.keepFrames,
+      },
+      {
+        pool,
+        ffmpeg: deps.ffmpeg,
+        batchSize: deps.config.batchSize,
+        transport: deps.config.transport,
+        tempDir: deps.tempDir,
+        maxPixels: deps.config.maxPixels,
+        maxDecodedFrames: deps.config.maxDecodedFrames,
+      },
+    );
+    span.setAttributes({
+      'posepool.frames': posed.tally.sampled,
+      'posepool.frames_failed': posed.tally.failed,
+      'posepool.batches': posed.timing.batches,
+      'posepool.sample_fps': posed.sampleFps,
+    });
+    return posed;
+  });
   // Nothing posed for want of a worker (none was ready, or the workers died under the video and none is
   // ready now): 503 with the cause and Retry-After, not a 200 whose every frame is an error.
   const unserved = result.frames.length > 0 && result.frames.every((f) => f.error && UNSERVED.has(f.error.code));

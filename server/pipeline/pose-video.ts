@@ -6,12 +6,14 @@
  * few batches whatever the video's length. Every sampled frame gets a result: a pose, or a
  * per-frame error (the pool retries a crashed or timed-out batch once before it gives up).
  */
+import { type Attributes, context, SpanKind, trace } from '@opentelemetry/api';
 import type { FastifyBaseLogger } from 'fastify';
 import type { DetectOptions, FrameEncoding, FrameResult } from '../../protocol/index.js';
 import { PoolError, type PosePool } from '../../workers/index.js';
 import { ApiError } from '../errors.js';
-import { extractFrames, type FrameRange, type FrameSourceOutcome, sampleRate } from '../media/frame-source.js';
+import { type DecodedFrame, extractFrames, type FrameRange, type FrameSourceOutcome, sampleRate } from '../media/frame-source.js';
 import type { VideoInfo } from '../media/probe.js';
+import { recordWorkerSpan, spanFailed, startSpan, traceparentOf } from '../spans.js';
 import { batches } from './batcher.js';
 import type { FrameAngles, VideoAngles } from './coaching-angles.js';
 import { FinalFrames, type FrameSink, type FrameTally } from './final-frames.js';
@@ -134,24 +136,30 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
 
   log.info({ expected, fps, batchSize: deps.batchSize }, `Submitting ${expected} frames to the pose pool`);
 
-  const source = extractFrames(
-    {
-      ffmpeg: deps.ffmpeg,
-      file: input.file,
-      fps,
-      maxFrames: input.maxFrames,
-      width: video.width,
-      height: video.height,
-      pixels: deps.transport === 'rgb24' || deps.transport === 'rgb24-file' ? 'rgb24' : 'jpeg',
-      signal,
-      reuseFrameBuffer: true, // spoolFrames below is done with each frame before it pulls the next
-      socketDir: deps.tempDir, // the request's private directory: ffmpeg's frame socket lives and dies with it
-      maxPixels: deps.maxPixels,
-      durationMs: video.durationMs,
-      maxDecodedFrames: deps.maxDecodedFrames,
-      range: input.range,
-    },
+  const pixels = deps.transport === 'rgb24' || deps.transport === 'rgb24-file' ? 'rgb24' : 'jpeg';
+
+  const source = decodeSpan(
+    extractFrames(
+      {
+        ffmpeg: deps.ffmpeg,
+        file: input.file,
+        fps,
+        maxFrames: input.maxFrames,
+        width: video.width,
+        height: video.height,
+        pixels,
+        signal,
+        reuseFrameBuffer: true, // spoolFrames below is done with each frame before it pulls the next
+        socketDir: deps.tempDir, // the request's private directory: ffmpeg's frame socket lives and dies with it
+        maxPixels: deps.maxPixels,
+        durationMs: video.durationMs,
+        maxDecodedFrames: deps.maxDecodedFrames,
+        range: input.range,
+      },
+      decodeOutcome,
+    ),
     decodeOutcome,
+    { 'posepool.decode.fps': fps, 'posepool.decode.pixels': pixels },
   );
 
   const maxInFlight = Math.max(2, deps.pool.desired + 1);
@@ -161,15 +169,29 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
   const runBatch = async (spooled: SpooledFrame[], n: number): Promise<void> => {
     const payloads = spooled.map((s) => s.payload);
     const batch = spooled.map((s) => ({ index: s.payload.index, timeMs: s.timeMs }));
+    // The batch's round trip as this side sees it (a wait for a worker and a retry included); the
+    // worker's own span comes back in the result and is exported as its child.
+    const span = startSpan('batch', {
+      kind: SpanKind.CLIENT,
+      attributes: { 'posepool.batch.index': n, 'posepool.batch.frames': batch.length, 'rpc.system': 'jsonrpc', 'rpc.method': 'detect' },
+    });
+    let outcome = 'posed';
     const t0 = performance.now();
     try {
       const saved = await input.checkpoints?.saved(n);
       if (saved) {
         for (const f of saved) frames[f.index] = f;
         final.advance();
+        outcome = 'checkpoint';
         return;
       }
-      const result = await deps.pool.detect({ requestId: input.requestId, frames: payloads, options }, { signal });
+      const traceparent = traceparentOf(span);
+      const result = await context.with(trace.setSpan(context.active(), span), () =>
+        deps.pool.detect({ requestId: input.requestId, frames: payloads, options, ...(traceparent ? { traceparent } : {}) }, { signal }),
+      );
+      recordWorkerSpan(span, result.span);
+      span.setAttributes({ 'posepool.worker.id': result.workerId, 'posepool.batch.attempts': result.attempts });
+      if (result.workerPid !== undefined) span.setAttribute('posepool.worker.pid', result.workerPid);
       const roundTrip = performance.now() - t0;
       timing.inferenceMs += result.timing.inferMs;
       timing.workerDecodeMs += result.timing.decodeMs;
@@ -189,14 +211,21 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
       }
       const posed = batch.map((f) => frames[f.index] as TimedFrameResult);
       final.advance();
+      const failed = posed.filter((f) => f.error).length;
+      if (failed > 0) {
+        outcome = 'frame-errors';
+        span.setAttribute('posepool.batch.frames_failed', failed);
+      }
       if (input.checkpoints && !posed.some((f) => f.error && NOT_SAVED.has(f.error.code))) await input.checkpoints.save(n, posed);
     } catch (err) {
       const code = err instanceof PoolError ? err.code : undefined;
       if (code === 'CANCELLED' || signal.aborted) {
+        outcome = 'cancelled';
         fatal ??= err;
         return;
       }
       if (code === 'POOL_UNAVAILABLE' || code === 'POOL_BUSY' || code === 'POOL_CLOSED') {
+        outcome = 'unavailable';
         const frameCode = 'POSE_SERVICE_UNAVAILABLE';
         for (const f of batch) {
           frames[f.index] = { index: f.index, timeMs: f.timeMs, persons: [], error: { code: frameCode, message: (err as Error).message } };
@@ -205,8 +234,12 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
         if (code === 'POOL_CLOSED') fatal ??= err;
         return;
       }
+      outcome = 'failed';
+      spanFailed(span, err);
       fatal ??= err;
     } finally {
+      span.setAttribute('posepool.batch.outcome', outcome);
+      span.end();
       await releasePayloads(payloads);
       done += batch.length;
       input.onProgress?.(done, Math.max(expected, done));
@@ -268,4 +301,31 @@ export async function poseVideo(input: PoseVideoInput, deps: PoseVideoDeps): Pro
     decodeWarning: decodeOutcome.error,
     timing,
   };
+}
+
+/**
+ * The ffmpeg run as one `decode` span: from the first frame asked for to the end of the stream (or the
+ * pipeline's stop), with the frames it gave and any warning it ended with.
+ */
+async function* decodeSpan(
+  source: AsyncGenerator<DecodedFrame>,
+  outcome: FrameSourceOutcome,
+  attributes: Attributes,
+): AsyncGenerator<DecodedFrame> {
+  const span = startSpan('decode', { attributes });
+  let count = 0;
+  try {
+    for await (const frame of source) {
+      count++;
+      yield frame;
+    }
+  } catch (err) {
+    spanFailed(span, err);
+    throw err;
+  } finally {
+    span.setAttribute('posepool.decode.frames', count);
+    if (outcome.error) span.setAttribute('posepool.decode.warning', outcome.error);
+    if (outcome.socketFallback) span.setAttribute('posepool.decode.socket_fallback', outcome.socketFallback);
+    span.end();
+  }
 }

@@ -13,6 +13,7 @@ import { ApiError } from '../errors.js';
 import { plannedDecodes, sampleRate } from '../media/frame-source.js';
 import type { MediaTools } from '../media/media-tools.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
+import { inSpan } from '../spans.js';
 import { type PoseRequestFields, parseFields } from './fields.js';
 import { type ReceivedUpload, receiveUpload } from './receive-upload.js';
 
@@ -48,7 +49,11 @@ export async function receiveVideo(
   const release = await slot;
   let upload: ReceivedUpload;
   try {
-    upload = await receiveUpload(request, dir, deps.config.maxUploadBytes, deps.config.upload);
+    upload = await inSpan('upload', {}, async (span) => {
+      const received = await receiveUpload(request, dir, deps.config.maxUploadBytes, deps.config.upload);
+      span.setAttribute('posepool.upload.bytes', received.bytes);
+      return received;
+    });
   } finally {
     release();
   }
@@ -70,7 +75,17 @@ export async function checkVideo(
   upload: { file: string; bytes: number; fields: PoseRequestFields; callbackUrl?: string },
   deps: { config: Config; tools: MediaTools },
 ): Promise<ReceivedVideo> {
-  const video = await probeVideo(deps.tools.ffprobe, upload.file, { maxPixels: deps.config.maxPixels });
+  const video = await inSpan('probe', {}, async (span) => {
+    const info = await probeVideo(deps.tools.ffprobe, upload.file, { maxPixels: deps.config.maxPixels });
+    span.setAttributes({
+      'posepool.video.width': info.width,
+      'posepool.video.height': info.height,
+      'posepool.video.duration_ms': info.durationMs,
+      'posepool.video.fps': info.fps,
+      'posepool.video.codec': info.codec,
+    });
+    return info;
+  });
   checkDecodeCost(video, upload.fields, deps.config.maxDecodedFrames);
   return { ...upload, video };
 }

@@ -12,6 +12,8 @@ import { testPython as recordedTestPython } from '../../../workers/test/support/
 import { buildServer } from '../../app.js';
 import { type Config, loadConfig } from '../../config.js';
 import { createPool } from '../../create-pool.js';
+import { traceIds } from '../../logger.js';
+import type { Telemetry } from '../../telemetry.js';
 import { TEMP_PREFIX } from '../../upload/temp-dir.js';
 import type { UploadBody } from './api-bodies.js';
 import { findTools } from './tools.js';
@@ -28,13 +30,15 @@ export interface TestServer {
   config: Config;
   logs: string[];
   pool: ReturnType<typeof createPool>;
+  app: Awaited<ReturnType<typeof buildServer>>['app'];
   close(): Promise<void>;
 }
 
 /** Each test server keeps its request directories under a private root, so other processes' temp files don't count. */
 const tempRoots: string[] = [];
 
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+/** `telemetry`: tracing on (telemetry.ts started by the test): the app registers its plugin and log lines carry trace ids, as main.ts does. */
+export async function startTestServer(env: Record<string, string> = {}, opts: { telemetry?: Telemetry } = {}): Promise<TestServer> {
   const tempRoot = mkdtempSync(path.join(os.tmpdir(), 'posepool-test-root-'));
   tempRoots.push(tempRoot);
   const config = loadConfig({
@@ -53,10 +57,10 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       cb();
     },
   });
-  const logger = pino({ level: config.logLevel }, sink);
+  const logger = pino({ level: config.logLevel, ...(opts.telemetry ? { mixin: traceIds } : {}) }, sink);
   const pool = createPool(config, logger.child({ component: 'pool' }));
   pool.start();
-  const { app } = await buildServer({ config, pool, tools: findTools(), logger });
+  const { app } = await buildServer({ config, pool, tools: findTools(), logger, telemetry: opts.telemetry });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -66,6 +70,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     config,
     logs,
     pool,
+    app,
     async close() {
       if (closed) return;
       closed = true;
