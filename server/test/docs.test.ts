@@ -83,7 +83,16 @@ describe('OpenAPI and schema validation', () => {
     // Or JSON naming a finished resumable upload, with the same fields.
     const fromUpload = postJob.requestBody.content['application/json'].schema;
     expect(fromUpload.required).toEqual(['uploadId']);
-    expect(Object.keys(fromUpload.properties).sort()).toEqual(['fps', 'maxFrames', 'role', 'smoothing', 'tracking', 'uploadId']);
+    expect(Object.keys(fromUpload.properties).sort()).toEqual([
+      'callbackUrl',
+      'fps',
+      'maxFrames',
+      'metrics',
+      'role',
+      'smoothing',
+      'tracking',
+      'uploadId',
+    ]);
     expect(doc.paths['/api/uploads'].post.tags).toEqual(['uploads']);
     expect(Object.keys(doc.paths['/api/uploads/{id}']).sort()).toEqual(['delete', 'head', 'patch']);
     expect(postJob.responses['202'].content['application/json'].schema.properties.state.enum).toEqual([

@@ -55,7 +55,14 @@ describe('parseUploadJobBody (POST /api/jobs with JSON)', () => {
   it('turns JSON strings, numbers and booleans into the multipart fields', () => {
     const body = parseUploadJobBody({ uploadId: id, fps: 2.5, maxFrames: 40, tracking: false, role: 'coach' });
     expect(body).toEqual({ uploadId: id, fields: { fps: '2.5', maxFrames: '40', tracking: 'false', role: 'coach' } });
-    expect(parseFields(body.fields, limits)).toEqual({ role: 'coach', fps: 2.5, maxFrames: 40, tracking: false, smoothing: true });
+    expect(parseFields(body.fields, limits)).toEqual({
+      role: 'coach',
+      fps: 2.5,
+      maxFrames: 40,
+      tracking: false,
+      smoothing: true,
+      metrics: false,
+    });
   });
 
   it.each([
