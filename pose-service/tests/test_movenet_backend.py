@@ -118,8 +118,9 @@ def test_tracking_resets_when_the_person_is_lost(backend, monkeypatch):
     blank = np.zeros_like(img)
     out = backend.detect([img, blank, img], {})
     assert [len(p) for p in out] == [1, 0, 1]
-    # img: letterbox + crop; blank: crop (lost) + letterbox (nobody); img: letterbox + crop
-    assert calls == [1, 1, 1, 1, 1, 1]
+    # img: letterbox + crop; blank: crop (lost) + letterbox (nobody) + the letterbox turned 180 degrees (nobody
+    # either: the batch's one turned pass that finds nothing); img: letterbox + crop
+    assert calls == [1, 1, 1, 1, 1, 1, 1]
 
 
 def test_tracking_does_not_chain_across_a_missing_frame(backend, monkeypatch):
@@ -137,19 +138,75 @@ def test_tracking_does_not_chain_frames_of_another_size(backend, monkeypatch):
     calls = spy_on_infer(backend, monkeypatch)
     out = backend.detect([rgb("messi5.jpg"), rgb("basketball1.jpg"), np.zeros((120, 160, 3), np.uint8)], {})
     assert [len(p) for p in out] == [1, 1, 0]
-    assert calls == [1, 1, 1, 1, 1]  # each detected afresh: 2 + 2 + 1 (nobody: no crop)
+    assert calls == [1, 1, 1, 1, 1, 1]  # each detected afresh: 2 + 2 + 2 (nobody: no crop, one turned pass)
 
 
 def test_batched_tracking_for_accelerators_detects_every_frame_afresh_in_two_passes(backend, monkeypatch):
     """What detect does with tracking on CUDA: all frames letterboxed in one call, then the small persons'
-    crops in one call; a frame with nobody gets no second pass. Same keypoints as each frame detected alone."""
+    crops in one call; a frame with nobody gets no second pass, but is tried turned 180 degrees (one call). Same
+    keypoints as each frame detected alone."""
     calls = spy_on_infer(backend, monkeypatch)
     images = [rgb("messi5.jpg"), rgb("basketball1.jpg"), np.zeros((120, 160, 3), np.uint8)]
     out = backend.detect_afresh(images)
-    assert calls == [3, 2]
+    assert calls == [3, 2, 1]
     alone = [backend.detect_afresh([img])[0] for img in images]
     for a, b in zip(out, alone):
         assert np.abs(a - b).max() < 0.05
+
+
+def torso(kp):
+    return np.linalg.norm(kp[[5, 6], :2].mean(axis=0) - kp[[11, 12], :2].mean(axis=0))
+
+
+def upside_down(kp, height, width):
+    """Keypoints posed on the frame turned 180 degrees, in the upright frame's pixels."""
+    return np.stack([width - kp[:, 0], height - kp[:, 1], kp[:, 2]], axis=1)
+
+
+def test_a_person_upside_down_is_found_by_turning_the_frame(backend, monkeypatch):
+    """A fresh detection that scores low tries the frame turned 180 degrees and keeps that pose, mapped back to
+    the frame's pixels: it lands on the upright pose (the upside-down letterbox pass alone is off by about a
+    torso length)."""
+    img = rgb("messi5.jpg")
+    h, w = img.shape[:2]
+    upright = np.array(backend.detect([img], {})[0][0]["keypoints"])
+    calls = spy_on_infer(backend, monkeypatch)
+    turned = np.ascontiguousarray(img[::-1, ::-1])
+    [persons] = backend.detect([turned], {})
+    assert len(calls) >= 2  # the letterbox pass (and its crop), then the frame turned
+    kp = upside_down(np.array(persons[0]["keypoints"]), h, w)
+    assert np.median(np.hypot(*(kp[:, :2] - upright[:, :2]).T)) < 0.15 * torso(upright)
+    assert persons[0]["score"] >= 0.45
+
+
+def test_the_tracker_turns_its_crop_with_the_body(backend, monkeypatch):
+    """A body upside down in every frame: after the fresh detection of the first, each frame is one inference on a
+    crop turned to the body's axis (about 180 degrees), and its pose stays on the person."""
+    img = rgb("messi5.jpg")
+    h, w = img.shape[:2]
+    upright = np.array(backend.detect([img], {})[0][0]["keypoints"])
+    turned = np.ascontiguousarray(img[::-1, ::-1])
+    regions = []
+    real = backend.pose_regions
+
+    def spy(images, rs):
+        regions.append(rs)
+        return real(images, rs)
+
+    monkeypatch.setattr(backend, "pose_regions", spy)
+    out = backend.detect([turned] * 4, {})
+    chained = regions[-3:]
+    assert all(len(rs) == 1 and abs(rs[0].angle) > 2.5 for rs in chained)  # one crop per frame, turned
+    for p in out:
+        kp = upside_down(np.array(p[0]["keypoints"]), h, w)
+        assert np.median(np.hypot(*(kp[:, :2] - upright[:, :2]).T)) < 0.15 * torso(upright)
+
+
+def test_turned_passes_that_find_nothing_are_budgeted_per_batch(backend, monkeypatch):
+    """Frames with nobody: each letterboxed once; the batch tries one turned pass in all (not three per frame)."""
+    calls = spy_on_infer(backend, monkeypatch)
+    assert backend.detect([np.zeros((120, 160, 3), np.uint8)] * 4, {}) == [[], [], [], []]
+    assert calls == [1, 1, 1, 1, 1]
 
 
 def test_without_tracking_one_batched_pass(backend, monkeypatch):
