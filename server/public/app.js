@@ -1,7 +1,9 @@
 // posepool's page: upload a video (resumable: tus, so a dropped connection resumes where the server
 // stopped), start a job from it, follow its progress, then play it back with the skeleton drawn over
-// it (model.skeleton edges), scrubbable frame by frame, with each keypoint's confidence. No
-// framework: the DOM, tus-js-client (/vendor/tus.min.js, the global `tus`), EventSource and a canvas.
+// it (model.skeleton edges), scrubbable frame by frame, with each keypoint's confidence. Frames are
+// drawn as they are posed (the job's `frames` events); with coaching angles, a plot of them over time
+// follows the playhead, and a click on it seeks. No framework: the DOM, tus-js-client
+// (/vendor/tus.min.js, the global `tus`), EventSource and canvases.
 
 const $ = (id) => document.getElementById(id);
 const form = $('upload-form');
@@ -12,6 +14,8 @@ const canvas = $('overlay');
 const scrub = $('scrub');
 const frameLabel = $('frame-label');
 const tbody = document.querySelector('#confidence tbody');
+const plot = $('angles');
+const legend = $('angles-legend');
 
 /** Skeleton edges: a colour no keypoint uses, so a screenshot can tell the skeleton apart. */
 const EDGE_COLOUR = '#ff00ff';
@@ -25,6 +29,18 @@ const RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
 let result = null;
 let shown = -1;
 let videoUrl = null;
+/** While the job runs: the frames posed so far (drawn as they come), until the result replaces them. */
+let live = null;
+
+/** Each coaching angle's colour in the plot (summary.metrics names; stanceWidth is a ratio, plotted ×100). */
+const ANGLE_COLOURS = {
+  kneeFlexionLeft: '#1e88e5',
+  kneeFlexionRight: '#43a047',
+  hipToBoard: '#fb8c00',
+  shoulderToBoard: '#8e24aa',
+  torsoInclination: '#e53935',
+  stanceWidth: '#00897b',
+};
 
 function setStatus(state, text) {
   statusEl.dataset.state = state;
@@ -48,6 +64,7 @@ form.addEventListener('submit', (event) => {
   const fields = {};
   if ($('fps').value) fields.fps = $('fps').value;
   if ($('max-frames').value) fields.maxFrames = $('max-frames').value;
+  if ($('metrics').checked) fields.metrics = true;
   $('upload').disabled = true;
   $('player').hidden = true;
   result = null;
@@ -122,8 +139,9 @@ function showProgress(job) {
 function follow(job, file) {
   showProgress(job);
   if ($('token').value.trim()) return poll(job, file);
-  const events = new EventSource(job.links.events);
+  const events = new EventSource(`${job.links.events}?frames=true`);
   events.addEventListener('progress', (e) => showProgress(JSON.parse(e.data)));
+  events.addEventListener('frames', (e) => showLive(job, file, JSON.parse(e.data)));
   events.addEventListener('done', () => {
     events.close();
     fetchJob(job, file);
@@ -168,16 +186,47 @@ function fail(message) {
   setStatus('failed', message);
 }
 
+/** Frames as they are posed: the player opens on the first, and shows the latest (the video seeks to it). */
+async function showLive(job, file, frames) {
+  if (!live) {
+    live = { frames: [], model: null, video: job.video, pending: true };
+    const health = await fetch('/health')
+      .then((r) => r.json())
+      .catch(() => null);
+    if (!health?.model || !live) return;
+    live.model = health.model;
+    open({ video: job.video, model: health.model, frames: live.frames }, file);
+    canvas.dataset.live = 'true';
+  }
+  live.frames.push(...frames);
+  if (!live.model) return;
+  scrub.max = String(Math.max(0, live.frames.length - 1));
+  const last = live.frames.length - 1;
+  if (video.readyState >= 1) video.currentTime = live.frames[last].timeMs / 1000;
+  draw(last);
+}
+
 function play(res, file) {
+  live = null;
+  delete canvas.dataset.live;
+  open(res, file);
+  plotAngles();
+}
+
+/** The player on a result (or the live frames, which grow). */
+function open(res, file) {
   result = res;
   shown = -1;
   const { width, height } = res.video;
   canvas.width = width;
   canvas.height = height;
   video.style.aspectRatio = canvas.style.aspectRatio = `${width} / ${height}`;
-  if (videoUrl) URL.revokeObjectURL(videoUrl);
-  videoUrl = URL.createObjectURL(file);
-  video.src = videoUrl;
+  if (!video.src || video.dataset.file !== file.name) {
+    if (videoUrl) URL.revokeObjectURL(videoUrl);
+    videoUrl = URL.createObjectURL(file);
+    video.src = videoUrl;
+    video.dataset.file = file.name;
+  }
   scrub.max = String(Math.max(0, res.frames.length - 1));
   scrub.value = '0';
   buildTable(res.model.keypoints);
@@ -188,6 +237,7 @@ function play(res, file) {
 /** The sampled frame shown at `ms`: the last one at or before it. */
 function frameAt(ms) {
   const frames = result.frames;
+  if (frames.length === 0) return 0;
   let lo = 0;
   let hi = frames.length - 1;
   while (lo < hi) {
@@ -249,7 +299,86 @@ function draw(index) {
   const err = frame.error ? `, error ${frame.error.code}` : '';
   frameLabel.textContent = `frame ${index + 1} / ${result.frames.length} at ${(frame.timeMs / 1000).toFixed(2)} s, ${frame.persons.length} person(s)${err}`;
   fillTable(frame.persons[0]);
+  drawPlayhead();
 }
+
+/** The coaching angles over time (x: the video's time; y: degrees, stance width ×100), under the video. */
+function plotAngles() {
+  const ranges = result?.summary?.metrics;
+  plot.hidden = legend.hidden = !ranges;
+  if (!ranges) return;
+  legend.replaceChildren(
+    ...Object.keys(ANGLE_COLOURS).map((name) => {
+      const s = document.createElement('span');
+      s.style.setProperty('--c', ANGLE_COLOURS[name]);
+      const r = ranges[name];
+      s.textContent = r ? `${name} ${r.min}…${r.max} (mean ${r.mean})` : `${name}: not measured`;
+      return s;
+    }),
+  );
+  drawPlayhead();
+}
+
+/** Degrees to the plot's y (−180…180 at the edges; 0 in the middle). */
+function plotY(value) {
+  return plot.height / 2 - (value / 180) * (plot.height / 2 - 4);
+}
+
+function plotX(ms) {
+  const end = Math.max(1, result.video.durationMs || result.frames.at(-1)?.timeMs || 1);
+  return (ms / end) * plot.width;
+}
+
+function drawPlayhead() {
+  if (plot.hidden || !result?.summary?.metrics) return;
+  const ctx = plot.getContext('2d');
+  ctx.clearRect(0, 0, plot.width, plot.height);
+  ctx.strokeStyle = '#8888';
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(0, plotY(0));
+  ctx.lineTo(plot.width, plotY(0));
+  ctx.stroke();
+  for (const [name, colour] of Object.entries(ANGLE_COLOURS)) {
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    let drawing = false;
+    for (const f of result.frames) {
+      const v = f.metrics?.[name];
+      if (v === null || v === undefined) {
+        drawing = false;
+        continue;
+      }
+      const y = plotY(name === 'stanceWidth' ? v * 100 : v);
+      if (drawing) ctx.lineTo(plotX(f.timeMs), y);
+      else ctx.moveTo(plotX(f.timeMs), y);
+      drawing = true;
+    }
+    ctx.stroke();
+  }
+  if (shown >= 0) {
+    const x = plotX(result.frames[shown].timeMs);
+    ctx.strokeStyle = '#ff00ff';
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.moveTo(x, 0);
+    ctx.lineTo(x, plot.height);
+    ctx.stroke();
+  }
+  plot.dataset.playhead = String(shown);
+}
+
+// A click on the plot seeks the video (and the skeleton) to that time.
+plot.addEventListener('click', (e) => {
+  if (!result) return;
+  const box = plot.getBoundingClientRect();
+  const end = Math.max(1, result.video.durationMs || result.frames.at(-1)?.timeMs || 1);
+  const ms = ((e.clientX - box.left) / box.width) * end;
+  video.pause();
+  if (video.readyState >= 1) video.currentTime = ms / 1000;
+  draw(frameAt(ms));
+});
 
 function fillTable(person) {
   [...tbody.rows].forEach((tr, i) => {
@@ -278,7 +407,7 @@ scrub.addEventListener('input', () => {
 
 // Playback and the video's own controls: follow its clock.
 function followClock() {
-  if (!result) return;
+  if (!result || live) return;
   const i = frameAt(video.currentTime * 1000);
   if (i !== shown) draw(i);
 }

@@ -16,7 +16,9 @@ export function registerHealthRoutes(
     const jobs = opts.jobs.health();
     const pooled = pool.health();
     // The synchronous route needs no Redis: a job queue that is away degrades readiness, it does not fail it.
-    const body = { ...pooled, status: pooled.status === 'ready' && jobs.status !== 'ready' ? 'degraded' : pooled.status, jobs };
+    const status = pooled.status === 'ready' && jobs.status !== 'ready' ? 'degraded' : pooled.status;
+    // The model served (its keypoint names and skeleton edges: the page draws frames as they stream); null until a worker is ready.
+    const body = { ...pooled, status, jobs, model: pool.model() };
     // Not ready while stopping (load balancers stop sending), whatever the workers say.
     reply.code(pool.isAvailable() && !opts.stopping() ? 200 : 503);
     return opts.testDouble ? { ...body, warning: 'POSE_MODEL=synthetic is a test double: its keypoints are not real poses' } : body;

@@ -201,4 +201,45 @@ describeIfReady('the page at / (headless Chromium)', missing, () => {
     expect(pageErrors).toEqual([]);
     await page.close();
   });
+  it('draws frames as they are posed, then plots the coaching angles under the video; a click on the plot seeks', async () => {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1100 } });
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(server.url);
+    // Every frame the overlay showed while the job still ran (data-live), as the page drew it.
+    const liveFrames: number[] = [];
+    await page.exposeFunction('__live', (frame: number) => liveFrames.push(frame));
+    await page.evaluate(() => {
+      const c = document.getElementById('overlay')!;
+      const exposed = window as unknown as { __live: (frame: number) => void };
+      new MutationObserver(() => {
+        if (c.dataset.live === 'true') exposed.__live(Number(c.dataset.frame));
+      }).observe(c, { attributes: true, attributeFilter: ['data-frame', 'data-live'] });
+    });
+    await page.setInputFiles('#video-file', clip);
+    await page.fill('#fps', '30');
+    await page.check('#metrics');
+    await page.click('#upload');
+    await page.waitForSelector('#status[data-state="done"]', { timeout: 60_000 });
+    expect(liveFrames.length).toBeGreaterThan(0);
+    expect(Math.min(...liveFrames)).toBeGreaterThanOrEqual(0);
+    expect(await page.$eval('#overlay', (c) => (c as HTMLElement).dataset.live)).toBeUndefined();
+
+    // The angles plot: shown with the result's ranges in its legend; a click halfway seeks to the middle frame.
+    await page.waitForSelector('#angles:not([hidden])');
+    expect(await page.textContent('#angles-legend')).toMatch(/torsoInclination 0…0/);
+    await page.waitForFunction(() => document.querySelector('video')!.readyState >= 1, undefined, { timeout: 10_000 });
+    const box = (await page.$('#angles'))!;
+    const rect = (await box.boundingBox())!;
+    await page.mouse.click(rect.x + rect.width / 2, rect.y + rect.height / 2);
+    await page.waitForFunction(() => {
+      const f = Number(document.getElementById('overlay')!.dataset.frame);
+      return f >= 28 && f <= 31 && document.getElementById('angles')!.dataset.playhead === String(f);
+    });
+    const t = await page.$eval('video', (v) => (v as HTMLVideoElement).currentTime);
+    expect(t).toBeGreaterThan(0.9);
+    expect(t).toBeLessThan(1.1);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  }, 90_000);
 });
