@@ -21,6 +21,7 @@ STARTUP_FAILURE_TYPES: dict[str, str] = {k: v for k, v in SPEC["startupFailureTy
 FRAME_ENCODINGS: list[str] = SPEC["frameEncodings"]
 KEYPOINT_SETS: dict[str, dict] = SPEC["keypointSets"]
 MODELS: dict[str, dict] = {k: v for k, v in SPEC["models"].items() if not k.startswith("$")}
+PERSON_EXTRAS: dict[str, dict] = {k: v for k, v in SPEC.get("personExtras", {}).items() if not k.startswith("$")}
 
 
 def keypoint_set(name: str) -> tuple[list[str], list[tuple[int, int]]]:
