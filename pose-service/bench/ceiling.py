@@ -50,14 +50,19 @@ def main() -> None:
     decode_ms = (common.now() - t0) * 1000 / len(images)
 
     inferences = {"rows": 0}
-    if hasattr(backend, "infer"):  # count model rows (MoveNet: 1 or 2 per frame) without changing the work
-        infer = backend.infer
 
-        def counting_infer(inputs):
+    def counting(fn):
+        def counted(inputs):
             inferences["rows"] += len(inputs)
-            return infer(inputs)
+            return fn(inputs)
 
-        backend.infer = counting_infer
+        return counted
+
+    if hasattr(backend, "infer"):  # count model rows (MoveNet: 1 or 2 per frame) without changing the work
+        backend.infer = counting(backend.infer)
+    if hasattr(backend, "nets"):  # BlazePose: detector and landmark model rows together
+        backend.nets.detect = counting(backend.nets.detect)
+        backend.nets.landmark = counting(backend.nets.landmark)
 
     batches = [images[i : i + args.batch] for i in range(0, len(images), args.batch)]
     modes = [m for m in args.modes.split(",") if m]

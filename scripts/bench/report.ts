@@ -44,6 +44,8 @@ export interface BenchResults {
   runtimes?: RuntimeRow[];
   /** The durable jobs engine against the in-memory one (the jobs section). */
   jobs?: JobsBenchResult;
+  /** BlazePose's ceiling (the blazepose section): lite, full, heavy, 1 process × 1 thread and × all cores. */
+  blazepose?: CeilingResult[];
   skipped: { section: string; reason: string }[];
 }
 
@@ -512,6 +514,39 @@ export function renderReport(r: BenchResults): string {
           ];
         }),
       ),
+    );
+    out.push('');
+  }
+
+  if (r.blazepose?.length) {
+    out.push('### BlazePose: the ceiling, one process (frames decoded, no IPC)');
+    out.push('');
+    out.push(
+      table(
+        [
+          'model',
+          'threads',
+          'frames/s as served (tracking)',
+          'ms/frame',
+          'frames/s one pass',
+          'model calls/frame (tracking)',
+          'CPU/frame as served',
+        ],
+        r.blazepose.map((c) => [
+          c.model + (c.frames !== r.frames ? ` (first ${c.frames} frames)` : ''),
+          String(c.threads),
+          fmtSpread(c.fps.tracking),
+          ms(1000 / c.fps.tracking.median),
+          fmtSpread(c.fps.single),
+          num(c.inferencesPerFrame.tracking),
+          ms(c.cpuMsPerFrame.tracking),
+        ]),
+      ),
+    );
+    out.push('');
+    out.push(
+      "As served (tracking): the detector on a batch's first frame, then each frame in the ROI from the one before (one landmark model call per frame). " +
+        'One pass: tracking off, the detector and the landmark model on every frame. Model calls per frame count both networks.',
     );
     out.push('');
   }

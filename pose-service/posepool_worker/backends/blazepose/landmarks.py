@@ -65,24 +65,37 @@ def refine_from_heatmap(
     kernel: int = REFINE_KERNEL,
     min_confidence: float = REFINE_MIN_CONFIDENCE,
 ) -> np.ndarray:
-    """refineLandmarksFromHeatmap. landmarks [39, >=2] normalized; heatmap [39, H, W] (channel first)."""
+    """refineLandmarksFromHeatmap. landmarks [N, >=2] normalized; heatmap [N, H, W] (channel first).
+
+    All landmarks at once: each one's window is read from the heatmap padded with zeros, which adds nothing to
+    the sums and, the heatmap being >= 0, nothing to the peak either (tfjs-models starts the peak at 0).
+    """
     out = landmarks.copy()
-    _, hm_h, hm_w = heatmap.shape
-    offset = (kernel - 1) // 2
-    for i in range(len(landmarks)):
-        col = math.trunc(landmarks[i, 0] * hm_w)
-        row = math.trunc(landmarks[i, 1] * hm_h)
-        if col < 0 or col >= hm_w or row < 0 or col >= hm_h:  # sic (tfjs-models): col, not row, against the height
-            continue
-        r0, r1 = max(0, row - offset), min(hm_h, row + offset + 1)
-        c0, c1 = max(0, col - offset), min(hm_w, col + offset + 1)
-        window = heatmap[i, r0:r1, c0:c1].astype(np.float64)
-        total = float(window.sum()) if window.size else 0.0
-        peak = float(window.max()) if window.size else 0.0
-        if peak >= min_confidence and total > 0:
-            rows, cols = np.mgrid[r0:r1, c0:c1]
-            out[i, 0] = float((cols * window).sum()) / hm_w / total
-            out[i, 1] = float((rows * window).sum()) / hm_h / total
+    n, hm_h, hm_w = heatmap.shape
+    half = (kernel - 1) // 2
+    col = np.trunc(landmarks[:, 0] * hm_w)
+    row = np.trunc(landmarks[:, 1] * hm_h)
+    # sic (tfjs-models): the column is tested against the height, the row is not tested from below; a row past
+    # the bottom keeps only the window's rows that are inside (none from `half` rows past it)
+    inside = (col >= 0) & (col < hm_w) & (row >= 0) & (col < hm_h) & (row < hm_h + half)
+    idx = np.flatnonzero(inside)
+    if idx.size == 0:
+        return out
+    r, c = row[idx].astype(np.int64), col[idx].astype(np.int64)
+    padded = np.zeros((n, hm_h + 3 * half, hm_w + 2 * half), np.float64)  # rows: room for the ones past the bottom
+    padded[:, half : half + hm_h, half : half + hm_w] = heatmap
+    k = np.arange(kernel)
+    windows = padded[idx[:, None, None], (r[:, None] + k)[:, :, None], (c[:, None] + k)[:, None, :]]  # [M, k, k]
+    total = windows.sum(axis=(1, 2))
+    peak = windows.max(axis=(1, 2))
+    rows = (r[:, None] + k - half).astype(np.float64)
+    cols = (c[:, None] + k - half).astype(np.float64)
+    weighted_col = (windows.sum(axis=1) * cols).sum(axis=1)
+    weighted_row = (windows.sum(axis=2) * rows).sum(axis=1)
+    refine = (peak >= min_confidence) & (total > 0)
+    sel = idx[refine]
+    out[sel, 0] = weighted_col[refine] / hm_w / total[refine]
+    out[sel, 1] = weighted_row[refine] / hm_h / total[refine]
     return out
 
 

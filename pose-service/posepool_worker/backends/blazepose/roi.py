@@ -134,41 +134,44 @@ def crop_params(rect: Rect | None, width: int, height: int, size: int) -> tuple[
 
 
 def warp(image: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
-    """tf.image.transform(image, transform, 'bilinear', 'constant', 0, [size, size]) for one HxWx3 image (uint8
+    """tf.image.transform(image, transform, 'bilinear', 'constant', 0, [size, size]) for one HxWxC image (uint8
     or float): output pixel (x, y) samples the image at (a0 x + a1 y + a2, b0 x + b1 y + b2) (no projective
-    part here), bilinearly, each neighbour outside the image counting as 0. Float32 [size, size, 3].
+    part here), bilinearly, each neighbour outside the image counting as 0. Float32 [size, size, C].
 
     In float32 throughout, as TF.js's WASM kernel computes it: the same bits as TF.js-WASM (the CPU backend
     computes in float64, within ~5e-5 of it).
     """
-    h, w = image.shape[:2]
+    h, w, channels = image.shape
     t = transform.astype(np.float32)
     i = np.arange(size, dtype=np.float32)
-    in_x = (t[0] * i[None, :] + t[1] * i[:, None]) + t[2]  # [out_y, out_x]
-    in_y = (t[3] * i[None, :] + t[4] * i[:, None]) + t[5]
+    in_x = ((t[0] * i[None, :] + t[1] * i[:, None]) + t[2]).ravel()  # [out_y * size + out_x]
+    in_y = ((t[3] * i[None, :] + t[4] * i[:, None]) + t[5]).ravel()
     x0 = np.floor(in_x)
     y0 = np.floor(in_y)
-    wx1, wx0 = (x0 + 1 - in_x)[..., None], (in_x - x0)[..., None]  # weights of the left / right neighbours
-    wy1, wy0 = (y0 + 1 - in_y)[..., None], (in_y - y0)[..., None]
     x0i = x0.astype(np.int64)
     y0i = y0.astype(np.int64)
-    # The part of the image the samples touch, as float32 with a border of zeros: a neighbour outside the image is
-    # clipped onto that border, so it reads 0 with no masks.
+    # The part of the image the samples touch, with a border of zeros: a neighbour outside the image is clipped
+    # onto that border, so it reads 0 with no masks. Gathered in the image's own type, then made float32 (exact).
     ya, yb = min(max(int(y0i.min()), 0), h), min(max(int(y0i.max()) + 2, 0), h)
     xa, xb = min(max(int(x0i.min()), 0), w), min(max(int(x0i.max()) + 2, 0), w)
-    padded = np.zeros((yb - ya + 2, xb - xa + 2, image.shape[2]), np.float32)
-    padded[1:-1, 1:-1] = image[ya:yb, xa:xb]
-    ph, pw = padded.shape[:2]
-    flat = padded.reshape(ph * pw, -1)
-    rows = np.clip(y0i - (ya - 1), 0, ph - 1), np.clip(y0i - (ya - 2), 0, ph - 1)
-    cols = np.clip(x0i - (xa - 1), 0, pw - 1), np.clip(x0i - (xa - 2), 0, pw - 1)
+    ph, pw = yb - ya + 2, xb - xa + 2
+    planes = np.zeros((channels, ph, pw), image.dtype)  # channel planes: the arithmetic below runs along rows
+    planes[:, 1:-1, 1:-1] = image[ya:yb, xa:xb].transpose(2, 0, 1)
+    flat = planes.reshape(channels, ph * pw)
+    r0 = np.clip(y0i - (ya - 1), 0, ph - 1) * pw
+    r1 = np.clip(y0i - (ya - 2), 0, ph - 1) * pw
+    c0 = np.clip(x0i - (xa - 1), 0, pw - 1)
+    c1 = np.clip(x0i - (xa - 2), 0, pw - 1)
 
-    def read(r: int, c: int) -> np.ndarray:
-        return np.take(flat, rows[r] * pw + cols[c], axis=0)
+    def read(index: np.ndarray) -> np.ndarray:
+        return np.take(flat, index, axis=1).astype(np.float32, copy=False)
 
-    top = wx1 * read(0, 0) + wx0 * read(0, 1)
-    bottom = wx1 * read(1, 0) + wx0 * read(1, 1)
-    return wy1 * top + wy0 * bottom
+    wx1, wx0 = x0 + 1 - in_x, in_x - x0  # weights of the left / right neighbours
+    wy1, wy0 = y0 + 1 - in_y, in_y - y0
+    top = wx1 * read(r0 + c0) + wx0 * read(r0 + c1)
+    bottom = wx1 * read(r1 + c0) + wx0 * read(r1 + c1)
+    out = wy1 * top + wy0 * bottom  # [C, size * size]
+    return np.ascontiguousarray(out.T).reshape(size, size, channels)
 
 
 def shift_values(pixels: np.ndarray, low: float, high: float) -> np.ndarray:
