@@ -1,4 +1,5 @@
-"""protocol/README.md documents every name and code of protocol.json, and every synthetic fault."""
+"""protocol/README.md documents every name and code of protocol.json (per-person extras included), and every synthetic
+fault."""
 
 from pathlib import Path
 
@@ -14,6 +15,7 @@ NAMES = (
     + [("frame error", f"`{code}`") for code in protocol.FRAME_ERROR_CODES]
     + [("startup failure", f"`{t}`") for t in protocol.STARTUP_FAILURE_TYPES]
     + [("encoding", f"`{e}`") for e in protocol.FRAME_ENCODINGS]
+    + [("person extra", f"`{x}`") for x in protocol.PERSON_EXTRAS]
     + [("synthetic fault", f"`{f}") for f in FAULT_TYPES]
 )
 
