@@ -67,11 +67,14 @@ def main() -> None:
     batches = [images[i : i + args.batch] for i in range(0, len(images), args.batch)]
     modes = [m for m in args.modes.split(",") if m]
 
+    posed = {"frames": 0}
+
     def one_pass(tracking: bool) -> tuple[float, float]:
         """(wall seconds, this process's CPU seconds: all its threads, user + system)."""
         start, cpu = common.now(), time.process_time()
         for batch in batches:
-            backend.detect(batch, {"tracking": tracking, "vertices": False, "flipTest": False})
+            out = backend.detect(batch, {"tracking": tracking, "vertices": False, "flipTest": False})
+            posed["frames"] += sum(1 for persons in out if isinstance(persons, list) and persons)
         return common.now() - start, time.process_time() - cpu
 
     one_pass("tracking" in modes)  # warm-up: the batch shapes of both passes
@@ -88,6 +91,7 @@ def main() -> None:
     results = {}
     for mode in modes:
         inferences["rows"] = 0
+        posed["frames"] = 0
         fps, cpu_ms, cores = [], [], []
         for _ in range(args.reps):
             seconds, cpu = one_pass(mode == "tracking")
@@ -99,6 +103,7 @@ def main() -> None:
             "cpuMsPerFrame": cpu_ms,
             "coresUsed": cores,
             "inferencesPerFrame": inferences["rows"] / (args.reps * len(images)),
+            "posedPerFrame": posed["frames"] / (args.reps * len(images)),
         }
 
     common.write_json(

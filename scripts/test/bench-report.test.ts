@@ -62,12 +62,19 @@ describe('the blazepose section', () => {
       baseline: null,
       scale: null,
       peer: [],
-      blazepose: [ceiling('blazepose-lite', 1, 1, 40, 24), ceiling('blazepose-heavy', 1, 2, 12, 150)],
+      blazepose: {
+        clip: 'server/test/fixtures/messi-pan.mp4',
+        width: 548,
+        height: 342,
+        rows: [ceiling('blazepose-lite', 1, 1, 40, 24), ceiling('blazepose-heavy', 1, 2, 12, 150)],
+      },
       skipped: [],
     };
     const text = renderReport(r);
-    expect(text).toContain('### BlazePose: the ceiling');
-    expect(text).toContain('| blazepose-lite | 1 | 40.0 | 25.0 ms | 40.0 | 1.13 | 24.0 ms |');
+    expect(text).toContain(
+      '### BlazePose: the ceiling, one process (frames decoded, no IPC), server/test/fixtures/messi-pan.mp4 (548x342)',
+    );
+    expect(text).toContain('| blazepose-lite | 1 | 40.0 | 25.0 ms | 40.0 | 1.13, 1.00 | n/a | 24.0 ms |');
     expect(text).toContain('| blazepose-heavy | 2 | 12.0 | 83.3 ms |');
   });
 });

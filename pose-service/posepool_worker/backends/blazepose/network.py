@@ -1,7 +1,7 @@
 """BlazePose's two networks (the person detector and a landmark model) in PyTorch, from the TF.js graphs.
 
 Each graph is translated op by op into a torch.fx module (graph_torch.py); only the outputs tfjs-models reads
-are built (the landmark model's segmentation branch, about a third of its work at 256x256, is left out). On
+are built (the landmark model's segmentation branch, its decoder up to 128x128 and 256x256, is left out). On
 CPU each module is then frozen into a TorchScript graph of oneDNN ops, as MoveNet's trunk is (see
 movenet.network.onednn_graph), and checked against the eager module on a probe at load: where they disagree,
 the eager module stays and a warning says so.
