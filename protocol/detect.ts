@@ -53,13 +53,27 @@ export interface DetectParams {
 /** [x, y, score]: pixels of the upright displayed frame; score 0..1. */
 export type Keypoint = [number, number, number];
 
+/** BlazePose: [x, y, z, visibility]: x, y in pixels of the upright frame, z at the scale of x (relative to the hips). */
+export type Keypoint3D = [number, number, number, number];
+
+/** BlazePose: [x, y, z] in metres, origin between the hips, the frame's orientation. */
+export type WorldPoint = [number, number, number];
+
 export interface Person {
   score: number;
   /** [x, y, width, height] in pixels. */
   bbox: [number, number, number, number];
   /** In the order of ReadyParams.model.keypoints. */
   keypoints: Keypoint[];
-  /** Models that give more (HMR2: joints3d, smpl, camera, vertices) add fields. */
+  /** BlazePose: its 33 keypoints (protocol.json keypointSets.blazepose33), with depth and visibility. */
+  keypoints33?: Keypoint3D[];
+  /** BlazePose: its 33 keypoints in metres (world coordinates). */
+  worldKeypoints33?: WorldPoint[];
+  /**
+   * Models that give more add fields, each declared in protocol.json `personExtras` (with its JSON schema) and
+   * listed in the model's `extras` (BlazePose: keypoints33, worldKeypoints33; HMR2: boxSource, smpl, camera,
+   * joints3d, vertices; ViTPose: boxSource).
+   */
   [extra: string]: unknown;
 }
 

@@ -19,7 +19,7 @@ export interface ReadyParams {
     name: string;
     keypoints: string[];
     skeleton: [number, number][];
-    /** Extra per-person fields this model adds (e.g. HMR2: joints3d, smpl, camera). */
+    /** Extra per-person fields this model adds: protocol.json `models[name].extras` (keys of `personExtras`). */
     extras?: string[];
   };
   /** The torch device actually used: "cpu", "cuda:0", … */

@@ -11,6 +11,22 @@ export interface ModelSpec {
   keypointSet: string;
   needsDownload: boolean;
   testDouble?: boolean;
+  /** Per-person fields this model adds (keys of `personExtras`). */
+  extras?: string[];
+}
+
+/** A per-person field some models add after score, bbox and keypoints. */
+export interface PersonExtraSpec {
+  description: string;
+  /** The keypoint set whose order a keypoint list follows (e.g. BlazePose's keypoints33: blazepose33). */
+  keypointSet?: string;
+  /** The JSON schema the server's response schema checks the field against. */
+  schema: Record<string, unknown>;
+}
+
+export interface KeypointSet {
+  names: string[];
+  skeleton: [number, number][];
 }
 
 export interface ProtocolSpec {
@@ -23,7 +39,8 @@ export interface ProtocolSpec {
   frameEncodings: FrameEncoding[];
   /** W3C trace context across `detect` (detect.ts: DetectParams.traceparent, DetectResult.span). */
   traceContext: { param: 'traceparent'; resultField: 'span'; spanName: 'worker.detect' };
-  keypointSets: Record<string, { names: string[]; skeleton: [number, number][] }>;
+  keypointSets: Record<string, KeypointSet>;
+  personExtras: Record<string, PersonExtraSpec>;
   models: Record<string, ModelSpec>;
 }
 
@@ -52,8 +69,13 @@ export const PROTOCOL: ProtocolSpec = require('./protocol.json');
 
 export const MODEL_NAMES = Object.keys(PROTOCOL.models).filter((name) => !name.startsWith('$'));
 
-export function keypointSetOf(model: string): { names: string[]; skeleton: [number, number][] } {
+export function keypointSetOf(model: string): KeypointSet {
   const spec = PROTOCOL.models[model];
   if (!spec) throw new Error(`unknown model ${model}`);
   return PROTOCOL.keypointSets[spec.keypointSet];
 }
+
+/** The declared per-person extras (personExtras without its $comment). */
+export const PERSON_EXTRAS: Record<string, PersonExtraSpec> = Object.fromEntries(
+  Object.entries(PROTOCOL.personExtras).filter(([name]) => !name.startsWith('$')),
+);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only ceiling,e2e,transport,baseline,scale,peer,torch,jobs,stream] [-- --reps N]
+ * `npm run bench [-- --quick] [-- --only ceiling,e2e,transport,baseline,scale,peer,torch,jobs,stream,blazepose] [-- --reps N]
  *  [-- --models movenet-thunder,movenet-lightning] [-- --source FILE] [-- --scale-model NAME] [-- --pythons A,B]`
  *
  * Measures, in one run on this machine and the same frames, the numbers of BENCHMARKS.md: the
@@ -7,7 +7,8 @@
  * full run a 310-frame video of the same frames looped, where the fixed per-video latency weighs
  * a tenth as much), the old per-frame
  * design, the frame transports, memory at 30/300/3000 frames, TF.js-WASM, and the ceiling with every torch
- * the machine has (1.13 from Debian, 2.x from a pip venv). Prints the table
+ * the machine has (1.13 from Debian, 2.x from a pip venv), and BlazePose's ceiling (lite, full, heavy; any model
+ * of --models works in the ceiling section too). Prints the table
  * (medians, with the range over repetitions) and writes it with the raw numbers to bench-results/.
  * Not a test: nothing here passes or fails on a timing; the targets are reported as met or missed.
  */
@@ -21,7 +22,7 @@ import { type Clip, jpegFrames, loopedClip, openSource } from './bench/clips.js'
 import { type BenchContext, makeContext } from './bench/context.js';
 import { type EndToEndResult, runEndToEnd } from './bench/end-to-end.js';
 import { runJobsBench } from './bench/jobs.js';
-import { loadTfjsWasm, type PeerResult, runPeer } from './bench/peer.js';
+import { hasPeer, loadTfjsWasm, type PeerResult, runPeer } from './bench/peer.js';
 import { type BenchResults, renderReport } from './bench/report.js';
 import { findTorchRuntimes, runRuntimes } from './bench/runtimes.js';
 import { runScale, type ScaleResult } from './bench/scale.js';
@@ -33,7 +34,10 @@ import { whyNoRedis } from './redis-process.js';
 /** Frames of the long end-to-end video (full run only). */
 const LONG_CLIP_FRAMES = 310;
 
-const SECTIONS = ['ceiling', 'e2e', 'transport', 'baseline', 'scale', 'peer', 'torch', 'jobs', 'stream'] as const;
+const SECTIONS = ['ceiling', 'e2e', 'transport', 'baseline', 'scale', 'peer', 'torch', 'jobs', 'stream', 'blazepose'] as const;
+/** The blazepose section's models (the ceiling, 1 process × 1 thread and × all cores) and clip. */
+const BLAZEPOSE_MODELS = ['blazepose-lite', 'blazepose-full', 'blazepose-heavy'];
+const BLAZEPOSE_CLIP = path.join('server', 'test', 'fixtures', 'messi-pan.mp4');
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -262,6 +266,13 @@ async function main(): Promise<void> {
       return;
     }
     for (const model of opts.models) {
+      if (!hasPeer(model)) {
+        results.skipped.push({
+          section: 'peer',
+          reason: `${model}: the peer runs MoveNet only (BlazePose in TF.js: pose-service/parity/blazepose_tfjs.mjs speed)`,
+        });
+        continue;
+      }
       ctx.log(`peer: TF.js-WASM ${model}`);
       results.peer.push(await runPeer(ctx, lib, model, frames31));
     }
@@ -280,6 +291,24 @@ async function main(): Promise<void> {
     const long = await loopedClip(ctx, source, LONG_CLIP_FRAMES);
     ctx.log(`stream: ${defaultModel}, ${long.frames} frames, JSON vs NDJSON (time to the first frame and to the last line)`);
     results.stream = await runStreamBench(ctx, defaultModel, long);
+  });
+
+  await section('blazepose', async () => {
+    // The ceiling for BlazePose, on a clip of the kind it is made for (one person filling a good part of the
+    // frame: messi-pan.mp4, 31 frames looped as above), since the default clip's distant pedestrians are mostly
+    // too small for its detector.
+    const rider = await openSource(ctx, path.join(REPO_ROOT, BLAZEPOSE_CLIP));
+    const riderFrames = await jpegFrames(ctx, await loopedClip(ctx, rider, 31));
+    const limit = opts.quick ? Math.min(16, riderFrames.count) : 0;
+    const models = opts.quick ? BLAZEPOSE_MODELS.slice(0, 1) : BLAZEPOSE_MODELS;
+    const rows: CeilingResult[] = [];
+    results.blazepose = { clip: BLAZEPOSE_CLIP, width: riderFrames.width, height: riderFrames.height, rows };
+    for (const model of models) {
+      for (const threads of [...new Set([1, cores])]) {
+        ctx.log(`blazepose: ${model}, 1 process × ${threads} thread(s)`);
+        rows.push(await runCeiling(ctx, model, riderFrames, { threads, processes: 1, batch: opts.batchSize, limit }));
+      }
+    }
   });
 
   await section('jobs', async () => {

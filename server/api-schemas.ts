@@ -7,6 +7,7 @@
  * where the health body may grow; the fields listed are required and typed.
  */
 
+import { PERSON_EXTRAS } from '../protocol/index.js';
 import { API_ERRORS } from './errors.js';
 import { JOB_STATES } from './jobs/job.js';
 import { CALLBACK_URL_MAX } from './jobs/webhook-target.js';
@@ -41,6 +42,11 @@ const frameError = {
   properties: { code: str, message: str },
 } as const;
 
+/** The per-person fields some models add, each with the schema protocol.json declares for it (not required). */
+const personExtras = Object.fromEntries(
+  Object.entries(PERSON_EXTRAS).map(([name, spec]) => [name, { ...spec.schema, description: spec.description }]),
+);
+
 const person = {
   type: 'object',
   required: ['score', 'bbox', 'keypoints'],
@@ -53,6 +59,7 @@ const person = {
       description: 'one [x, y, score] per name in model.keypoints, in pixels of the upright frame',
       items: { type: 'array', items: num, minItems: 3 },
     },
+    ...personExtras,
   },
 } as const;
 
@@ -79,6 +86,21 @@ export const poseResponseSchema = {
         device: str,
         keypoints: { type: 'array', items: str },
         skeleton: { type: 'array', items: { type: 'array', items: int, minItems: 2, maxItems: 2 } },
+        extras: {
+          type: 'object',
+          description:
+            "the per-person fields this model adds (only when it adds any): each one's description, and for keypoint lists their names and skeleton",
+          additionalProperties: {
+            type: 'object',
+            required: ['description'],
+            additionalProperties: true,
+            properties: {
+              description: str,
+              keypoints: { type: 'array', items: str },
+              skeleton: { type: 'array', items: { type: 'array', items: int, minItems: 2, maxItems: 2 } },
+            },
+          },
+        },
       },
     },
     frames: {

@@ -50,23 +50,31 @@ def main() -> None:
     decode_ms = (common.now() - t0) * 1000 / len(images)
 
     inferences = {"rows": 0}
-    if hasattr(backend, "infer"):  # count model rows (MoveNet: 1 or 2 per frame) without changing the work
-        infer = backend.infer
 
-        def counting_infer(inputs):
+    def counting(fn):
+        def counted(inputs):
             inferences["rows"] += len(inputs)
-            return infer(inputs)
+            return fn(inputs)
 
-        backend.infer = counting_infer
+        return counted
+
+    if hasattr(backend, "infer"):  # count model rows (MoveNet: 1 or 2 per frame) without changing the work
+        backend.infer = counting(backend.infer)
+    if hasattr(backend, "nets"):  # BlazePose: detector and landmark model rows together
+        backend.nets.detect = counting(backend.nets.detect)
+        backend.nets.landmark = counting(backend.nets.landmark)
 
     batches = [images[i : i + args.batch] for i in range(0, len(images), args.batch)]
     modes = [m for m in args.modes.split(",") if m]
+
+    posed = {"frames": 0}
 
     def one_pass(tracking: bool) -> tuple[float, float]:
         """(wall seconds, this process's CPU seconds: all its threads, user + system)."""
         start, cpu = common.now(), time.process_time()
         for batch in batches:
-            backend.detect(batch, {"tracking": tracking, "vertices": False, "flipTest": False})
+            out = backend.detect(batch, {"tracking": tracking, "vertices": False, "flipTest": False})
+            posed["frames"] += sum(1 for persons in out if isinstance(persons, list) and persons)
         return common.now() - start, time.process_time() - cpu
 
     one_pass("tracking" in modes)  # warm-up: the batch shapes of both passes
@@ -83,6 +91,7 @@ def main() -> None:
     results = {}
     for mode in modes:
         inferences["rows"] = 0
+        posed["frames"] = 0
         fps, cpu_ms, cores = [], [], []
         for _ in range(args.reps):
             seconds, cpu = one_pass(mode == "tracking")
@@ -94,6 +103,7 @@ def main() -> None:
             "cpuMsPerFrame": cpu_ms,
             "coresUsed": cores,
             "inferencesPerFrame": inferences["rows"] / (args.reps * len(images)),
+            "posedPerFrame": posed["frames"] / (args.reps * len(images)),
         }
 
     common.write_json(

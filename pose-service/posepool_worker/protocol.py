@@ -22,6 +22,7 @@ FRAME_ENCODINGS: list[str] = SPEC["frameEncodings"]
 TRACE_CONTEXT: dict[str, str] = {k: v for k, v in SPEC["traceContext"].items() if not k.startswith("$")}
 KEYPOINT_SETS: dict[str, dict] = SPEC["keypointSets"]
 MODELS: dict[str, dict] = {k: v for k, v in SPEC["models"].items() if not k.startswith("$")}
+PERSON_EXTRAS: dict[str, dict] = {k: v for k, v in SPEC.get("personExtras", {}).items() if not k.startswith("$")}
 
 
 def keypoint_set(name: str) -> tuple[list[str], list[tuple[int, int]]]:

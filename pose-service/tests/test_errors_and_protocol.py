@@ -63,6 +63,16 @@ def test_every_model_has_a_registered_backend_and_a_keypoint_set():
         assert spec["keypointSet"] in protocol.KEYPOINT_SETS, name
 
 
+def test_every_model_declares_the_extras_its_backend_adds():
+    for name, spec in protocol.MODELS.items():
+        cls = backend_class(name)
+        assert list(cls.extras) == spec.get("extras", []), name
+        for extra in cls.extras:
+            declared = protocol.PERSON_EXTRAS[extra]
+            assert declared["description"] and declared["schema"]["type"], extra
+            assert declared.get("keypointSet", "coco17") in protocol.KEYPOINT_SETS, extra
+
+
 def test_unknown_model_is_a_startup_error_listing_valid_names():
     with pytest.raises(StartupError) as info:
         backend_class("movenet-thunderr")

@@ -1,4 +1,5 @@
-"""protocol/README.md documents every name and code of protocol.json, and every synthetic fault."""
+"""protocol/README.md documents every name and code of protocol.json (per-person extras included), and every synthetic
+fault."""
 
 from pathlib import Path
 
@@ -15,6 +16,7 @@ NAMES = (
     + [("startup failure", f"`{t}`") for t in protocol.STARTUP_FAILURE_TYPES]
     + [("encoding", f"`{e}`") for e in protocol.FRAME_ENCODINGS]
     + [("trace context", f"`{name}`") for name in protocol.TRACE_CONTEXT.values()]
+    + [("person extra", f"`{x}`") for x in protocol.PERSON_EXTRAS]
     + [("synthetic fault", f"`{f}") for f in FAULT_TYPES]
 )
 

@@ -97,3 +97,16 @@ def test_movenet_gives_the_rider_box_on_a_real_frame(monkeypatch):
     x, y, w, h = box.xywh
     assert x >= 0 and y >= 0 and x + w <= img.shape[1] and y + h <= img.shape[0]
     assert 0.05 < w * h / (img.shape[0] * img.shape[1]) < 0.9  # a person, not the frame
+
+
+def test_blazepose_gives_the_rider_box_on_a_real_frame(monkeypatch):
+    """BlazePose (bundled files) as box source: Messi's box on messi5.jpg, feet included, labelled blazepose."""
+    monkeypatch.setenv(boxes.BOX_SOURCE_ENV, "blazepose-lite")
+    src = boxes.PersonBoxSource.from_env(ctx())
+    img = cv2.cvtColor(cv2.imread(str(FIXTURES / "messi5.jpg")), cv2.COLOR_BGR2RGB)
+    (box,) = src.rider_boxes([img], {"tracking": True})
+    assert box.source == "blazepose" and box.score > 0.5
+    x, y, w, h = box.xywh
+    assert x >= 0 and y >= 0 and x + w <= img.shape[1] and y + h <= img.shape[0]
+    assert 0.05 < w * h / (img.shape[0] * img.shape[1]) < 0.9
+    assert y + h > 0.9 * img.shape[0]  # down to the standing foot's toes

@@ -23,7 +23,10 @@ interface CeilingScriptResult {
   frames: number;
   loadMs: number;
   decodeMsPerFrame: number;
-  modes: Record<CeilingMode, { fps: number[]; cpuMsPerFrame: number[]; coresUsed: number[]; inferencesPerFrame: number }>;
+  modes: Record<
+    CeilingMode,
+    { fps: number[]; cpuMsPerFrame: number[]; coresUsed: number[]; inferencesPerFrame: number; posedPerFrame?: number }
+  >;
   torch: string;
 }
 
@@ -45,6 +48,8 @@ export interface CeilingResult {
   /** Per process, per mode, the raw frames/s. */
   perProcess: Record<CeilingMode, number[]>[];
   inferencesPerFrame: Record<CeilingMode, number>;
+  /** Share of the frames posed with at least one person (median over processes). */
+  posedPerFrame?: Record<CeilingMode, number>;
   decodeMsPerFrame: number;
   loadMs: number;
 }
@@ -106,6 +111,10 @@ export async function runCeiling(
       inferencesPerFrame: {
         tracking: results[0].modes.tracking.inferencesPerFrame,
         single: results[0].modes.single.inferencesPerFrame,
+      },
+      posedPerFrame: {
+        tracking: median(results.map((r) => r.modes.tracking.posedPerFrame ?? Number.NaN)),
+        single: median(results.map((r) => r.modes.single.posedPerFrame ?? Number.NaN)),
       },
       decodeMsPerFrame: results[0].decodeMsPerFrame,
       loadMs: results[0].loadMs,

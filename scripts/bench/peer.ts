@@ -25,6 +25,11 @@ export interface PeerResult {
 
 const INPUT_SIZES: Record<string, number> = { 'movenet-thunder': 256, 'movenet-lightning': 192 };
 
+/** Whether the peer can run `model` (MoveNet only). */
+export function hasPeer(model: string): boolean {
+  return model in INPUT_SIZES;
+}
+
 /*
  * The parts of @tensorflow/tfjs and its WASM backend the peer uses. They are imported by a name the
  * compiler does not resolve, so the build needs neither package: these declarations stand in for theirs.

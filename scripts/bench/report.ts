@@ -47,6 +47,8 @@ export interface BenchResults {
   jobs?: JobsBenchResult;
   /** How soon a client sees poses: JSON vs NDJSON (the stream section). */
   stream?: StreamBenchResult;
+  /** BlazePose's ceiling (the blazepose section): lite, full, heavy, 1 process × 1 thread and × all cores, on its own clip. */
+  blazepose?: { clip: string; width: number; height: number; rows: CeilingResult[] };
   skipped: { section: string; reason: string }[];
 }
 
@@ -533,6 +535,44 @@ export function renderReport(r: BenchResults): string {
           ];
         }),
       ),
+    );
+    out.push('');
+  }
+
+  if (r.blazepose?.rows.length) {
+    const bp = r.blazepose;
+    out.push(`### BlazePose: the ceiling, one process (frames decoded, no IPC), ${bp.clip} (${bp.width}x${bp.height})`);
+    out.push('');
+    out.push(
+      table(
+        [
+          'model',
+          'threads',
+          'frames/s as served (tracking)',
+          'ms/frame',
+          'frames/s one pass',
+          'model calls/frame: as served, one pass',
+          'frames with a person',
+          'CPU/frame as served',
+        ],
+        bp.rows.map((c) => [
+          c.model + (c.frames !== r.frames ? ` (first ${c.frames} frames)` : ''),
+          String(c.threads),
+          fmtSpread(c.fps.tracking),
+          ms(1000 / c.fps.tracking.median),
+          fmtSpread(c.fps.single),
+          `${num(c.inferencesPerFrame.tracking)}, ${num(c.inferencesPerFrame.single)}`,
+          c.posedPerFrame ? `${Math.round(100 * c.posedPerFrame.tracking)} %` : 'n/a',
+          ms(c.cpuMsPerFrame.tracking),
+        ]),
+      ),
+    );
+    out.push('');
+    out.push(
+      `The ${r.frames} frames of ${bp.clip} (a footballer, the kind of clip BlazePose is made for), looped, sampled at 10 fps. ` +
+        "As served (tracking): the detector on a batch's first frame, then each frame in the ROI from the one before (one landmark model call per frame). " +
+        'One pass: tracking off, the detector and the landmark model on every frame (a frame where the detector finds nobody costs the detector only). ' +
+        'Model calls per frame count both networks.',
     );
     out.push('');
   }

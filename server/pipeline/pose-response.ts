@@ -1,5 +1,5 @@
 /** The contract's 200 body, assembled from the pipeline's results. */
-import type { FrameResult } from '../../protocol/index.js';
+import { type FrameResult, PERSON_EXTRAS, PROTOCOL } from '../../protocol/index.js';
 import type { PoolModelInfo } from '../../workers/index.js';
 import type { VideoInfo } from '../media/probe.js';
 import { withoutPaths } from '../public-text.js';
@@ -10,7 +10,14 @@ export interface PoseResponse {
   id: string;
   role: string;
   video: { width: number; height: number; durationMs: number; fps: number; rotation: number; codec: string };
-  model: { name: string; device: string; keypoints: string[]; skeleton: [number, number][] };
+  model: {
+    name: string;
+    device: string;
+    keypoints: string[];
+    skeleton: [number, number][];
+    /** Only for models that add per-person fields (BlazePose, ViTPose, HMR2). */
+    extras?: Record<string, ModelExtra>;
+  };
   frames: (FrameResult & { timeMs: number; metrics?: FrameAngles })[];
   summary: {
     framesSampled: number;
@@ -22,6 +29,26 @@ export interface PoseResponse {
     warning?: string;
     metrics?: VideoAngles;
   };
+}
+
+/** A per-person field a model adds, as the response's `model.extras` describes it. */
+export interface ModelExtra {
+  description: string;
+  /** For keypoint lists: the names, in order, and the skeleton's edges. */
+  keypoints?: string[];
+  skeleton?: [number, number][];
+}
+
+/** `model.extras` of the response: each extra field the model adds, described from protocol.json. */
+export function describeExtras(names: string[]): Record<string, ModelExtra> {
+  const out: Record<string, ModelExtra> = {};
+  for (const name of names) {
+    const spec = PERSON_EXTRAS[name];
+    if (!spec) continue;
+    const set = spec.keypointSet ? PROTOCOL.keypointSets[spec.keypointSet] : undefined;
+    out[name] = { description: spec.description, ...(set ? { keypoints: set.names, skeleton: set.skeleton } : {}) };
+  }
+  return out;
 }
 
 /** A frame as the API shows it (error messages without server paths). */
@@ -57,7 +84,13 @@ export function buildPoseResponse(a: {
       rotation: video.rotation,
       codec: video.codec,
     },
-    model: { name: model.name, device: model.device, keypoints: model.keypoints, skeleton: model.skeleton },
+    model: {
+      name: model.name,
+      device: model.device,
+      keypoints: model.keypoints,
+      skeleton: model.skeleton,
+      ...(model.extras?.length ? { extras: describeExtras(model.extras) } : {}),
+    },
     frames,
     summary: {
       framesSampled: result.tally.sampled,

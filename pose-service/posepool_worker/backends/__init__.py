@@ -16,6 +16,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "movenet": ("posepool_worker.backends.movenet", "MoveNetBackend"),
     "vitpose": ("posepool_worker.backends.vitpose", "ViTPoseBackend"),
     "hmr2": ("posepool_worker.backends.hmr2", "HMR2Backend"),
+    "blazepose": ("posepool_worker.backends.blazepose", "BlazePoseBackend"),
     "synthetic": ("posepool_worker.backends.synthetic", "SyntheticBackend"),
 }
 

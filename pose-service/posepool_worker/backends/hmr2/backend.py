@@ -7,7 +7,7 @@ on CUDA, see topdown/precision.py); SMPL skinning, projection and camera maths i
 
 Person fields (the contract's fields first):
 - ``score``: the box source's person score (MoveNet's pose score; 0.0 for a full-frame fallback box),
-- ``bbox``: the rider box [x, y, w, h] the crop was made from; ``boxSource``: "movenet" | "full-frame",
+- ``bbox``: the rider box [x, y, w, h] the crop was made from; ``boxSource``: "movenet" | "blazepose" | "full-frame",
 - ``keypoints``: COCO-17 [x, y, score] in image pixels, from HMR2's projected OpenPose joints. HMR2 regresses
   every joint and has no per-joint confidence: score is 1.0 for a keypoint inside the frame, 0.0 outside,
 - ``smpl``: {"rotation": "matrix", "globalOrient": 3x3, "bodyPose": 23 x 3x3 (SMPL joint order 1..23),

