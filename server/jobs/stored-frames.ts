@@ -33,7 +33,7 @@ export async function* storedFrames(o: {
     const out: PoseResponse['frames'] = [];
     for (const f of frames) {
       const persons = smoother ? smoother.apply(f.persons, f.timeMs) : f.persons;
-      const metrics = data.fields.metrics ? { metrics: frameAngles(persons[0]?.keypoints) } : {};
+      const metrics = data.fields.metrics ? { metrics: frameAngles(persons[0]) } : {};
       if (next >= o.from) out.push(publicFrame({ ...f, index: next, persons, ...metrics }));
       next += 1;
     }

@@ -4,8 +4,11 @@
  * else null); per video, the min / mean / max of each over the frames that have it.
  *
  *   kneeFlexionLeft/Right  180° − the angle hip–knee–ankle: 0 = straight leg, 90 = thigh ⟂ shin
- *   hipToBoard             the signed angle from the board axis (left ankle → right ankle) to the
- *   shoulderToBoard        hip line (left hip → right hip) / shoulder line, in (−180, 180]: 0 = parallel
+ *   hipToBoard             the signed angle from the board axis to the hip line (left hip → right
+ *   shoulderToBoard        hip) / shoulder line, in (−180, 180]: 0 = parallel. The board axis runs
+ *                          from the left foot to the right: with BlazePose's 33 points, from the
+ *                          middle of the left heel and toe to that of the right (where all four are
+ *                          trusted), else from the left ankle to the right ankle
  *   torsoInclination       the angle of the torso (hip centre → shoulder centre) from the image's
  *                          up: 0 = upright, 90 = horizontal, 180 = upside down
  *   stanceWidth            ankle-to-ankle distance over torso length (hip centre → shoulder centre)
@@ -15,6 +18,9 @@
 
 /** COCO-17 indices. */
 const K = { lShoulder: 5, rShoulder: 6, lHip: 11, rHip: 12, lKnee: 13, rKnee: 14, lAnkle: 15, rAnkle: 16 } as const;
+
+/** BlazePose's 33 points (keypoints33, [x, y, z, visibility]): the feet. */
+const FEET = { lHeel: 29, rHeel: 30, lToe: 31, rToe: 32 } as const;
 
 /** A keypoint counts only from this score (the page draws keypoints under it hollow). */
 export const MIN_KEYPOINT_SCORE = 0.3;
@@ -44,7 +50,14 @@ const DEG = 180 / Math.PI;
 const round = (x: number) => Math.round(x * 10) / 10;
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-export function frameAngles(keypoints: readonly Point[] | undefined, minScore = MIN_KEYPOINT_SCORE): FrameAngles {
+/** The best person's points: COCO-17 `keypoints`, and BlazePose's `keypoints33` where the model gives them. */
+export interface PosePoints {
+  keypoints: readonly Point[];
+  keypoints33?: readonly Point[];
+}
+
+export function frameAngles(person: PosePoints | undefined, minScore = MIN_KEYPOINT_SCORE): FrameAngles {
+  const keypoints = person?.keypoints;
   const at = (i: number): Point | null => {
     const p = keypoints?.[i];
     return p && p[2] >= minScore ? p : null;
@@ -58,7 +71,12 @@ export function frameAngles(keypoints: readonly Point[] | undefined, minScore = 
   const mid = (a: Point, b: Point): Point => [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
   const flexion = (hip: Point, knee: Point, ankle: Point) =>
     round(180 - between([hip[0] - knee[0], hip[1] - knee[1]], [ankle[0] - knee[0], ankle[1] - knee[1]]));
-  const toBoard = (a: Point, b: Point, la: Point, ra: Point) => round(signed([ra[0] - la[0], ra[1] - la[1]], [b[0] - a[0], b[1] - a[1]]));
+  // The board axis: the feet's middles (heel and toe) where BlazePose gives them, else the ankles (la, ra).
+  const feet = boardFeet(person?.keypoints33, minScore);
+  const toBoard = (a: Point, b: Point, la: Point, ra: Point) => {
+    const [l, r] = feet ?? [la, ra];
+    return round(signed([r[0] - l[0], r[1] - l[1]], [b[0] - a[0], b[1] - a[1]]));
+  };
   return {
     kneeFlexionLeft: need([K.lHip, K.lKnee, K.lAnkle], flexion),
     kneeFlexionRight: need([K.rHip, K.rKnee, K.rAnkle], flexion),
@@ -74,6 +92,21 @@ export function frameAngles(keypoints: readonly Point[] | undefined, minScore = 
       return torso > 0 ? round2(length(la, ra) / torso) : Number.NaN;
     }),
   };
+}
+
+/** Each foot's middle (heel and toe), left then right, where all four points are trusted. */
+function boardFeet(points: readonly Point[] | undefined, minScore: number): [Point, Point] | null {
+  const p = (i: number) => {
+    const k = points?.[i];
+    // keypoints33 rows are [x, y, z, visibility].
+    return k && k[3] >= minScore ? k : null;
+  };
+  const [lh, rh, lt, rt] = [p(FEET.lHeel), p(FEET.rHeel), p(FEET.lToe), p(FEET.rToe)];
+  if (!lh || !rh || !lt || !rt) return null;
+  return [
+    [(lh[0] + lt[0]) / 2, (lh[1] + lt[1]) / 2],
+    [(rh[0] + rt[0]) / 2, (rh[1] + rt[1]) / 2],
+  ];
 }
 
 /** The unsigned angle between two vectors, in degrees (0..180). */
@@ -95,10 +128,10 @@ function length(a: Point, b: Point): number {
 }
 
 /** Coaching angles of frames already in hand (in place), and their ranges. */
-export function measureFrames(frames: { persons: { keypoints: number[][] }[]; metrics?: FrameAngles }[]): VideoAngles {
+export function measureFrames(frames: { persons: PosePoints[]; metrics?: FrameAngles }[]): VideoAngles {
   const stats = new AngleStats();
   for (const f of frames) {
-    f.metrics = frameAngles(f.persons[0]?.keypoints);
+    f.metrics = frameAngles(f.persons[0]);
     stats.add(f.metrics);
   }
   return stats.summary();

@@ -61,7 +61,7 @@ export class FinalFrames {
     for (let f = this.frames[this.next]; f; f = this.frames[this.next]) {
       if (this.smoother) f.persons = this.smoother.apply(f.persons, f.timeMs);
       if (this.o.metrics) {
-        f.metrics = frameAngles(f.persons[0]?.keypoints);
+        f.metrics = frameAngles(f.persons[0]);
         this.stats.add(f.metrics);
       }
       out.push(f);

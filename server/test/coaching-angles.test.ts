@@ -12,6 +12,8 @@ function skeleton(
   return kps;
 }
 
+const pose = (...args: Parameters<typeof skeleton>) => ({ keypoints: skeleton(...args) });
+
 /** A point at `deg` degrees (0 = +x, 90 = down on screen) and `r` pixels from `from`. */
 const polar = (from: [number, number], deg: number, r: number): [number, number] => [
   from[0] + r * Math.cos((deg * Math.PI) / 180),
@@ -32,7 +34,7 @@ describe('coaching angles on synthetic skeletons with known angles', () => {
   } satisfies Record<string, [number, number]>;
 
   it('straight legs, level lines, upright torso, feet 0.3 torso lengths apart', () => {
-    const a = frameAngles(skeleton({ ...upright, lk: [85, 300], la: [85, 400], rk: [115, 300], ra: [115, 400] }));
+    const a = frameAngles(pose({ ...upright, lk: [85, 300], la: [85, 400], rk: [115, 300], ra: [115, 400] }));
     expect(a.kneeFlexionLeft).toBe(0);
     expect(a.kneeFlexionRight).toBe(0);
     expect(a.hipToBoard).toBe(0);
@@ -44,7 +46,7 @@ describe('coaching angles on synthetic skeletons with known angles', () => {
   it('knee flexion: 90° where the shin is square to the thigh, 45° for a half bend', () => {
     const knee: [number, number] = [100, 300];
     const hip = polar(knee, -90, 100); // thigh straight up
-    const a = frameAngles(skeleton({ lh: hip, lk: knee, la: polar(knee, 0, 100), rh: hip, rk: knee, ra: polar(knee, 45, 100) }));
+    const a = frameAngles(pose({ lh: hip, lk: knee, la: polar(knee, 0, 100), rh: hip, rk: knee, ra: polar(knee, 45, 100) }));
     expect(a.kneeFlexionLeft).toBe(90);
     expect(a.kneeFlexionRight).toBe(45);
   });
@@ -52,7 +54,7 @@ describe('coaching angles on synthetic skeletons with known angles', () => {
   it('hip and shoulder lines against the board axis, signed (clockwise on screen is positive)', () => {
     const centre: [number, number] = [100, 200];
     const a = frameAngles(
-      skeleton({
+      pose({
         ...upright,
         lh: polar(centre, 180 + 30, 20),
         rh: polar(centre, 30, 20), // the hip line turned 30° clockwise
@@ -63,17 +65,32 @@ describe('coaching angles on synthetic skeletons with known angles', () => {
     expect(a.hipToBoard).toBe(30);
     expect(a.shoulderToBoard).toBe(-20);
     // The board turned instead: the same difference, the other sign.
-    const b = frameAngles(skeleton({ ...upright, la: polar([100, 400], 180 + 15, 60), ra: polar([100, 400], 15, 60) }));
+    const b = frameAngles(pose({ ...upright, la: polar([100, 400], 180 + 15, 60), ra: polar([100, 400], 15, 60) }));
     expect(b.hipToBoard).toBe(-15);
+  });
+
+  it("with BlazePose's feet, the board axis runs from the middle of one foot (heel, toe) to the other's", () => {
+    // Ankles level, but the feet's middles 20° apart from level: the board follows the feet.
+    const feet = Array.from({ length: 33 }, () => [0, 0, 0, 0]);
+    const left = polar([100, 400], 180 + 20, 70);
+    const right = polar([100, 400], 20, 70);
+    feet[29] = [left[0] - 10, left[1], 0, 0.9]; // left heel
+    feet[31] = [left[0] + 10, left[1], 0, 0.9]; // left toe
+    feet[30] = [right[0] - 10, right[1], 0, 0.9];
+    feet[32] = [right[0] + 10, right[1], 0, 0.9];
+    const a = frameAngles({ keypoints: skeleton(upright), keypoints33: feet });
+    expect(a.hipToBoard).toBe(-20);
+    // A foot point not trusted: back to the ankle line.
+    feet[32][3] = 0.1;
+    expect(frameAngles({ keypoints: skeleton(upright), keypoints33: feet }).hipToBoard).toBe(0);
   });
 
   it('torso inclination: 0 upright, 90 lying, 180 upside down (a flip)', () => {
     const lean = (deg: number) => {
       const hips: [number, number] = [100, 200];
       const s = polar(hips, -90 + deg, 100);
-      return frameAngles(
-        skeleton({ lh: [hips[0] - 15, hips[1]], rh: [hips[0] + 15, hips[1]], ls: [s[0] - 20, s[1]], rs: [s[0] + 20, s[1]] }),
-      ).torsoInclination;
+      return frameAngles(pose({ lh: [hips[0] - 15, hips[1]], rh: [hips[0] + 15, hips[1]], ls: [s[0] - 20, s[1]], rs: [s[0] + 20, s[1]] }))
+        .torsoInclination;
     };
     expect(lean(0)).toBe(0);
     expect(lean(35)).toBe(35);
@@ -84,18 +101,18 @@ describe('coaching angles on synthetic skeletons with known angles', () => {
   it('an angle whose keypoints are not trusted is null; the others are still measured', () => {
     const kps = skeleton(upright);
     kps[14][2] = 0.1; // right knee
-    const a = frameAngles(kps);
+    const a = frameAngles({ keypoints: kps });
     expect(a.kneeFlexionRight).toBeNull();
     expect(a.kneeFlexionLeft).not.toBeNull();
     expect(frameAngles(undefined).torsoInclination).toBeNull();
-    expect(frameAngles(skeleton(upright, 0.29)).stanceWidth).toBeNull();
+    expect(frameAngles(pose(upright, 0.29)).stanceWidth).toBeNull();
   });
 
   it('per video: min, mean and max over the frames that have the angle', () => {
     const stats = new AngleStats();
     const knee: [number, number] = [100, 300];
     for (const deg of [0, 30, 60]) {
-      stats.add(frameAngles(skeleton({ lh: polar(knee, -90, 100), lk: knee, la: polar(knee, 90 + deg, 100) })));
+      stats.add(frameAngles(pose({ lh: polar(knee, -90, 100), lk: knee, la: polar(knee, 90 + deg, 100) })));
     }
     stats.add(frameAngles(undefined));
     const s = stats.summary();
