@@ -176,10 +176,13 @@ def main() -> None:
                 res.landmarks[0], float(res.pose_score[0]), res.heatmap[0], res.world[0], rect, crop_pad, w, h
             )
             poses[name] = pose_json(pose)
-            # the backend's own path gives the same pose
+            # the backend's own path gives the same pose (to 0.05 px: torch 1.13's eager convolutions round a
+            # batch a little differently from one image, ~0.01 px here)
             same = backend.pose_afresh([im])[0]
             if (same is None) != (pose is None) or (
-                pose is not None and same is not None and not np.allclose(same.keypoints, pose.keypoints)
+                pose is not None
+                and same is not None
+                and not np.allclose(same.keypoints, pose.keypoints, rtol=0, atol=0.05)
             ):
                 raise SystemExit(f"{model} {name}: pose_afresh disagrees with the step-by-step pose")
         tracked = backend.track([imgs[n] for n in sequence], list(range(len(sequence)))) if sequence else []

@@ -164,7 +164,10 @@ def test_output_shapes_and_batch_independence(nets):
 
 def test_onednn_graph_agrees_with_eager(nets):
     name, eager, optimized = nets
-    assert isinstance(optimized.body, torch.jit.ScriptModule)  # pyright: ignore[reportPrivateImportUsage]
+    if int(torch.__version__.split(".")[0]) >= 2:
+        assert isinstance(optimized.body, torch.jit.ScriptModule)  # pyright: ignore[reportPrivateImportUsage]
+    # torch 1.13 (Debian's) may freeze a graph that disagrees: the check at load then keeps the eager body.
+    # Either way, what is served agrees with the eager module.
     low = -1.0 if name.endswith("detector") else 0.0
     with torch.no_grad():
         assert disagreement(eager.body, optimized.body, eager.input_size, low) < 1e-4

@@ -37,7 +37,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import fx, nn
+from torch import nn
+from torch.fx.graph import Graph as FxGraph
+from torch.fx.graph_module import GraphModule
+from torch.fx.node import Node as FxNode
 
 from ..movenet.network import same_padding
 from ..movenet.tfjs_graph import GraphModel, ModelFileError, Node
@@ -111,9 +114,9 @@ class _Builder:
 
     def __init__(self, graph: GraphModel, input_shape: Sequence[int]):
         self.g = graph
-        self.fx = fx.Graph()
+        self.fx = FxGraph()
         self.root = nn.Module()
-        self.values: dict[str, fx.Node] = {}  # tf node name -> fx node
+        self.values: dict[str, FxNode] = {}  # tf node name -> fx node
         self.probe: dict[str, torch.Tensor] = {}  # tf node name -> its value on the probe input
         self.nchw: dict[str, bool] = {}
         self.input_shape = tuple(input_shape)  # NHWC
@@ -154,7 +157,7 @@ class _Builder:
                     stack.append((_base(i), False))
         return out
 
-    def build(self, outputs: Sequence[str]) -> fx.GraphModule:
+    def build(self, outputs: Sequence[str]) -> GraphModule:
         for name in self.order(outputs):
             node = self.g.node(name)
             self.emit(node)
@@ -165,22 +168,22 @@ class _Builder:
                 raise ModelFileError(self.g.json_path, f"output {name} is not 4-D but laid out NCHW")
             results.append(value)
         self.fx.output(tuple(results))
-        gm = fx.GraphModule(self.root, self.fx)
+        gm = GraphModule(self.root, self.fx)
         gm.eval()
         return gm
 
-    def arg(self, name: str) -> tuple[fx.Node, torch.Tensor, bool]:
+    def arg(self, name: str) -> tuple[FxNode, torch.Tensor, bool]:
         name = _base(name)
         if name not in self.values:
             raise ModelFileError(self.g.json_path, f"{name} is used before it is computed")
         return self.values[name], self.probe[name], self.nchw[name]
 
-    def set(self, node: Node, value: fx.Node, probe: torch.Tensor, nchw: bool) -> None:
+    def set(self, node: Node, value: FxNode, probe: torch.Tensor, nchw: bool) -> None:
         self.values[node.name] = value
         self.probe[node.name] = probe
         self.nchw[node.name] = nchw
 
-    def call_module(self, node: Node, prefix: str, mod: nn.Module, inputs: Sequence[fx.Node], probes, nchw: bool):
+    def call_module(self, node: Node, prefix: str, mod: nn.Module, inputs: Sequence[FxNode], probes, nchw: bool):
         target = self.module(prefix, mod)
         with torch.no_grad():
             probe = mod(*probes)
@@ -378,7 +381,7 @@ def depth_to_space_nchw(x: torch.Tensor, block: int) -> torch.Tensor:
     return x.reshape(b, out_c, h * block, w * block)
 
 
-def graph_module(graph: GraphModel, outputs: Sequence[str]) -> fx.GraphModule:
+def graph_module(graph: GraphModel, outputs: Sequence[str]) -> GraphModule:
     """The graph's ``outputs`` (signature keys, e.g. "ld_3d", or node names) as a GraphModule taking an NCHW float
     image batch [B, C, H, W] and returning a tuple in the order asked; 4-D outputs are NCHW."""
     names = [graph.outputs.get(o, o) for o in outputs]
