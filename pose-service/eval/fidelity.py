@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -139,25 +138,13 @@ def map_back(keypoints: np.ndarray, name: str, height: int, width: int) -> np.nd
 
 
 def load_backend(model: str, threads: int):
-    """The backend as a worker loads it on CPU (threads applied the worker's way)."""
-    from posepool_worker import runtime
+    """The backend as a worker loads it on CPU (threads applied the worker's way): the benchmark's own loader."""
+    if str(SERVICE_DIR / "bench") not in sys.path:
+        sys.path.insert(0, str(SERVICE_DIR / "bench"))
+    import bench_common  # pose-service/bench: the thread set-up and loader the bench uses
 
-    runtime.set_thread_env(threads)
-    import cv2
-    import torch
-
-    runtime.apply_threads(threads, torch, cv2)
-    from posepool_worker.backends import backend_class
-    from posepool_worker.backends.base import LoadContext
-
-    ctx = LoadContext(
-        model=model,
-        device=torch.device("cpu"),
-        threads=threads,
-        models_dir=Path(os.environ.get("POSE_MODELS_DIR") or SERVICE_DIR / ".models"),
-        repo_root=REPO_ROOT,
-    )
-    return backend_class(model).load(ctx)
+    _numpy, _cv2, torch, _in_effect = bench_common.set_threads(threads)
+    return bench_common.load_backend(model, torch, threads)
 
 
 def count_inferences(backend) -> dict:
