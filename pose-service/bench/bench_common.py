@@ -56,6 +56,27 @@ def load_backend(model: str, torch, threads: int, warm_up: bool = True):
     return cls.load(ctx)
 
 
+def count_model_rows(backend) -> dict:
+    """Counts the rows (one per image) a backend's networks run, without changing its work: ``{"rows": n}``, reset
+    by the caller. MoveNet: its ``infer`` (1 or 2 per frame); BlazePose: the detector's and the landmark model's
+    rows together."""
+    counter = {"rows": 0}
+
+    def counting(fn):
+        def counted(inputs):
+            counter["rows"] += len(inputs)
+            return fn(inputs)
+
+        return counted
+
+    if hasattr(backend, "infer"):
+        backend.infer = counting(backend.infer)
+    if hasattr(backend, "nets"):
+        backend.nets.detect = counting(backend.nets.detect)
+        backend.nets.landmark = counting(backend.nets.landmark)
+    return counter
+
+
 def frame_files(frames_dir: str) -> list[Path]:
     files = sorted(Path(frames_dir).glob("frame-*.jpg"))
     if not files:

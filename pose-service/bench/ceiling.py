@@ -49,20 +49,7 @@ def main() -> None:
     images = [common.decode_jpeg(raw, cv2, numpy) for raw in raws]
     decode_ms = (common.now() - t0) * 1000 / len(images)
 
-    inferences = {"rows": 0}
-
-    def counting(fn):
-        def counted(inputs):
-            inferences["rows"] += len(inputs)
-            return fn(inputs)
-
-        return counted
-
-    if hasattr(backend, "infer"):  # count model rows (MoveNet: 1 or 2 per frame) without changing the work
-        backend.infer = counting(backend.infer)
-    if hasattr(backend, "nets"):  # BlazePose: detector and landmark model rows together
-        backend.nets.detect = counting(backend.nets.detect)
-        backend.nets.landmark = counting(backend.nets.landmark)
+    inferences = common.count_model_rows(backend)
 
     batches = [images[i : i + args.batch] for i in range(0, len(images), args.batch)]
     modes = [m for m in args.modes.split(",") if m]

@@ -28,6 +28,7 @@ The models are listed in ``MODELS``: any backend with the COCO-17 keypoints and 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -42,7 +43,7 @@ if str(SERVICE_DIR) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-MODELS = ("movenet-thunder", "movenet-lightning")  # add e.g. "blazepose-full" here once its backend exists
+MODELS = ("movenet-thunder", "movenet-lightning", "blazepose-lite", "blazepose-full", "blazepose-heavy")
 TRANSFORMS = ("rot90", "rot180", "rot270", "flip")
 COMMITTED_CLIPS = REPO_ROOT / "server" / "test" / "fixtures"
 SHARED_CLIPS = REPO_ROOT.parent / "shared" / "fixtures"
@@ -137,28 +138,31 @@ def map_back(keypoints: np.ndarray, name: str, height: int, width: int) -> np.nd
 # -- posing ----------------------------------------------------------------------------------------
 
 
-def load_backend(model: str, threads: int):
-    """The backend as a worker loads it on CPU (threads applied the worker's way): the benchmark's own loader."""
+def bench_common():
+    """pose-service/bench's helpers: the thread set-up, loader and row counter the benchmark uses."""
     if str(SERVICE_DIR / "bench") not in sys.path:
         sys.path.insert(0, str(SERVICE_DIR / "bench"))
-    import bench_common  # pose-service/bench: the thread set-up and loader the bench uses
+    import bench_common
 
-    _numpy, _cv2, torch, _in_effect = bench_common.set_threads(threads)
-    return bench_common.load_backend(model, torch, threads)
+    return bench_common
+
+
+@functools.cache
+def threaded_torch(threads: int):
+    """torch with the worker's thread settings, applied once per process (torch 1.13 aborts the process if its
+    interop threads are set a second time)."""
+    _numpy, _cv2, torch, _in_effect = bench_common().set_threads(threads)
+    return torch
+
+
+def load_backend(model: str, threads: int):
+    """The backend as a worker loads it on CPU (threads applied the worker's way): the benchmark's own loader."""
+    return bench_common().load_backend(model, threaded_torch(threads), threads)
 
 
 def count_inferences(backend) -> dict:
-    """Counts the model rows a backend runs (MoveNet's ``infer``), without changing its work."""
-    counter = {"rows": 0}
-    infer = getattr(backend, "infer", None)
-    if infer is not None:
-
-        def counting(inputs):
-            counter["rows"] += len(inputs)
-            return infer(inputs)
-
-        backend.infer = counting
-    return counter
+    """Counts the model rows a backend runs (as the bench counts them), without changing its work."""
+    return bench_common().count_model_rows(backend)
 
 
 def pose_frames(backend, frames: list[np.ndarray], batch: int) -> list[np.ndarray | None]:

@@ -116,6 +116,44 @@ def test_a_turned_person_is_found_with_a_turned_roi(lite):
     assert np.median(np.hypot(*(turned.keypoints[:, :2] - expected).T)) < 6
 
 
+def messi_pan_frame(index: int) -> np.ndarray:
+    """Frame ``index`` of the committed clip server/test/fixtures/messi-pan.mp4, RGB."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(REPO / "server/test/fixtures/messi-pan.mp4"))
+    for _ in range(index + 1):
+        ok, bgr = cap.read()
+        assert ok
+    cap.release()
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def test_a_rider_upside_down_the_detector_misses_is_found_turned(lite):
+    """Issue 20: the detector misses this frame turned 180 degrees (as in a flip); the turned detector pass finds
+    the person, and the pose, in the ROI turned with the body, lands where the upright frame's pose does."""
+    frame = messi_pan_frame(0)
+    h, w = frame.shape[:2]
+    flipped = np.ascontiguousarray(np.rot90(frame, 2))
+    assert lite.detect_rois([flipped]) == [None]  # not turned: nobody
+    upright = lite.pose_afresh([frame])[0]
+    [found] = lite.pose_afresh([flipped])
+    assert upright is not None and found is not None
+    assert abs(abs(found.roi.rotation - upright.roi.rotation) - np.pi) < 0.3
+    mapped = np.stack([w - found.keypoints[:, 0], h - found.keypoints[:, 1]], axis=1)
+    torso = np.hypot(*(upright.keypoints[L_SHOULDER, :2] - upright.keypoints[L_HIP, :2]))
+    assert np.median(np.hypot(*(mapped - upright.keypoints[:, :2]).T)) < 0.1 * torso
+
+
+def test_turned_detector_passes_that_find_nobody_stay_within_the_budget(lite, monkeypatch):
+    """Frames with nobody in them: one turned detector pass per batch finds nobody, then no more turns."""
+    calls = []
+    detect = lite.nets.detect
+    monkeypatch.setattr(lite.nets, "detect", lambda x: calls.append(len(x)) or detect(x))
+    blank = [np.full((240, 320, 3), 128, np.uint8)] * 4
+    assert lite.detect(blank, {"tracking": True, "indices": [0, 1, 2, 3]}) == [[], [], [], []]
+    assert sum(calls) == 4 + 1  # each frame upright, and one turn for the batch
+
+
 def test_tracking_runs_the_detector_once_per_chain(lite, monkeypatch):
     base = rgb("messi5.jpg")
     frames = [np.ascontiguousarray(np.roll(base, 12 * k, axis=1)) for k in range(4)]  # the person moving right

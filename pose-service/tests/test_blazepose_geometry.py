@@ -232,3 +232,16 @@ def test_coco17_is_taken_from_the_33_by_name():
     kp33 = np.arange(33 * 5, dtype=np.float64).reshape(33, 5)
     out = lm.coco17(kp33)
     assert out.shape == (17, 3) and out[1].tolist() == [10.0, 11.0, 13.0]  # left_eye = 2: x, y, visibility
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_points_found_on_a_turned_frame_map_back(k):
+    """roi.unturn_points: a spot found on np.rot90(image, k) is where it is in the image, normalized."""
+    h, w = 60, 90
+    for x, y in [(20, 10), (70, 45)]:
+        img = np.zeros((h, w), np.uint8)
+        img[y, x] = 255
+        turned = np.rot90(img, k)
+        i, j = np.unravel_index(np.argmax(turned), turned.shape)
+        found = np.array([[(j + 0.5) / turned.shape[1], (i + 0.5) / turned.shape[0]]])
+        assert roi.unturn_points(found, k)[0] == pytest.approx([(x + 0.5) / w, (y + 0.5) / h])

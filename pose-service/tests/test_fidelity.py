@@ -30,8 +30,8 @@ class Figures(NamedTuple):
     detected: float  # detection rate, upright
     score: float  # mean pose score, upright
     inferences: float  # model inferences per frame, upright
-    swaps: float  # L/R swaps per 100 frame pairs
-    jitter: float  # torso lengths per frame on the stillest stretch
+    swaps: float | None  # L/R swaps per 100 frame pairs (None: not bounded)
+    jitter: float | None  # torso lengths per frame on the stillest stretch (None: not bounded)
     consistency: dict  # transform -> median distance in torso lengths (None: not bounded)
 
 
@@ -42,6 +42,8 @@ def figures(detected, score, inferences, swaps, jitter, rot90, rot180, rot270, f
 
 # npm run eval -- --max-frames 16, 2026-12-07, this branch (BENCHMARKS.md "Fidelity"). vtest's 90/270 are not
 # bounded: on that clip of several pedestrians they measure which one MoveNet picks, not how well it poses him.
+# BlazePose finds a person in few of vtest's frames (its detector is made for people near the camera), too few for
+# its consistency, swaps and jitter there to mean anything: only its detection, score and cost are bounded.
 MEASURED = {
     "movenet-thunder": {
         "messi-pan.mp4": figures(1.0, 0.778, 1.125, 0.0, 0.011, 0.025, 0.025, 0.026, 0.032),
@@ -52,6 +54,21 @@ MEASURED = {
         "messi-pan.mp4": figures(1.0, 0.676, 1.125, 0.0, 0.017, 0.053, 0.054, 0.055, 0.041),
         "messi-rot90.mp4": figures(1.0, 0.586, 1.125, 0.0, 0.025, 0.058, 0.006, 0.034, 1.139),
         "vtest-3s.mp4": figures(1.0, 0.579, 1.125, 6.7, 0.216, None, 0.027, None, 0.037),
+    },
+    "blazepose-lite": {
+        "messi-pan.mp4": figures(1.0, 0.974, 1.125, 0.0, 0.026, 0.021, 0.020, 0.022, 0.038),
+        "messi-rot90.mp4": figures(1.0, 0.976, 1.125, 0.0, 0.030, 0.022, 0.026, 0.019, 0.039),
+        "vtest-3s.mp4": figures(0.188, 0.156, 1.75, None, None, None, None, None, None),
+    },
+    "blazepose-full": {
+        "messi-pan.mp4": figures(1.0, 0.974, 1.125, 0.0, 0.028, 0.019, 0.019, 0.017, 0.031),
+        "messi-rot90.mp4": figures(1.0, 0.976, 1.125, 0.0, 0.015, 0.017, 0.020, 0.021, 0.036),
+        "vtest-3s.mp4": figures(0.125, 0.109, 1.438, None, None, None, None, None, None),
+    },
+    "blazepose-heavy": {
+        "messi-pan.mp4": figures(1.0, 0.991, 1.125, 0.0, 0.015, 0.011, 0.014, 0.013, 0.025),
+        "messi-rot90.mp4": figures(1.0, 0.991, 1.125, 0.0, 0.017, 0.013, 0.016, 0.016, 0.032),
+        "vtest-3s.mp4": figures(0.25, 0.219, 1.438, None, None, None, None, None, None),
     },
 }
 
@@ -181,8 +198,10 @@ def test_fidelity_stays_within_its_measured_bounds(report):
         r = results[clip]
         check(clip, "detection rate", r["detectionRate"], m.detected - 0.1, higher_is_worse=False)
         check(clip, "mean score", r["meanScore"], m.score - 0.05, higher_is_worse=False)
-        check(clip, "L/R swaps per 100", r["swaps"]["per100"], m.swaps + 10)
-        check(clip, "jitter", r["jitter"]["median"], 1.5 * m.jitter + 0.01)
+        if m.swaps is not None:
+            check(clip, "L/R swaps per 100", r["swaps"]["per100"], m.swaps + 10)
+        if m.jitter is not None:
+            check(clip, "jitter", r["jitter"]["median"], 1.5 * m.jitter + 0.01)
         check(clip, "inferences per frame", r["inferencesPerFrame"], m.inferences * (1.05 if clip in UPRIGHT else 1.25))
         for t, median in m.consistency.items():
             if median is not None:

@@ -5,7 +5,8 @@ Per frame, as tfjs-models' BlazePose (blazepose_tfjs) does it:
             around the hip centre, 1.25x the body size, turned so the body stands upright in it;
   landmarks: the ROI cropped (with its rotation) to 256x256 -> 33 keypoints (+ 2 auxiliary) with visibility,
             the pose score, world coordinates; keypoints mapped back to the frame's pixels.
-A pose score under 0.5 is no person.
+A pose score under 0.5 is no person. Where a fresh detection finds no pose, the frame is tried turned (180 degrees,
+then 90 and 270: the detector misses riders upside down), within a budget per batch (pose_afresh).
 
 tracking (options["tracking"], default True: consecutive frames of one video, in order): as tfjs-models tracks,
 frame k is posed in the ROI from frame k-1's auxiliary landmarks, without the detector; the detector runs on the
@@ -32,7 +33,7 @@ import numpy as np
 from ... import protocol
 from ...errors import StartupError
 from ..base import LoadContext, PoseBackend
-from ..movenet.backend import model_dir
+from ..movenet.backend import ORIENT_MISS_BUDGET, TurnBudget, model_dir
 from ..movenet.crop import person_bbox
 from ..movenet.tfjs_graph import ModelFileError, load_graph_model
 from . import detector as det
@@ -52,6 +53,11 @@ BBOX_PAD = 0.1
 # 10.0, lite 14.4 / 12.0 / 11.2 (EPYC). On CUDA the whole batch at once.
 CPU_CHUNK = 4
 EXTRAS = ["keypoints33", "worldKeypoints33"]
+# Where the detector finds nobody on a fresh detection, the frame is tried turned by these quarter turns (np.rot90,
+# counter-clockwise: 180 degrees first), within the batch's budget of ORIENT_MISS_BUDGET passes that find nobody
+# (MoveNet's, movenet/backend.py). Values: npm run eval (BENCHMARKS.md "Fidelity").
+ORIENT_QUARTER_TURNS = (2, 1, 3)
+assert ORIENT_MISS_BUDGET >= 1
 
 KEYPOINTS33, SKELETON33 = protocol.keypoint_set("blazepose33")
 
@@ -109,9 +115,12 @@ class BlazePoseBackend(PoseBackend):
     def _chunk(self, n: int) -> int:
         return n if self.device.type != "cpu" else CPU_CHUNK
 
-    def detect_rois(self, images: list[np.ndarray]) -> list[tuple[roi.Rect, float] | None]:
-        """The detector on each whole frame -> the best person's ROI and detection score (None: nobody)."""
-        prepared = [roi.detector_input(img) for img in images]
+    def detect_rois(self, images: list[np.ndarray], quarter_turns: int = 0) -> list[tuple[roi.Rect, float] | None]:
+        """The detector on each whole frame, turned by ``quarter_turns`` (np.rot90, counter-clockwise) -> the best
+        person's ROI in the unturned frame (turned with the body, so the landmark model sees it upright) and the
+        detection score; None: nobody."""
+        turned = [np.ascontiguousarray(np.rot90(img, quarter_turns)) if quarter_turns else img for img in images]
+        prepared = [roi.detector_input(img) for img in turned]
         out: list[tuple[roi.Rect, float] | None] = []
         step = self._chunk(len(images))
         for start in range(0, len(images), step):
@@ -123,7 +132,8 @@ class BlazePoseBackend(PoseBackend):
                     out.append(None)
                     continue
                 h, w = img.shape[:2]
-                out.append((roi.roi_from_points(found[0].keypoints[:2], w, h), found[0].score))
+                points = roi.unturn_points(found[0].keypoints[:2], quarter_turns)
+                out.append((roi.roi_from_points(points, w, h), found[0].score))
         return out
 
     def pose_rois(self, images: list[np.ndarray], rects: list[roi.Rect]) -> list[lm.Pose | None]:
@@ -150,9 +160,29 @@ class BlazePoseBackend(PoseBackend):
                 )
         return out
 
-    def pose_afresh(self, images: list[np.ndarray]) -> list[lm.Pose | None]:
-        """Detector, then landmarks, each pass batched over ``images``."""
-        picked = [(i, f[0]) for i, f in enumerate(self.detect_rois(images)) if f is not None]
+    def pose_afresh(self, images: list[np.ndarray], budgets: list[TurnBudget] | None = None) -> list[lm.Pose | None]:
+        """Detector, then landmarks, each pass batched over ``images``. Where that finds no pose, the frame turned
+        (``ORIENT_QUARTER_TURNS``: 180 degrees, then 90 and 270; the detector, like MoveNet, misses riders upside
+        down) until a pose is found. Each turn that finds none is charged to the frame's budget (``budgets``,
+        possibly shared; by default a fresh one each), so clips where nobody is found pay at most
+        ``ORIENT_MISS_BUDGET`` turned detector passes a batch."""
+        budgets = budgets or [TurnBudget() for _ in images]
+        poses = self.pose_turned(images, 0)
+        for k in ORIENT_QUARTER_TURNS:
+            todo = [i for i, p in enumerate(poses) if p is None and budgets[i].misses_left > 0]
+            if not todo:
+                break
+            for i, pose in zip(todo, self.pose_turned([images[i] for i in todo], k)):
+                if pose is None:
+                    budgets[i].misses_left -= 1
+                else:
+                    poses[i] = pose
+        return poses
+
+    def pose_turned(self, images: list[np.ndarray], quarter_turns: int) -> list[lm.Pose | None]:
+        """The detector on the frames turned by ``quarter_turns``, then the landmarks in the ROIs it found (on the
+        frames as they are)."""
+        picked = [(i, f[0]) for i, f in enumerate(self.detect_rois(images, quarter_turns)) if f is not None]
         poses: list[lm.Pose | None] = [None] * len(images)
         if picked:
             rects = [rect for _, rect in picked]
@@ -162,8 +192,10 @@ class BlazePoseBackend(PoseBackend):
 
     def track(self, images: list[np.ndarray], indices: list[int] | None = None) -> list[lm.Pose | None]:
         """Consecutive frames in order, each posed in the ROI from the previous frame's auxiliary landmarks (see
-        the module doc); the detector where there is no previous pose or the tracked ROI lost the person."""
+        the module doc); the detector where there is no previous pose or the tracked ROI lost the person. The
+        batch's fresh detections share one ``TurnBudget``."""
         out: list[lm.Pose | None] = []
+        budget = TurnBudget()
         for k, img in enumerate(images):
             prev = out[k - 1] if k > 0 else None
             follows = (
@@ -176,7 +208,7 @@ class BlazePoseBackend(PoseBackend):
                 h, w = img.shape[:2]
                 pose = self.pose_rois([img], [roi.roi_from_points(prev.auxiliary, w, h)])[0]
             if pose is None:
-                pose = self.pose_afresh([img])[0]
+                pose = self.pose_afresh([img], [budget])[0]
             out.append(pose)
         return out
 

@@ -42,6 +42,7 @@ from torch.fx.graph import Graph as FxGraph
 from torch.fx.graph_module import GraphModule
 from torch.fx.node import Node as FxNode
 
+from ..conv import Conv2dAct
 from ..movenet.network import same_padding
 from ..movenet.tfjs_graph import GraphModel, ModelFileError, Node
 
@@ -50,35 +51,8 @@ NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1, -1: 1, -2: 3, -3: 2, -4: 0}
 SHAPE_OPS = {"Shape", "StridedSlice", "Pack"}  # only ever feed a Reshape's target shape here
 
 
-class TFConv2d(nn.Module):
-    """A dense or depthwise conv with explicit (symmetric) padding, bias and an optional Relu / Relu6."""
-
-    def __init__(
-        self,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
-        stride: int,
-        padding: tuple[int, int],
-        groups: int,
-        act: str,
-    ):
-        super().__init__()
-        self.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
-        self.bias = nn.Parameter(bias.contiguous(), requires_grad=False) if bias is not None else None
-        self.stride = (stride, stride)
-        self.padding = padding
-        self.groups = groups
-        if act not in ("", "relu", "relu6"):
-            raise ValueError(f"unsupported activation {act!r}")
-        self.act = act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
-        if self.act == "relu6":
-            x = F.hardtanh(x, 0.0, 6.0)
-        elif self.act == "relu":
-            x = F.relu(x)
-        return x
+class TFConv2d(Conv2dAct):
+    """A dense or depthwise conv of the graph: explicit (symmetric) padding, bias and an optional Relu / Relu6."""
 
 
 def tf_same_conv_padding(

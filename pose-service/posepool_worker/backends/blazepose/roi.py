@@ -66,6 +66,20 @@ def transform_rect(rect: Rect, width: int, height: int, scale: float = ROI_SCALE
     return replace(rect, width=long_side / width * scale, height=long_side / height * scale)
 
 
+def unturn_points(points: np.ndarray, quarter_turns: int) -> np.ndarray:
+    """Normalized (x, y) points found on ``np.rot90(image, quarter_turns)`` (turned counter-clockwise) -> the same
+    points normalized to ``image``."""
+    x, y = points[:, 0], points[:, 1]
+    k = quarter_turns % 4
+    if k == 1:
+        return np.stack([1 - y, x], axis=1)
+    if k == 2:
+        return np.stack([1 - x, 1 - y], axis=1)
+    if k == 3:
+        return np.stack([y, 1 - x], axis=1)
+    return points.copy()
+
+
 def roi_from_points(points: np.ndarray, width: int, height: int) -> Rect:
     """The landmark model's ROI from two alignment points (the detection's keypoints 0, 1, or the auxiliary
     landmarks 33, 34): poseDetectionToRoi / poseLandmarksToRoi."""

@@ -20,6 +20,7 @@ import torch.backends.mkldnn
 import torch.nn.functional as F
 from torch import nn
 
+from ..conv import Conv2dAct
 from .decode import DecodeConstants, decode_heads
 from .tfjs_graph import GraphModel, ModelFileError
 
@@ -45,7 +46,7 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return pad // 2, pad - pad // 2
 
 
-class SameConv2d(nn.Module):
+class SameConv2d(Conv2dAct):
     """A conv (dense or depthwise) with TF SAME padding, bias and an optional fused ReLU / ReLU6.
 
     Built for a fixed input size. Symmetric SAME padding is passed to the conv itself; TF's asymmetric stride-2
@@ -56,7 +57,6 @@ class SameConv2d(nn.Module):
     def __init__(
         self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, groups: int, act: str, in_size: int
     ):
-        super().__init__()
         k = weight.shape[-1]
         before, after = same_padding(in_size, k, stride)
         if after == before + 1:
@@ -64,14 +64,7 @@ class SameConv2d(nn.Module):
             before = after
         elif after != before:
             raise ValueError(f"unsupported SAME padding {before}/{after}")
-        self.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
-        self.bias = nn.Parameter(bias.contiguous(), requires_grad=False) if bias is not None else None
-        self.stride = (stride, stride)
-        self.padding = (before, before)
-        self.groups = groups
-        if act not in ("", "relu", "relu6"):
-            raise ValueError(f"unsupported activation {act!r}")
-        self.act = act
+        super().__init__(weight, bias, stride, (before, before), groups, act)
         self.out_size = -(-in_size // stride)
 
     @property
@@ -93,14 +86,6 @@ class SameConv2d(nn.Module):
         self.weight = nn.Parameter(w.contiguous(), requires_grad=False)
         if b is not None:
             self.bias = nn.Parameter(b.contiguous(), requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
-        if self.act == "relu6":
-            x = F.hardtanh(x, 0.0, 6.0)
-        elif self.act == "relu":
-            x = F.relu(x)
-        return x
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
