@@ -70,6 +70,36 @@ def accelerator_info():
     return info
 
 
+# Libraries that export these are optimized BLAS builds; a libblas.so without any is the reference one.
+OPTIMIZED_BLAS_SYMBOLS = ("openblas_get_config", "bli_info_get_version_str", "MKL_Get_Version", "mkl_get_version")
+
+
+def blas_info():
+    """The BLAS libraries this process mapped (Linux: /proc/self/maps, after the imports) and whether one is the
+    unoptimized reference BLAS (Debian's libblas3 alone: BlazePose-heavy's landmark model 1.03 s a frame on torch
+    1.13 against 0.053 s on OpenBLAS). {} where it cannot be told; wheels that bundle their BLAS map none."""
+    if not os.path.exists("/proc/self/maps"):
+        return {}
+    import ctypes
+    import re
+
+    paths = set()
+    with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.split(None, 5)
+            if len(fields) == 6 and re.match(r"lib(open)?blas|libblis|libmkl_rt", os.path.basename(fields[5].strip())):
+                paths.add(os.path.realpath(fields[5].strip()))
+    libraries = []
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+            optimized = any(hasattr(lib, name) for name in OPTIMIZED_BLAS_SYMBOLS)
+        except OSError:
+            optimized = True  # cannot tell: do not accuse it
+        libraries.append({"path": path, "reference": not optimized and os.path.basename(path).startswith("libblas")})
+    return {"libraries": libraries, "reference": any(lib["reference"] for lib in libraries)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--modules-file", default=MODULES_FILE)
@@ -113,6 +143,7 @@ def main():
         "testsMissing": tests_missing,
         "tooOld": too_old,
         "accelerator": accelerator_info(),
+        "blas": blas_info(),
     }
 
     if args.write and status == 0:
@@ -124,6 +155,7 @@ def main():
             "how": args.how,
             "cudaDeviceCount": result["accelerator"].get("deviceCount", 0),
             "accelerator": result["accelerator"],
+            "blas": result["blas"],
             "rejected": [
                 {"python": p, "reason": r}
                 for p, _, r in (

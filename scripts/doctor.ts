@@ -3,7 +3,8 @@
  * the exit status is 0 only when nothing FAILs. The configuration is read the way the server reads it
  * (server/config.ts), so the Python checked is the one the workers will run.
  *
- *   1. Python found, and its version            5. accelerator visible (INFO on a CPU-only machine)
+ *   1. Python found, and its version            5. accelerator visible (INFO on a CPU-only machine); an INFO
+ *                                                  where the BLAS is the slow reference one
  *   2. each worker module importable, with version 6. one real worker started and ready
  *   3. the model's files present                  7. one real frame posed (tests/fixtures/messi5.jpg)
  *   4. ffmpeg and ffprobe found, with versions
@@ -58,6 +59,8 @@ interface PythonReport {
   missing: Record<string, string>;
   tooOld: boolean;
   accelerator: { cudaBuilt?: string | null; deviceCount?: number; devices?: string[]; mps?: boolean; error?: string };
+  /** The BLAS libraries the interpreter mapped (Linux); `reference`: one is the unoptimized reference BLAS. */
+  blas?: { libraries?: { path: string; reference: boolean }[]; reference?: boolean };
 }
 
 function checkPython(python: string): { report?: PythonReport; error?: string } {
@@ -266,6 +269,16 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env, print: (li
     }
   } else {
     add({ status: 'FAIL', what: 'accelerator', detail: 'not checked: torch is not importable (see above)', fix: setupFix });
+  }
+  const slowBlas = report?.blas?.libraries?.find((lib) => lib.reference);
+  if (slowBlas) {
+    // Works, so not a FAIL, but BlazePose-heavy takes ~1 s a frame on it (0.05 s on OpenBLAS).
+    add({
+      status: 'INFO',
+      what: 'blas',
+      detail: `${report?.python} does its matrix products with the reference BLAS (${slowBlas.path}): about 20x slower for BlazePose, ViTPose and HMR2 on CPU`,
+      fix: 'npm run setup (it installs OpenBLAS with apt-get where it can), or: apt-get install libopenblas0-pthread',
+    });
   }
 
   // 6-7. One real worker, one real frame.

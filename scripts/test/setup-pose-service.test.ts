@@ -50,7 +50,11 @@ describe.skipIf(!hasPython)('setup-pose-service.sh', () => {
     const purelib = spawnSync(good, ['-c', "import sysconfig; print(sysconfig.get_paths()['purelib'])"], {
       encoding: 'utf8',
     }).stdout.trim();
-    writeFileSync(path.join(purelib, 'posepool_fake_needed.py'), "__version__ = '1.2.3'\n");
+    // FAKE_BLAS: a shared library to load as if it were the BLAS torch links (the slow-BLAS check)
+    writeFileSync(
+      path.join(purelib, 'posepool_fake_needed.py'),
+      "import ctypes, os\nif os.environ.get('FAKE_BLAS'):\n    ctypes.CDLL(os.environ['FAKE_BLAS'])\n__version__ = '1.2.3'\n",
+    );
 
     // PATH: python3 is the bad interpreter (first), python the good one.
     binBad = path.join(tmp, 'bin-bad');
@@ -87,6 +91,21 @@ describe.skipIf(!hasPython)('setup-pose-service.sh', () => {
     expect(r.stdout).toContain(`using ok ${good}`);
     expect(choice()).toMatchObject({ python: before.python, how: before.how, modules: before.modules });
     expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('records the BLAS in use and warns, with the fix, where it is the slow reference one', () => {
+    expect(choice().blas).toMatchObject({ reference: false });
+    // any shared library without an optimized BLAS's symbols, under the reference BLAS's name
+    const ctypesSo = spawnSync(good, ['-c', 'import _ctypes; print(_ctypes.__file__)'], { encoding: 'utf8' }).stdout.trim();
+    const fake = path.join(tmp, 'libblas.so.3');
+    copyFileSync(ctypesSo, fake);
+    const r = run({ PATH: `${binBad}:${binGood}:/usr/bin:/bin`, FAKE_BLAS: fake });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/warning: .* does its matrix products with the reference BLAS/);
+    expect(r.stdout).toContain('apt-get install libopenblas0-pthread');
+    expect(choice().blas).toMatchObject({ reference: true, libraries: [{ path: fake, reference: true }] });
+    run({ PATH: `${binBad}:${binGood}:/usr/bin:/bin` });
+    expect(choice().blas).toMatchObject({ reference: false });
   });
 
   it('refuses a POSE_PYTHON that lacks a module, naming the variable and the fix', () => {
