@@ -277,7 +277,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env, print: (li
       status: 'INFO',
       what: 'blas',
       detail: `${report?.python} does its matrix products with the reference BLAS (${slowBlas.path}): about 20x slower for BlazePose, ViTPose and HMR2 on CPU`,
-      fix: 'npm run setup (it installs OpenBLAS with apt-get where it can), or: apt-get install libopenblas0-pthread',
+      fix: 'npm run setup (it installs OpenBLAS with apt-get where it can), or: apt-get install libopenblas0-openmp',
     });
   }
 

@@ -132,7 +132,9 @@ index_answers() {
 # fast_blas PY HOW: where the last check found PY on the unoptimized reference BLAS (Debian's libblas3 when no
 # other BLAS is installed; BlazePose-heavy's landmark model runs 1.03 s a frame there against 0.053 s on
 # OpenBLAS), install OpenBLAS with apt, which takes over libblas.so.3 through the alternatives, and check again.
-FAST_BLAS_APT=libopenblas0-pthread
+# Its OpenMP build shares torch's OpenMP threads; the pthread build runs a pool of its own beside them
+# (BlazePose-heavy with 2 threads: 22.4 frames/s against 7.5).
+FAST_BLAS_APT=libopenblas0-openmp
 fast_blas() {
   grep -q '"reference": true' "$CANDIDATE" 2>/dev/null || return 0
   if [ "$may_install" = 1 ] && apt_usable && (apt_install "$FAST_BLAS_APT"); then # a subshell: a failed install warns, not dies

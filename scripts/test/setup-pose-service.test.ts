@@ -102,7 +102,7 @@ describe.skipIf(!hasPython)('setup-pose-service.sh', () => {
     const r = run({ PATH: `${binBad}:${binGood}:/usr/bin:/bin`, FAKE_BLAS: fake });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/warning: .* does its matrix products with the reference BLAS/);
-    expect(r.stdout).toContain('apt-get install libopenblas0-pthread');
+    expect(r.stdout).toContain('apt-get install libopenblas0-openmp');
     expect(choice().blas).toMatchObject({ reference: true, libraries: [{ path: fake, reference: true }] });
     run({ PATH: `${binBad}:${binGood}:/usr/bin:/bin` });
     expect(choice().blas).toMatchObject({ reference: false });
