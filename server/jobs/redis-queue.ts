@@ -26,6 +26,7 @@ import type { JobsConfig } from '../config.js';
 import { ApiError } from '../errors.js';
 import { sampleRate, usesSeeking } from '../media/frame-source.js';
 import { scanFrameTimes } from '../media/frame-times.js';
+import { expectedFrames } from '../pipeline/pose-video.js';
 import type { PoseRequestDeps } from '../pipeline/pose-video-request.js';
 import { activeTraceparent } from '../spans.js';
 import {
@@ -294,11 +295,12 @@ export class RedisJobQueue implements JobQueue {
     const fps = sampleRate(fields.fps, video);
     const { batchSize, maxDecodedFrames } = this.deps.pipeline.config;
     const o = { fps, maxFrames: fields.maxFrames, segmentFrames: this.limits.segmentFrames, batchSize };
-    const expected = Math.min(fields.maxFrames, Math.ceil((video.durationMs / 1000) * fps));
     // Sparse sampling seeks frame by frame already; a video of unknown length is posed in one pass.
-    if (!mayFanOut(expected, o.segmentFrames, batchSize) || usesSeeking({ fps, durationMs: video.durationMs })) {
-      return planSegments(null, o);
-    }
+    const onePass =
+      video.durationMs <= 0 ||
+      usesSeeking({ fps, durationMs: video.durationMs }) ||
+      !mayFanOut(expectedFrames(video, fps, fields.maxFrames), o.segmentFrames, batchSize);
+    if (onePass) return planSegments(null, o);
     const scan = await scanFrameTimes(this.deps.ffprobe, file, { maxDecodedFrames });
     return planSegments(scan?.times ?? null, o);
   }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type TestRedis, whyNoRedis } from '../../../scripts/redis-process.js';
 import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
 import type { PoseResponse } from '../../pipeline/pose-response.js';
-import type { JobBody } from '../support/api-bodies.js';
+import { getJob, postJob } from '../support/jobs-api.js';
 import { readEvents } from '../support/sse.js';
 import {
   FIXTURES,
@@ -23,16 +23,6 @@ import {
   waitFor,
   waitReady,
 } from '../support/test-server.js';
-
-async function postJob(url: string, form: FormData | string, headers: Record<string, string> = {}) {
-  const res = await fetch(`${url}/api/jobs`, { method: 'POST', body: form, headers });
-  return { status: res.status, headers: res.headers, json: (await res.json()) as JobBody };
-}
-
-async function getJob(url: string, id: string) {
-  const res = await fetch(`${url}/api/jobs/${id}`);
-  return { status: res.status, json: (await res.json()) as JobBody };
-}
 
 const without = (body: PoseResponse) => {
   // The parts of a pose response that differ between two runs of the same video.

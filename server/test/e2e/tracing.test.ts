@@ -100,6 +100,25 @@ function expectPipeline(spans: ReadableSpan[], pose: ReadableSpan, got: PoolDete
   return batches;
 }
 
+/**
+ * POSTs an 8-frame job and waits for the span named `last` to end: the detects it sent, its id, the spans of the
+ * POST's trace and the POST's handler span.
+ */
+async function postTracedJob(server: TestServer, exporter: InMemorySpanExporter, last: string) {
+  const { got } = recordDetects(server);
+  const posted = await fetch(`${server.url}/api/jobs`, { method: 'POST', body: videoForm(CLIP, { fps: '10', maxFrames: '8' }) });
+  expect(posted.status).toBe(202);
+  const jobId = ((await posted.json()) as JobBody).id;
+  const spans = await waitFor(async () => {
+    const finished = exporter.getFinishedSpans();
+    return finished.some((s) => s.name === last) ? finished : undefined;
+  }, 30_000);
+  const post = one(spans, 'POST /api/jobs');
+  const inTrace = spans.filter((s) => s.spanContext().traceId === post.spanContext().traceId);
+  const [handler] = childrenOf(inTrace, post);
+  return { got, jobId, inTrace, handler };
+}
+
 describe('tracing off (the default: no OTEL_* settings)', () => {
   let server: TestServer;
   beforeAll(async () => {
@@ -181,17 +200,7 @@ describe('tracing on (in-memory exporter)', () => {
 
   it('a job (memory engine) continues the trace of its POST', async () => {
     exporter.reset();
-    const { got } = recordDetects(server);
-    const posted = await fetch(`${server.url}/api/jobs`, { method: 'POST', body: videoForm(CLIP, { fps: '10', maxFrames: '8' }) });
-    expect(posted.status).toBe(202);
-    const jobId = ((await posted.json()) as JobBody).id;
-    const spans = await waitFor(async () => {
-      const finished = exporter.getFinishedSpans();
-      return finished.some((s) => s.name === 'job') ? finished : undefined;
-    }, 30_000);
-    const post = one(spans, 'POST /api/jobs');
-    const inTrace = spans.filter((s) => s.spanContext().traceId === post.spanContext().traceId);
-    const [handler] = childrenOf(inTrace, post);
+    const { got, jobId, inTrace, handler } = await postTracedJob(server, exporter, 'job');
     expect(
       childrenOf(inTrace, handler)
         .map((s) => s.name)
@@ -224,17 +233,7 @@ describeIfReady('tracing on, jobs on Redis (in-memory exporter)', whyNoRedis(), 
   });
 
   it('the segment and the merge, run from the queue, continue the POST’s trace (carried in the job data)', async () => {
-    const { got } = recordDetects(server);
-    const posted = await fetch(`${server.url}/api/jobs`, { method: 'POST', body: videoForm(CLIP, { fps: '10', maxFrames: '8' }) });
-    expect(posted.status).toBe(202);
-    const jobId = ((await posted.json()) as JobBody).id;
-    const spans = await waitFor(async () => {
-      const finished = exporter.getFinishedSpans();
-      return finished.some((s) => s.name === 'merge') ? finished : undefined;
-    }, 30_000);
-    const post = one(spans, 'POST /api/jobs');
-    const inTrace = spans.filter((s) => s.spanContext().traceId === post.spanContext().traceId);
-    const [handler] = childrenOf(inTrace, post);
+    const { got, jobId, inTrace, handler } = await postTracedJob(server, exporter, 'merge');
     const segment = one(inTrace, 'segment');
     const merge = one(inTrace, 'merge');
     expect(parentOf(segment)).toBe(id(handler));

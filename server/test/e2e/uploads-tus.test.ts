@@ -17,6 +17,7 @@ import { startRedis, type TestRedis, whyNoRedis } from '../../../scripts/redis-p
 import { describeIfReady } from '../../../workers/test/support/prerequisites.js';
 import type { JobBody } from '../support/api-bodies.js';
 import { type CuttingProxy, startCuttingProxy } from '../support/cutting-proxy.js';
+import { getJob, postJobJson } from '../support/jobs-api.js';
 import {
   FIXTURES,
   IMAGES,
@@ -178,19 +179,6 @@ function patch(
   });
 }
 
-async function postJobJson(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${url}/api/jobs`, {
-    method: 'POST',
-    body: JSON.stringify(body),
-    headers: { 'content-type': 'application/json', ...headers },
-  });
-  return { status: res.status, json: (await res.json()) as JobBody };
-}
-
-async function getJob(url: string, id: string) {
-  return (await (await fetch(`${url}/api/jobs/${id}`)).json()) as JobBody;
-}
-
 /** A counter or histogram count from /metrics, summed over its labels. */
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -258,8 +246,8 @@ describe('resumable uploads (tus, memory engine, synthetic backend)', () => {
     const posted = await postJobJson(server.url, { uploadId: up.id, fps: 1, maxFrames: 100, role: 'coach' });
     expect(posted.status).toBe(202);
     expect(posted.json.progress.expected).toBe(60);
-    await waitFor(async () => ['succeeded', 'failed'].includes((await getJob(server.url, posted.json.id)).state), 60_000, 200);
-    const job = await getJob(server.url, posted.json.id);
+    await waitFor(async () => ['succeeded', 'failed'].includes((await getJob(server.url, posted.json.id)).json.state), 60_000, 200);
+    const job = (await getJob(server.url, posted.json.id)).json;
     expect(job.state).toBe('succeeded');
     const frames = job.result!.frames;
     expect(frames.map((f) => f.index)).toEqual([...Array(60).keys()]); // every sampled frame, once, in order
@@ -355,7 +343,7 @@ describe('resumable uploads (tus, memory engine, synthetic backend)', () => {
     const good = await postJobJson(server.url, { uploadId: up.id, fps: 2, maxFrames: 4, tracking: false, smoothing: true });
     expect(good.status).toBe(202);
     expect(good.json.progress.expected).toBe(4);
-    await waitFor(async () => (await getJob(server.url, good.json.id)).state === 'succeeded', 20_000);
+    await waitFor(async () => (await getJob(server.url, good.json.id)).json.state === 'succeeded', 20_000);
   });
 
   it('unknown, malformed, incomplete and missing upload ids get catalogue errors; no temporary directory is left', async () => {
@@ -458,8 +446,8 @@ describeIfReady('resumable uploads on the Redis engine (the upload moves into th
     expect(existsSync(path.join(storage, 'uploads', 'tus', up.id))).toBe(true);
     const posted = await postJobJson(server.url, { uploadId: up.id, fps: 10 });
     expect(posted.status).toBe(202);
-    await waitFor(async () => (await getJob(server.url, posted.json.id)).state === 'succeeded', 30_000, 200);
-    expect((await getJob(server.url, posted.json.id)).result!.frames).toHaveLength(20);
+    await waitFor(async () => (await getJob(server.url, posted.json.id)).json.state === 'succeeded', 30_000, 200);
+    expect((await getJob(server.url, posted.json.id)).json.result!.frames).toHaveLength(20);
     expect((await postJobJson(server.url, { uploadId: up.id })).json.error.code).toBe('UPLOAD_NOT_FOUND');
     expect(storeFiles(server)).toEqual([]);
     // The job keeps only its result; the upload's bytes went with the job's own files.

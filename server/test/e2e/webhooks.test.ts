@@ -13,6 +13,7 @@ import { describeIfReady } from '../../../workers/test/support/prerequisites.js'
 import { verifyWebhookSignature } from '../../jobs/webhook-signature.js';
 import type { WebhookBody } from '../../jobs/webhooks.js';
 import type { JobBody } from '../support/api-bodies.js';
+import { getJob, postJob } from '../support/jobs-api.js';
 import { FIXTURES, startTestServer, type TestServer, tempDirs, upload, videoForm, waitFor, waitReady } from '../support/test-server.js';
 import { type ReceivedHook, startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -33,16 +34,6 @@ function webhookEnv(receiver: WebhookReceiver): Record<string, string> {
     WEBHOOK_BACKOFF_MAX_MS: '200',
     WEBHOOK_TIMEOUT_MS: '3000',
   };
-}
-
-async function postJob(url: string, form: FormData): Promise<{ status: number; json: JobBody }> {
-  const res = await fetch(`${url}/api/jobs`, { method: 'POST', body: form });
-  return { status: res.status, json: (await res.json()) as JobBody };
-}
-
-async function getJob(url: string, id: string): Promise<{ status: number; json: JobBody }> {
-  const res = await fetch(`${url}/api/jobs/${id}`);
-  return { status: res.status, json: (await res.json()) as JobBody };
 }
 
 /** A job posted with a callbackUrl (202 expected). */
