@@ -1,6 +1,6 @@
 """Label-free pose fidelity on real clips, per model: `npm run eval` (BENCHMARKS.md "Fidelity").
 
-    python pose-service/eval/fidelity.py [--models movenet-thunder,movenet-lightning] [--clips a.mp4,b.avi|shared]
+    python pose-service/eval/fidelity.py [--models movenet-thunder,blazepose-full,...] [--clips a.mp4,b.avi|shared]
         [--max-frames 60] [--fps 0] [--batch 8] [--threads 1] [--json FILE] [--markdown FILE]
 
 Each clip's frames (decoded with cv2, upright as displayed) are posed as a worker poses a video: the backend
