@@ -70,34 +70,41 @@ def accelerator_info():
     return info
 
 
-# Libraries that export these are optimized BLAS builds; a libblas.so without any is the reference one.
+# Libraries that export these are optimized BLAS builds.
 OPTIMIZED_BLAS_SYMBOLS = ("openblas_get_config", "bli_info_get_version_str", "MKL_Get_Version", "mkl_get_version")
 
 
 def blas_info():
     """The BLAS libraries this process mapped (Linux: /proc/self/maps, after the imports) and whether one is the
-    unoptimized reference BLAS (Debian's libblas3 alone: BlazePose-heavy's landmark model 1.03 s a frame on torch
-    1.13 against 0.053 s on OpenBLAS). {} where it cannot be told; wheels that bundle their BLAS map none."""
+    unoptimized reference BLAS: a libblas.so in a folder named ``blas`` (Debian's and Ubuntu's libblas3; ATLAS and
+    OpenBLAS install theirs in folders of their own) exporting no optimized BLAS's symbols. On it BlazePose-heavy's
+    landmark model took 1.03 s a frame on torch 1.13, against 0.053 s on OpenBLAS. {} where it cannot be told
+    (no /proc), {"error": ...} where looking failed: the module check must never fail for this."""
     if not os.path.exists("/proc/self/maps"):
         return {}
-    import ctypes
-    import re
+    try:
+        import ctypes
+        import re
 
-    paths = set()
-    with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            fields = line.split(None, 5)
-            if len(fields) == 6 and re.match(r"lib(open)?blas|libblis|libmkl_rt", os.path.basename(fields[5].strip())):
-                paths.add(os.path.realpath(fields[5].strip()))
-    libraries = []
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-            optimized = any(hasattr(lib, name) for name in OPTIMIZED_BLAS_SYMBOLS)
-        except OSError:
-            optimized = True  # cannot tell: do not accuse it
-        libraries.append({"path": path, "reference": not optimized and os.path.basename(path).startswith("libblas")})
-    return {"libraries": libraries, "reference": any(lib["reference"] for lib in libraries)}
+        paths = set()
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split(None, 5)
+                if len(fields) == 6 and re.match(r"lib(open)?blas|libblis|libmkl_rt", os.path.basename(fields[5].strip())):
+                    paths.add(os.path.realpath(fields[5].strip()))
+        libraries = []
+        for path in sorted(paths):
+            reference = os.path.basename(path).startswith("libblas") and os.path.basename(os.path.dirname(path)) == "blas"
+            if reference:
+                try:
+                    lib = ctypes.CDLL(path)
+                    reference = not any(hasattr(lib, name) for name in OPTIMIZED_BLAS_SYMBOLS)
+                except OSError:
+                    reference = False  # cannot tell: do not accuse it
+            libraries.append({"path": path, "reference": reference})
+        return {"libraries": libraries, "reference": any(lib["reference"] for lib in libraries)}
+    except Exception as exc:
+        return {"error": "%s: %s" % (type(exc).__name__, exc)}
 
 
 def main():

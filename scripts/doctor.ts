@@ -276,7 +276,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env, print: (li
     add({
       status: 'INFO',
       what: 'blas',
-      detail: `${report?.python} does its matrix products with the reference BLAS (${slowBlas.path}): about 20x slower for BlazePose, ViTPose and HMR2 on CPU`,
+      detail: `${report?.python} does its matrix products with the reference BLAS (${slowBlas.path}): BlazePose 6–17× slower (heavy ~1 s a frame), ViTPose and HMR2 on CPU too`,
       fix: 'npm run setup (it installs OpenBLAS with apt-get where it can), or: apt-get install libopenblas0-openmp',
     });
   }

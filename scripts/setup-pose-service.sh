@@ -99,7 +99,10 @@ apt_install() {
   done
   if [ "$missing_candidate" = 1 ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$' || true)" ]; then
     say "apt-get update"
-    $SUDO apt-get update -q >&2 || die "apt-get update failed (is the Debian/Ubuntu mirror reachable?)"
+    if ! $SUDO apt-get update -q >&2; then
+      say "apt-get update failed (is the Debian/Ubuntu mirror reachable?)"
+      return 1
+    fi
   fi
   say "apt-get install -y $*"
   $SUDO apt-get install -y -q --no-install-recommends "$@" >&2
@@ -129,20 +132,21 @@ index_answers() {
   done
 }
 
-# fast_blas PY HOW: where the last check found PY on the unoptimized reference BLAS (Debian's libblas3 when no
-# other BLAS is installed; BlazePose-heavy's landmark model runs 1.03 s a frame there against 0.053 s on
-# OpenBLAS), install OpenBLAS with apt, which takes over libblas.so.3 through the alternatives, and check again.
+# fast_blas PY HOW [look-only]: where the last check found PY on the unoptimized reference BLAS (Debian's libblas3
+# when no other BLAS is installed; BlazePose-heavy's landmark model runs 1.03 s a frame there against 0.053 s on
+# OpenBLAS), install OpenBLAS with apt, which takes over libblas.so.3 through the alternatives, and check again;
+# with look-only (the recorded choice's quick path: no apt-get on every run), or where it cannot, a warning.
 # Its OpenMP build shares torch's OpenMP threads; the pthread build runs a pool of its own beside them
 # (BlazePose-heavy with 2 threads: 22.4 frames/s against 7.5).
 FAST_BLAS_APT=libopenblas0-openmp
 fast_blas() {
   grep -q '"reference": true' "$CANDIDATE" 2>/dev/null || return 0
-  if [ "$may_install" = 1 ] && apt_usable && (apt_install "$FAST_BLAS_APT"); then # a subshell: a failed install warns, not dies
+  if [ "${3:-}" != look-only ] && [ "$may_install" = 1 ] && apt_usable && apt_install "$FAST_BLAS_APT"; then
     check "$1" "$2" || die "$1 stopped working after apt-get install $FAST_BLAS_APT: $check_line"
-  else
-    say "warning: $1 does its matrix products with the reference BLAS (slow: BlazePose-heavy ~1 s a frame);" \
-      "install OpenBLAS (Debian/Ubuntu: apt-get install $FAST_BLAS_APT)"
+    grep -q '"reference": true' "$CANDIDATE" 2>/dev/null || return 0
   fi
+  say "warning: $1 does its matrix products with the reference BLAS (BlazePose 6-17x slower, heavy ~1 s a" \
+    "frame); install OpenBLAS (Debian/Ubuntu: apt-get install $FAST_BLAS_APT)"
 }
 
 # --- 1. the recorded choice, still good? ------------------------------------------------------------
@@ -156,7 +160,7 @@ if [ "$force" = 0 ] && [ -f "$CHOICE" ]; then
   if [ -n "$recorded" ] && { [ -z "${POSE_PYTHON:-}" ] || [ "$POSE_PYTHON" = "$recorded" ]; } && [ -x "$recorded" ]; then
     rc=0; check "$recorded" "$recorded_how" || rc=$?
     case "$rc" in
-      0) fast_blas "$recorded" "$recorded_how"; record "$recorded_how"; exit 0 ;;
+      0) fast_blas "$recorded" "$recorded_how" look-only; record "$recorded_how"; exit 0 ;;
       2) chosen="$recorded"; chosen_how="$recorded_how"; tests_missing_in="$check_line" ;;
       *) say "the recorded interpreter no longer works: $check_line; searching again" ;;
     esac

@@ -6,6 +6,8 @@ posed upright, turned 90/180/270 degrees and mirrored. To move a bound, run that
 MEASURED with the reason in the commit message.
 """
 
+from __future__ import annotations
+
 import math
 import sys
 from typing import NamedTuple

@@ -5,8 +5,8 @@ Per frame, as tfjs-models' BlazePose (blazepose_tfjs) does it:
             around the hip centre, 1.25x the body size, turned so the body stands upright in it;
   landmarks: the ROI cropped (with its rotation) to 256x256 -> 33 keypoints (+ 2 auxiliary) with visibility,
             the pose score, world coordinates; keypoints mapped back to the frame's pixels.
-A pose score under 0.5 is no person. Where a fresh detection finds no pose, the frame is tried turned (180 degrees,
-then 90 and 270: the detector misses riders upside down), within a budget per batch (pose_afresh).
+A pose score under 0.5 is no person. Where a fresh detection finds no pose, the frame is tried turned 180 degrees
+(the detector misses riders upside down), within a budget (pose_afresh).
 
 tracking (options["tracking"], default True: consecutive frames of one video, in order): as tfjs-models tracks,
 frame k is posed in the ROI from frame k-1's auxiliary landmarks, without the detector; the detector runs on the
@@ -53,10 +53,11 @@ BBOX_PAD = 0.1
 # 10.0, lite 14.4 / 12.0 / 11.2 (EPYC). On CUDA the whole batch at once.
 CPU_CHUNK = 4
 EXTRAS = ["keypoints33", "worldKeypoints33"]
-# Where the detector finds nobody on a fresh detection, the frame is tried turned by these quarter turns (np.rot90,
-# counter-clockwise: 180 degrees first), within the batch's budget of ORIENT_MISS_BUDGET passes that find nobody
-# (MoveNet's, movenet/backend.py). Values: npm run eval (BENCHMARKS.md "Fidelity").
-ORIENT_QUARTER_TURNS = (2, 1, 3)
+# Where a fresh detection finds no pose, the frame is tried turned by these quarter turns (np.rot90): 180 degrees
+# only, since the detector finds riders turned 90 degrees either way (npm run eval: 98-100% of messi-pan's frames
+# turned 90 and 270 before this search), within a budget of ORIENT_MISS_BUDGET turned passes that find nobody
+# (MoveNet's, movenet/backend.py). Values: BENCHMARKS.md "Orientation".
+ORIENT_QUARTER_TURNS = (2,)
 assert ORIENT_MISS_BUDGET >= 1
 
 KEYPOINTS33, SKELETON33 = protocol.keypoint_set("blazepose33")
@@ -162,10 +163,10 @@ class BlazePoseBackend(PoseBackend):
 
     def pose_afresh(self, images: list[np.ndarray], budgets: list[TurnBudget] | None = None) -> list[lm.Pose | None]:
         """Detector, then landmarks, each pass batched over ``images``. Where that finds no pose, the frame turned
-        (``ORIENT_QUARTER_TURNS``: 180 degrees, then 90 and 270; the detector, like MoveNet, misses riders upside
-        down) until a pose is found. Each turn that finds none is charged to the frame's budget (``budgets``,
-        possibly shared; by default a fresh one each), so clips where nobody is found pay at most
-        ``ORIENT_MISS_BUDGET`` turned detector passes a batch."""
+        (``ORIENT_QUARTER_TURNS``: the detector, like MoveNet, misses riders upside down) until a pose is found.
+        Each turned pass that finds none is charged to the frame's budget (``budgets``): the CPU tracker shares one
+        across its batch, so a clip where nobody is found pays at most ``ORIENT_MISS_BUDGET`` turned detector
+        passes a batch; untracked frames and CUDA batches (by default) get one each, as MoveNet's do on CUDA."""
         budgets = budgets or [TurnBudget() for _ in images]
         poses = self.pose_turned(images, 0)
         for k in ORIENT_QUARTER_TURNS:
