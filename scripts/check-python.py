@@ -90,11 +90,13 @@ def blas_info():
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
             for line in f:
                 fields = line.split(None, 5)
-                if len(fields) == 6 and re.match(r"lib(open)?blas|libblis|libmkl_rt", os.path.basename(fields[5].strip())):
-                    paths.add(os.path.realpath(fields[5].strip()))
+                name = fields[5].strip() if len(fields) == 6 else ""
+                if name and re.match(r"lib(open)?blas|libblis|libmkl_rt", os.path.basename(name)):
+                    paths.add(os.path.realpath(name))
         libraries = []
         for path in sorted(paths):
-            reference = os.path.basename(path).startswith("libblas") and os.path.basename(os.path.dirname(path)) == "blas"
+            folder = os.path.basename(os.path.dirname(path))
+            reference = os.path.basename(path).startswith("libblas") and folder == "blas"
             if reference:
                 try:
                     lib = ctypes.CDLL(path)
