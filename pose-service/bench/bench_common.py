@@ -59,8 +59,13 @@ def load_backend(model: str, torch, threads: int, warm_up: bool = True):
 def count_model_rows(backend) -> dict:
     """Counts the rows (one per image) a backend's networks run, without changing its work: ``{"rows": n}``, reset
     by the caller. MoveNet: its ``infer`` (1 or 2 per frame); BlazePose: the detector's and the landmark model's
-    rows together."""
+    rows together. Wraps the networks once per backend: called again, it returns the same counter, at 0."""
+    counter = getattr(backend, "_posepool_row_counter", None)
+    if counter is not None:
+        counter["rows"] = 0
+        return counter
     counter = {"rows": 0}
+    backend._posepool_row_counter = counter
 
     def counting(fn):
         def counted(inputs):

@@ -4,18 +4,22 @@ the person fields and extras, tracking across a batch, no-person frames, and the
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, jpeg_frame, rgb
+from conftest import FIXTURES, SERVICE_DIR, jpeg_frame, rgb
 from posepool_worker import protocol
 from posepool_worker.backends.base import COCO17_KEYPOINTS, LoadContext
 from posepool_worker.backends.blazepose import BlazePoseBackend
 from posepool_worker.backends.blazepose import landmarks as lm
 from posepool_worker.runtime import disable_unusable_nnpack
+
+sys.path.insert(0, str(SERVICE_DIR / "eval"))
+import fidelity
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = json.loads((FIXTURES / "blazepose" / "tfjs-blazepose.json").read_text())
@@ -116,22 +120,10 @@ def test_a_turned_person_is_found_with_a_turned_roi(lite):
     assert np.median(np.hypot(*(turned.keypoints[:, :2] - expected).T)) < 6
 
 
-def messi_pan_frame(index: int) -> np.ndarray:
-    """Frame ``index`` of the committed clip server/test/fixtures/messi-pan.mp4, RGB."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(REPO / "server/test/fixtures/messi-pan.mp4"))
-    for _ in range(index + 1):
-        ok, bgr = cap.read()
-        assert ok
-    cap.release()
-    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-
-
 def test_a_rider_upside_down_the_detector_misses_is_found_turned(lite):
     """Issue 20: the detector misses this frame turned 180 degrees (as in a flip); the turned detector pass finds
     the person, and the pose, in the ROI turned with the body, lands where the upright frame's pose does."""
-    frame = messi_pan_frame(0)
+    frame = fidelity.read_clip(REPO / "server/test/fixtures/messi-pan.mp4", 1)[0]  # the eval's clip reader
     h, w = frame.shape[:2]
     flipped = np.ascontiguousarray(np.rot90(frame, 2))
     assert lite.detect_rois([flipped]) == [None]  # not turned: nobody

@@ -7,12 +7,13 @@ Its heavy imports (torch, model code) live in its own module, imported only when
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import protocol
-from ..errors import FrameError
+from ..errors import FrameError, StartupError
 
 if TYPE_CHECKING:  # heavy modules are imported by the bootstrap's guard, not here
     import numpy as np
@@ -23,6 +24,16 @@ COCO17_KEYPOINTS, COCO17_SKELETON = protocol.keypoint_set("coco17")
 
 Person = dict[str, Any]
 """{"score": float, "bbox": [x, y, w, h], "keypoints": [[x, y, score] * K], ...model extras} in image pixels."""
+
+
+def require_served(backend: str, model: str, served: Collection[str]) -> None:
+    """A StartupError (UnknownModel) where ``model`` is not among the names ``served`` by ``backend``."""
+    if model not in served:
+        raise StartupError(
+            "UnknownModel",
+            f"the {backend} backend does not serve {model!r}",
+            f"set POSE_MODEL to one of: {', '.join(served)}",
+        )
 
 
 @dataclass

@@ -32,8 +32,8 @@ import numpy as np
 
 from ... import protocol
 from ...errors import StartupError
-from ..base import LoadContext, PoseBackend
-from ..movenet.backend import ORIENT_MISS_BUDGET, TurnBudget, model_dir
+from ..base import LoadContext, PoseBackend, require_served
+from ..movenet.backend import TurnBudget, model_dir
 from ..movenet.crop import person_bbox
 from ..movenet.tfjs_graph import ModelFileError, load_graph_model
 from . import detector as det
@@ -58,7 +58,6 @@ EXTRAS = ["keypoints33", "worldKeypoints33"]
 # turned 90 and 270 before this search), within a budget of ORIENT_MISS_BUDGET turned passes that find nobody
 # (MoveNet's, movenet/backend.py). Values: BENCHMARKS.md "Orientation".
 ORIENT_QUARTER_TURNS = (2,)
-assert ORIENT_MISS_BUDGET >= 1
 
 KEYPOINTS33, SKELETON33 = protocol.keypoint_set("blazepose33")
 
@@ -85,12 +84,7 @@ class BlazePoseBackend(PoseBackend):
 
     @classmethod
     def load(cls, ctx: LoadContext) -> BlazePoseBackend:
-        if ctx.model not in LANDMARK_FILES:
-            raise StartupError(
-                "UnknownModel",
-                f"the blazepose backend does not serve {ctx.model!r}",
-                f"set POSE_MODEL to one of: {', '.join(LANDMARK_FILES)}",
-            )
+        require_served("blazepose", ctx.model, LANDMARK_FILES)
         folder = model_dir(ctx.repo_root)
         try:
             nets = BlazePoseNets(

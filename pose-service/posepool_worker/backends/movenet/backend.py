@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ...errors import StartupError
-from ..base import LoadContext, PoseBackend
+from ..base import LoadContext, PoseBackend, require_served
 from . import crop, region
 from .network import MoveNet
 from .tfjs_graph import ModelFileError, load_graph_model
@@ -115,12 +115,7 @@ class MoveNetBackend(PoseBackend):
 
     @classmethod
     def load(cls, ctx: LoadContext) -> MoveNetBackend:
-        if ctx.model not in FILE_STEMS:
-            raise StartupError(
-                "UnknownModel",
-                f"the movenet backend does not serve {ctx.model!r}",
-                f"set POSE_MODEL to one of: {', '.join(FILE_STEMS)}",
-            )
+        require_served("movenet", ctx.model, FILE_STEMS)
         json_path = model_dir(ctx.repo_root) / f"{FILE_STEMS[ctx.model]}.json"
         try:
             graph = load_graph_model(json_path)
